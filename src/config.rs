@@ -1,0 +1,236 @@
+//! Settings: compiled-in defaults (`config/default.toml`), then an optional
+//! file, then `CLICKLEDGER_*` variables, then flags. The env names are derived
+//! from the default file, so a new setting gets its variable for free.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::{Table, Value};
+
+use crate::domain::validate::FieldLimits;
+
+pub const DEFAULTS: &str = include_str!("../config/default.toml");
+const ENV_PREFIX: &str = "CLICKLEDGER_";
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub store: StoreKind,
+    pub public_url: String,
+    pub log_level: String,
+    pub http: HttpConfig,
+    pub engine: EngineConfig,
+    pub limits: LimitsConfig,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    Embedded,
+    Scylla,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    pub max_connections: usize,
+    pub header_read_timeout_ms: u64,
+    pub body_read_timeout_ms: u64,
+    pub body_limit_bytes: usize,
+    pub keep_alive: bool,
+    pub trust_forwarded_for: bool,
+    pub retry_after_secs: u32,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineConfig {
+    pub mailbox_capacity: usize,
+    pub max_pending_writes: usize,
+    pub max_batch: usize,
+    pub flush_interval_ms: u64,
+    pub bloom_expected_keys: usize,
+    pub bloom_fp_rate: f64,
+    pub window_capacity: usize,
+    pub window_ttl_secs: u64,
+    pub store_queue: usize,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    pub max_fields: usize,
+    pub max_key_len: usize,
+    pub max_value_len: usize,
+    pub max_external_id_len: usize,
+}
+
+/// Values given on the command line; they win over everything else.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub store: Option<String>,
+    pub public_url: Option<String>,
+}
+
+impl Config {
+    /// Loads defaults, then `file`, then the process environment, then `flags`.
+    pub fn load(file: Option<&std::path::Path>, flags: &Overrides) -> Result<Self, String> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Self::load_from(file, &env, flags)
+    }
+
+    pub fn load_from(
+        file: Option<&std::path::Path>,
+        env: &[(String, String)],
+        flags: &Overrides,
+    ) -> Result<Self, String> {
+        let mut table: Table = DEFAULTS.parse().map_err(|e| format!("config/default.toml: {e}"))?;
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let over: Table = text.parse().map_err(|e| format!("{}: {e}", path.display()))?;
+            merge(&mut table, over, "").map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+        apply_env(&mut table, env, "")?;
+        let mut set = |key: &str, v: Option<String>| {
+            if let Some(v) = v {
+                table.insert(key.into(), Value::String(v));
+            }
+        };
+        set("listen", flags.listen.clone());
+        set("data_dir", flags.data_dir.as_ref().map(|p| p.display().to_string()));
+        set("store", flags.store.clone());
+        set("public_url", flags.public_url.clone());
+        let config: Config = Value::Table(table).try_into().map_err(|e| format!("configuration: {e}"))?;
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let e = &self.engine;
+        if !(e.bloom_fp_rate > 0.0 && e.bloom_fp_rate < 1.0) {
+            return Err("engine.bloom_fp_rate must be between 0 and 1".into());
+        }
+        if e.flush_interval_ms == 0 || e.flush_interval_ms > 10 {
+            return Err("engine.flush_interval_ms must be 1 to 10 (it bounds clicks lost on a crash)".into());
+        }
+        let positive = [
+            ("engine.mailbox_capacity", e.mailbox_capacity),
+            ("engine.max_pending_writes", e.max_pending_writes),
+            ("engine.max_batch", e.max_batch),
+            ("engine.bloom_expected_keys", e.bloom_expected_keys),
+            ("engine.window_capacity", e.window_capacity),
+            ("http.max_connections", self.http.max_connections),
+            ("http.body_limit_bytes", self.http.body_limit_bytes),
+        ];
+        match positive.iter().find(|(_, v)| *v == 0) {
+            Some((name, _)) => Err(format!("{name} must be greater than 0")),
+            None => Ok(()),
+        }
+    }
+
+    pub fn flush_interval(&self) -> Duration {
+        Duration::from_millis(self.engine.flush_interval_ms)
+    }
+
+    pub fn field_limits(&self) -> FieldLimits {
+        FieldLimits {
+            max_keys: self.limits.max_fields,
+            max_key_len: self.limits.max_key_len,
+            max_value_len: self.limits.max_value_len,
+        }
+    }
+
+    /// The base URL partners' links use.
+    pub fn public_base(&self, bound: SocketAddr) -> String {
+        if self.public_url.is_empty() {
+            format!("http://{bound}")
+        } else {
+            self.public_url.trim_end_matches('/').to_string()
+        }
+    }
+}
+
+/// Overlays `over` on `base`, refusing keys the defaults do not know so a typo
+/// in a config file fails loudly instead of being ignored.
+fn merge(base: &mut Table, over: Table, path: &str) -> Result<(), String> {
+    for (key, value) in over {
+        let full = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+        match (base.get_mut(&key), value) {
+            (Some(Value::Table(b)), Value::Table(o)) => merge(b, o, &full)?,
+            (Some(slot), v) => *slot = v,
+            (None, _) => return Err(format!("unknown setting '{full}'")),
+        }
+    }
+    Ok(())
+}
+
+/// Each leaf `a.b_c` can be set by `CLICKLEDGER_A_B_C`, parsed as the type its
+/// default has.
+fn apply_env(table: &mut Table, env: &[(String, String)], path: &str) -> Result<(), String> {
+    for (key, slot) in table.iter_mut() {
+        let full = if path.is_empty() { key.clone() } else { format!("{path}_{key}") };
+        if let Value::Table(inner) = slot {
+            apply_env(inner, env, &full)?;
+            continue;
+        }
+        let name = format!("{ENV_PREFIX}{}", full.to_ascii_uppercase());
+        if let Some((_, raw)) = env.iter().find(|(k, _)| *k == name) {
+            *slot = parse_like(slot, raw).map_err(|e| format!("{name}: {e}"))?;
+        }
+    }
+    Ok(())
+}
+
+fn parse_like(template: &Value, raw: &str) -> Result<Value, String> {
+    let raw = raw.trim();
+    Ok(match template {
+        Value::Integer(_) => Value::Integer(raw.parse().map_err(|_| format!("'{raw}' is not an integer"))?),
+        Value::Float(_) => Value::Float(raw.parse().map_err(|_| format!("'{raw}' is not a number"))?),
+        Value::Boolean(_) => Value::Boolean(raw.parse().map_err(|_| format!("'{raw}' is not true or false"))?),
+        Value::Array(_) => Value::Array(raw.split(',').filter(|s| !s.is_empty()).map(|s| Value::String(s.trim().into())).collect()),
+        _ => Value::String(raw.to_string()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn the_defaults_parse_and_use_the_documented_listen_address() {
+        let c = Config::load_from(None, &[], &Overrides::default()).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.http.body_limit_bytes, 65536);
+        assert_eq!(c.store, StoreKind::Embedded);
+    }
+
+    #[test]
+    fn environment_variables_override_defaults_and_flags_override_both() {
+        let e = env(&[("CLICKLEDGER_LISTEN", "0.0.0.0:9000"), ("CLICKLEDGER_HTTP_BODY_LIMIT_BYTES", "1024")]);
+        let c = Config::load_from(None, &e, &Overrides::default()).unwrap();
+        assert_eq!(c.listen.to_string(), "0.0.0.0:9000");
+        assert_eq!(c.http.body_limit_bytes, 1024);
+        let flags = Overrides { listen: Some("127.0.0.1:1".into()), ..Default::default() };
+        assert_eq!(Config::load_from(None, &e, &flags).unwrap().listen.to_string(), "127.0.0.1:1");
+    }
+
+    #[test]
+    fn a_bad_value_or_an_unknown_file_setting_is_an_error_naming_it() {
+        let e = env(&[("CLICKLEDGER_ENGINE_MAX_BATCH", "lots")]);
+        assert!(Config::load_from(None, &e, &Overrides::default()).unwrap_err().contains("CLICKLEDGER_ENGINE_MAX_BATCH"));
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "[http]\nbody_limt = 5\n").unwrap();
+        assert!(Config::load_from(Some(&file), &[], &Overrides::default()).unwrap_err().contains("http.body_limt"));
+    }
+}

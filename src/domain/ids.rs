@@ -1,0 +1,118 @@
+//! Identifiers: random, prefixed on the wire, plain integers inside.
+//!
+//! Campaigns, advertisers and affiliates are few, so 64 random bits are plenty.
+//! Clicks, conversions and leads count in billions, so they get 128 bits and no
+//! two engine nodes ever need to coordinate to mint one.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// Fills `buf` from the OS generator. Failure here means the OS cannot give
+/// randomness at all, which no request can recover from.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut buf = [0u8; N];
+    getrandom::fill(&mut buf).expect("the operating system random source failed");
+    buf
+}
+
+macro_rules! id_type {
+    ($name:ident, $inner:ty, $prefix:literal, $width:literal) => {
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(pub $inner);
+
+        impl $name {
+            pub const PREFIX: &'static str = $prefix;
+
+            pub fn random() -> Self {
+                Self(<$inner>::from_be_bytes(random_bytes()))
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}{:0w$x}", $prefix, self.0, w = $width)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = ();
+            fn from_str(s: &str) -> Result<Self, ()> {
+                let hex = s.strip_prefix($prefix).ok_or(())?;
+                if hex.len() != $width || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(());
+                }
+                <$inner>::from_str_radix(hex, 16).map(Self).map_err(|_| ())
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                s.parse().map_err(|_| {
+                    serde::de::Error::custom(concat!("expected an id like ", $prefix, "…"))
+                })
+            }
+        }
+    };
+}
+
+id_type!(AdvertiserId, u64, "adv_", 16);
+id_type!(AffiliateId, u64, "aff_", 16);
+id_type!(CampaignId, u64, "cmp_", 16);
+id_type!(ClickId, u128, "clk_", 32);
+id_type!(ConversionId, u128, "cnv_", 32);
+id_type!(LeadId, u128, "lead_", 32);
+
+/// Base62 alphabet for codes and keys a person may type or read aloud.
+const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// A random base62 string of `len` characters (rejection sampling keeps it uniform).
+pub fn random_base62(len: usize) -> String {
+    let mut out = String::with_capacity(len);
+    while out.len() < len {
+        for b in random_bytes::<32>() {
+            if b < 248 && out.len() < len {
+                out.push(BASE62[(b % 62) as usize] as char);
+            }
+        }
+    }
+    out
+}
+
+/// Tracking codes look like the seed's `7KpT4mQa`: 8 base62 characters, ~47 bits.
+pub fn new_tracking_code() -> String {
+    random_base62(8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_id_survives_a_round_trip_through_its_text_form() {
+        let id = ClickId::random();
+        assert_eq!(id.to_string().parse::<ClickId>(), Ok(id));
+        assert!(id.to_string().starts_with("clk_"));
+    }
+
+    #[test]
+    fn an_id_with_the_wrong_prefix_or_length_is_rejected() {
+        assert!("cmp_00".parse::<CampaignId>().is_err());
+        assert!("aff_0000000000000001".parse::<CampaignId>().is_err());
+        assert!("cmp_000000000000000g".parse::<CampaignId>().is_err());
+        assert_eq!("cmp_0000000000000001".parse::<CampaignId>(), Ok(CampaignId(1)));
+    }
+
+    #[test]
+    fn tracking_codes_are_eight_base62_characters() {
+        let code = new_tracking_code();
+        assert_eq!(code.len(), 8);
+        assert!(code.bytes().all(|b| b.is_ascii_alphanumeric()));
+    }
+}

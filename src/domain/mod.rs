@@ -1,0 +1,19 @@
+//! Pure types and rules: no I/O, unit-tested beside the code.
+
+pub mod bot;
+pub mod ids;
+pub mod keys;
+pub mod model;
+pub mod payout;
+pub mod redirect;
+pub mod token;
+pub mod validate;
+
+/// Wall-clock seconds since the epoch. Handlers take `now` as a value so the
+/// rules below never read the clock themselves.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

@@ -1,0 +1,186 @@
+//! The records Clickledger stores. Serialized as camelCase JSON both on the
+//! wire and in the embedded store, so what an operator reads is what is kept.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::ids::*;
+
+pub type Fields = BTreeMap<String, serde_json::Value>;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Advertiser {
+    pub id: AdvertiserId,
+    pub name: String,
+    /// The organisation-wide `pk_aff_org_…` key: public, used by the snippet.
+    pub publishable_key: String,
+    pub created_at: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Affiliate {
+    pub id: AffiliateId,
+    pub name: String,
+    pub created_at: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CompensationModel {
+    Fixed,
+    RevShare,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CampaignStatus {
+    Draft,
+    Active,
+    Paused,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Campaign {
+    pub id: CampaignId,
+    pub advertiser_id: AdvertiserId,
+    pub name: String,
+    pub landing_url: String,
+    pub compensation_model: CompensationModel,
+    /// FIXED campaigns: cents paid per lead.
+    pub payout_cents: Option<u64>,
+    /// REV_SHARE campaigns: basis points of revenue (2000 = 20 %).
+    pub payout_bp: Option<u32>,
+    pub promo_code: Option<String>,
+    pub allowed_origins: Vec<String>,
+    /// Property key → lead field name.
+    pub field_mapping: BTreeMap<String, String>,
+    pub attribution_window_days: u32,
+    pub hold_days: u32,
+    pub status: CampaignStatus,
+    pub test_tracking_code: String,
+    /// The campaign's own `pk_aff_…` key.
+    pub publishable_key: String,
+    pub tracking_confirmed_at: Option<u64>,
+    pub created_at: u64,
+}
+
+/// An approved affiliate's code (or a campaign's test code, with no affiliate).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrackingCode {
+    pub code: String,
+    pub campaign_id: CampaignId,
+    pub affiliate_id: Option<AffiliateId>,
+    pub created_at: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Click {
+    pub id: ClickId,
+    pub campaign_id: CampaignId,
+    pub affiliate_id: AffiliateId,
+    pub tracking_code: String,
+    pub at: u64,
+    /// Keyed hash of the client address: joins repeat visitors, reveals no IP.
+    pub ip_hash: String,
+    pub user_agent: String,
+    pub referer: String,
+    /// Bot user agent or HEAD request: logged, not counted.
+    pub flagged: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Conversion {
+    pub id: ConversionId,
+    pub campaign_id: CampaignId,
+    pub click_id: ClickId,
+    pub affiliate_id: AffiliateId,
+    pub email: Option<String>,
+    /// Properties the campaign's field mapping names, under their field names.
+    pub fields: Fields,
+    /// Everything else that was sent, stored alongside.
+    pub extra: Fields,
+    pub created_at: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum EventType {
+    Purchase,
+    Signup,
+    Install,
+    Lead,
+    Subscription,
+}
+
+impl EventType {
+    pub const ALL: &'static str = "PURCHASE, SIGNUP, INSTALL, LEAD, SUBSCRIPTION";
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "PURCHASE" => Self::Purchase,
+            "SIGNUP" => Self::Signup,
+            "INSTALL" => Self::Install,
+            "LEAD" => Self::Lead,
+            "SUBSCRIPTION" => Self::Subscription,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Lead {
+    pub id: LeadId,
+    pub campaign_id: CampaignId,
+    pub affiliate_id: AffiliateId,
+    pub tracking_code: String,
+    pub external_id: String,
+    pub event_type: EventType,
+    pub revenue_cents: Option<u64>,
+    pub payout_cents: u64,
+    /// `pending` until escrow and review exist (a later part of the engine).
+    pub status: String,
+    pub fields: Fields,
+    pub extra: Fields,
+    pub created_at: u64,
+}
+
+/// Counters per campaign, added to in the same durable batch as the events.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CampaignStats {
+    pub clicks: u64,
+    pub bot_clicks: u64,
+    pub conversions_recorded: u64,
+    pub conversions_duplicate: u64,
+    pub conversions_ignored: BTreeMap<String, u64>,
+    pub postbacks_recorded: u64,
+    pub postbacks_duplicate: u64,
+    pub payout_cents: u64,
+}
+
+impl CampaignStats {
+    pub fn add(&mut self, other: &CampaignStats) {
+        self.clicks += other.clicks;
+        self.bot_clicks += other.bot_clicks;
+        self.conversions_recorded += other.conversions_recorded;
+        self.conversions_duplicate += other.conversions_duplicate;
+        for (reason, n) in &other.conversions_ignored {
+            *self.conversions_ignored.entry(reason.clone()).or_default() += n;
+        }
+        self.postbacks_recorded += other.postbacks_recorded;
+        self.postbacks_duplicate += other.postbacks_duplicate;
+        self.payout_cents += other.payout_cents;
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == CampaignStats::default()
+    }
+}

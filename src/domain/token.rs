@@ -1,0 +1,152 @@
+//! Click tokens: the opaque `irw_id` a redirect appends and a conversion sends back.
+//!
+//! Layout before base64url: version (1) | click id (16) | campaign (8) |
+//! affiliate (8) | issued-at unix seconds (8) | HMAC-SHA256 truncated to 16.
+//! Verifying needs only the keys, never the store, so the conversion path can
+//! reject forgeries before touching an actor.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use super::ids::{AffiliateId, CampaignId, ClickId};
+
+const VERSION: u8 = 1;
+const BODY_LEN: usize = 1 + 16 + 8 + 8 + 8;
+const MAC_LEN: usize = 16;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClickClaims {
+    pub click: ClickId,
+    pub campaign: CampaignId,
+    pub affiliate: AffiliateId,
+    pub issued_at: u64,
+}
+
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// Not base64url, wrong length or unknown version: never one of ours.
+    #[error("the click token is malformed")]
+    Malformed,
+    /// Well-formed, but no current key signed it (forged, tampered, or signed
+    /// by a key that has since been retired).
+    #[error("the click token signature does not verify")]
+    BadSignature,
+}
+
+/// Signing keys, newest first: the first signs, every one verifies, so keys
+/// rotate by prepending a new one and dropping the oldest later.
+#[derive(Clone)]
+pub struct TokenKeys {
+    keys: Vec<Vec<u8>>,
+}
+
+impl TokenKeys {
+    pub fn new(keys: Vec<Vec<u8>>) -> Self {
+        assert!(!keys.is_empty(), "at least one token key is required");
+        Self { keys }
+    }
+
+    pub fn sign(&self, claims: &ClickClaims) -> String {
+        let mut raw = Vec::with_capacity(BODY_LEN + MAC_LEN);
+        raw.push(VERSION);
+        raw.extend_from_slice(&claims.click.0.to_be_bytes());
+        raw.extend_from_slice(&claims.campaign.0.to_be_bytes());
+        raw.extend_from_slice(&claims.affiliate.0.to_be_bytes());
+        raw.extend_from_slice(&claims.issued_at.to_be_bytes());
+        let tag = mac(&self.keys[0], &raw).finalize().into_bytes();
+        raw.extend_from_slice(&tag[..MAC_LEN]);
+        URL_SAFE_NO_PAD.encode(raw)
+    }
+
+    pub fn verify(&self, token: &str) -> Result<ClickClaims, TokenError> {
+        let raw = URL_SAFE_NO_PAD.decode(token.trim()).map_err(|_| TokenError::Malformed)?;
+        if raw.len() != BODY_LEN + MAC_LEN || raw[0] != VERSION {
+            return Err(TokenError::Malformed);
+        }
+        let (body, tag) = raw.split_at(BODY_LEN);
+        let signed = self
+            .keys
+            .iter()
+            .any(|key| mac(key, body).verify_truncated_left(tag).is_ok());
+        if !signed {
+            return Err(TokenError::BadSignature);
+        }
+        Ok(ClickClaims {
+            click: ClickId(u128::from_be_bytes(body[1..17].try_into().unwrap())),
+            campaign: CampaignId(u64::from_be_bytes(body[17..25].try_into().unwrap())),
+            affiliate: AffiliateId(u64::from_be_bytes(body[25..33].try_into().unwrap())),
+            issued_at: u64::from_be_bytes(body[33..41].try_into().unwrap()),
+        })
+    }
+}
+
+fn mac(key: &[u8], body: &[u8]) -> Hmac<Sha256> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC accepts any key length");
+    mac.update(body);
+    mac
+}
+
+/// Whether a click issued at `issued_at` is still inside a window of `days`.
+pub fn within_window(issued_at: u64, now: u64, days: u32) -> bool {
+    now <= issued_at.saturating_add(u64::from(days) * 86_400)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims() -> ClickClaims {
+        ClickClaims {
+            click: ClickId(42),
+            campaign: CampaignId(7),
+            affiliate: AffiliateId(9),
+            issued_at: 1_700_000_000,
+        }
+    }
+
+    #[test]
+    fn a_signed_token_verifies_to_the_same_claims() {
+        let keys = TokenKeys::new(vec![b"k1".to_vec()]);
+        assert_eq!(keys.verify(&keys.sign(&claims())), Ok(claims()));
+    }
+
+    #[test]
+    fn tokens_are_url_safe() {
+        let token = TokenKeys::new(vec![b"k1".to_vec()]).sign(&claims());
+        assert!(token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+    }
+
+    #[test]
+    fn a_tampered_token_fails_its_signature() {
+        let keys = TokenKeys::new(vec![b"k1".to_vec()]);
+        let mut raw = URL_SAFE_NO_PAD.decode(keys.sign(&claims())).unwrap();
+        raw[20] ^= 1; // change the campaign
+        assert_eq!(keys.verify(&URL_SAFE_NO_PAD.encode(raw)), Err(TokenError::BadSignature));
+    }
+
+    #[test]
+    fn a_token_from_another_key_fails_and_garbage_is_malformed() {
+        let ours = TokenKeys::new(vec![b"ours".to_vec()]);
+        let theirs = TokenKeys::new(vec![b"theirs".to_vec()]);
+        assert_eq!(ours.verify(&theirs.sign(&claims())), Err(TokenError::BadSignature));
+        assert_eq!(ours.verify("not a token"), Err(TokenError::Malformed));
+        assert_eq!(ours.verify(""), Err(TokenError::Malformed));
+    }
+
+    #[test]
+    fn a_rotated_key_still_verifies_old_tokens_while_the_new_key_signs() {
+        let old = TokenKeys::new(vec![b"old".to_vec()]);
+        let rotated = TokenKeys::new(vec![b"new".to_vec(), b"old".to_vec()]);
+        let old_token = old.sign(&claims());
+        assert_eq!(rotated.verify(&old_token), Ok(claims()));
+        assert!(old.verify(&rotated.sign(&claims())).is_err());
+    }
+
+    #[test]
+    fn the_window_is_inclusive_of_its_last_second() {
+        assert!(within_window(0, 90 * 86_400, 90));
+        assert!(!within_window(0, 90 * 86_400 + 1, 90));
+    }
+}

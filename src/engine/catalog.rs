@@ -1,0 +1,93 @@
+//! The small, read-mostly catalog the hot paths consult on every request:
+//! campaigns, tracking codes and key → principal. Loaded from the store at
+//! start, kept in `DashMap`s, written through on change and read through on a
+//! miss (so a code another node created is found on first use).
+
+use std::sync::Arc;
+
+use dashmap::DashMap;
+
+use crate::domain::ids::CampaignId;
+use crate::domain::keys::{hash_key, KeyHash, Principal};
+use crate::domain::model::{Campaign, TrackingCode};
+use crate::store::{Store, StoreResult};
+
+pub struct Catalog {
+    store: Arc<dyn Store>,
+    campaigns: DashMap<CampaignId, Arc<Campaign>>,
+    codes: DashMap<String, Arc<TrackingCode>>,
+    principals: DashMap<KeyHash, Principal>,
+}
+
+impl Catalog {
+    pub async fn load(store: Arc<dyn Store>) -> StoreResult<Self> {
+        let catalog = Self {
+            store: store.clone(),
+            campaigns: DashMap::new(),
+            codes: DashMap::new(),
+            principals: DashMap::new(),
+        };
+        for c in store.list_campaigns().await? {
+            catalog.campaigns.insert(c.id, Arc::new(c));
+        }
+        for code in store.list_tracking_codes().await? {
+            catalog.codes.insert(code.code.clone(), Arc::new(code));
+        }
+        Ok(catalog)
+    }
+
+    pub fn campaign_count(&self) -> usize {
+        self.campaigns.len()
+    }
+
+    /// Resolves a secret key. Unknown keys are not cached, so a key created on
+    /// another node works at once; known keys never touch the store again.
+    pub async fn principal(&self, key: &str) -> StoreResult<Option<Principal>> {
+        let hash = hash_key(key);
+        if let Some(p) = self.principals.get(&hash) {
+            return Ok(Some(p.clone()));
+        }
+        let found = self.store.get_principal(&hash).await?;
+        if let Some(p) = &found {
+            self.principals.insert(hash, p.clone());
+        }
+        Ok(found)
+    }
+
+    pub async fn campaign(&self, id: CampaignId) -> StoreResult<Option<Arc<Campaign>>> {
+        if let Some(c) = self.campaigns.get(&id) {
+            return Ok(Some(c.clone()));
+        }
+        Ok(self.store.get_campaign(id).await?.map(|c| {
+            let c = Arc::new(c);
+            self.campaigns.insert(id, c.clone());
+            c
+        }))
+    }
+
+    pub async fn save_campaign(&self, campaign: Campaign) -> StoreResult<Arc<Campaign>> {
+        self.store.put_campaign(&campaign).await?;
+        let campaign = Arc::new(campaign);
+        self.campaigns.insert(campaign.id, campaign.clone());
+        Ok(campaign)
+    }
+
+    pub async fn code(&self, code: &str) -> StoreResult<Option<Arc<TrackingCode>>> {
+        if let Some(c) = self.codes.get(code) {
+            return Ok(Some(c.clone()));
+        }
+        Ok(self.store.get_tracking_code(code).await?.map(|c| {
+            let c = Arc::new(c);
+            self.codes.insert(c.code.clone(), c.clone());
+            c
+        }))
+    }
+
+    /// Records a new code, or returns the one its (campaign, affiliate) pair
+    /// already has.
+    pub async fn add_code(&self, code: TrackingCode) -> StoreResult<Arc<TrackingCode>> {
+        let stored = Arc::new(self.store.insert_tracking_code(&code).await?);
+        self.codes.insert(stored.code.clone(), stored.clone());
+        Ok(stored)
+    }
+}

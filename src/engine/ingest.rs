@@ -1,0 +1,273 @@
+//! The three ingest paths: a click through `/r/{code}`, a conversion against a
+//! click token, and a postback against a tracking code. Each resolves its
+//! campaign without a store read where it can and hands the write to the
+//! campaign's actor.
+
+use std::net::IpAddr;
+
+use tokio::sync::oneshot;
+
+use super::campaign::{CampaignMsg, KeyedReply};
+use super::Engine;
+use crate::domain::ids::*;
+use crate::domain::keys::{Principal, Scope};
+use crate::domain::model::*;
+use crate::domain::redirect::append_query;
+use crate::domain::token::{within_window, ClickClaims, TokenError};
+use crate::domain::validate::{self, invalid};
+use crate::domain::{bot, payout};
+use crate::error::{Error, Result};
+use crate::metrics;
+use crate::store::Keyed;
+
+pub struct ClickInput<'a> {
+    pub code: &'a str,
+    pub ip: IpAddr,
+    pub user_agent: &'a str,
+    pub referer: &'a str,
+    pub head: bool,
+}
+
+pub struct ConversionInput {
+    pub click_id: Option<String>,
+    pub email: Option<String>,
+    pub properties: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+#[derive(Debug)]
+pub enum ConversionAnswer {
+    Recorded(ConversionId),
+    Duplicate(ConversionId),
+    Ignored(&'static str),
+}
+
+pub struct PostbackInput {
+    pub swarm_ref: Option<String>,
+    pub external_id: Option<String>,
+    pub event_type: Option<String>,
+    pub revenue_cents: Option<i64>,
+    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+#[derive(Debug)]
+pub enum PostbackAnswer {
+    Test { campaign: CampaignId, confirmed_at: u64 },
+    Recorded(Lead),
+    Duplicate(Lead),
+}
+
+impl Engine {
+    /// Returns the redirect target. The click is queued for the campaign's next
+    /// group commit; the visitor does not wait for it.
+    pub async fn click(&self, input: ClickInput<'_>) -> Result<String> {
+        let not_found = || Error::NotFound(format!("no active link '{}'", input.code));
+        let code = self.catalog.code(input.code).await?.ok_or_else(not_found)?;
+        let affiliate = code.affiliate_id.ok_or_else(not_found)?;
+        let campaign = self.catalog.campaign(code.campaign_id).await?.ok_or_else(not_found)?;
+        if campaign.status != CampaignStatus::Active {
+            return Err(not_found());
+        }
+        let flagged = input.head || bot::is_bot(input.user_agent);
+        let click = Click {
+            id: ClickId::random(),
+            campaign_id: campaign.id,
+            affiliate_id: affiliate,
+            tracking_code: code.code.clone(),
+            at: self.now(),
+            ip_hash: self.hash_ip(input.ip),
+            user_agent: truncate(input.user_agent, 512),
+            referer: truncate(input.referer, 1024),
+            flagged,
+        };
+        let claims = ClickClaims { click: click.id, campaign: campaign.id, affiliate, issued_at: click.at };
+        let token = self.tokens.sign(&claims);
+        self.registry.send(campaign.id, CampaignMsg::Click(click)).await?;
+        metrics::click(flagged);
+        let mut params = vec![("irw_id", token.as_str()), ("swarm_ref", code.code.as_str())];
+        if let Some(promo) = &campaign.promo_code {
+            params.push(("promo", promo.as_str()));
+        }
+        Ok(append_query(&campaign.landing_url, &params))
+    }
+
+    pub async fn convert(&self, who: &Principal, input: ConversionInput) -> Result<ConversionAnswer> {
+        let Principal::Advertiser { id: advertiser, .. } = who else {
+            return Err(Error::Forbidden("this key lacks the affiliate:write scope".into()));
+        };
+        if !who.has(Scope::AffiliateWrite) {
+            return Err(Error::Forbidden("this key lacks the affiliate:write scope".into()));
+        }
+        let email = input.email.as_deref().map(|e| validate::email("email", e)).transpose()?;
+        let props = input.properties.unwrap_or_default();
+        let token = input.click_id.as_deref().map(str::trim).unwrap_or("");
+        if token.is_empty() {
+            return Ok(ignored(None, "missing_token"));
+        }
+        let claims = match self.tokens.verify(token) {
+            Ok(c) => c,
+            Err(TokenError::Malformed | TokenError::BadSignature) => return Ok(ignored(None, "bad_signature")),
+        };
+        let Some(campaign) = self.catalog.campaign(claims.campaign).await? else {
+            return Ok(ignored(None, "bad_signature"));
+        };
+        if campaign.advertiser_id != *advertiser {
+            return Err(Error::Forbidden("this click belongs to another advertiser's campaign".into()));
+        }
+        let (fields, extra) = validate::split_fields("properties", &props, &campaign.field_mapping, self.config.field_limits())?;
+        if !within_window(claims.issued_at, self.now(), campaign.attribution_window_days) {
+            return Ok(self.ignored_for(campaign.id, "expired").await);
+        }
+        if campaign.status != CampaignStatus::Active {
+            return Ok(self.ignored_for(campaign.id, "campaign_inactive").await);
+        }
+        let conversion = Conversion {
+            id: ConversionId::random(),
+            campaign_id: campaign.id,
+            click_id: claims.click,
+            affiliate_id: claims.affiliate,
+            email,
+            fields,
+            extra,
+            created_at: self.now(),
+        };
+        match self.record(Keyed::Conversion(conversion), false).await? {
+            (true, Keyed::Conversion(c)) => Ok(ConversionAnswer::Recorded(c.id)),
+            (false, Keyed::Conversion(c)) => Ok(ConversionAnswer::Duplicate(c.id)),
+            _ => unreachable!("a conversion key only ever holds a conversion"),
+        }
+    }
+
+    /// Counts an ignored conversion in its campaign's stats (best effort: the
+    /// answer does not wait for it, and a full queue only loses the count).
+    async fn ignored_for(&self, campaign: CampaignId, reason: &'static str) -> ConversionAnswer {
+        let _ = self.registry.send(campaign, CampaignMsg::Ignored(reason)).await;
+        ignored(Some(campaign), reason)
+    }
+
+    pub async fn postback(&self, who: &Principal, input: PostbackInput) -> Result<PostbackAnswer> {
+        let Principal::Advertiser { id: advertiser, .. } = who else {
+            return Err(Error::Forbidden("postbacks need an advertiser key".into()));
+        };
+        if !who.has(Scope::Postbacks) {
+            return Err(Error::Forbidden("this key lacks the postbacks scope".into()));
+        }
+        let swarm_ref = required(input.swarm_ref, "swarm_ref")?;
+        let external_id = required(input.external_id, "externalId")?;
+        if external_id.len() > self.config.limits.max_external_id_len {
+            let max = self.config.limits.max_external_id_len;
+            return Err(invalid("externalId", format!("must be at most {max} characters")).into());
+        }
+        let event = required(input.event_type, "eventType")?;
+        let event_type = EventType::parse(&event)
+            .ok_or_else(|| invalid("eventType", format!("must be one of {}", EventType::ALL)))?;
+        let revenue = match input.revenue_cents {
+            Some(r) if r < 0 => return Err(invalid("revenueCents", "must be zero or more cents").into()),
+            r => r.map(|r| r as u64),
+        };
+        let code = self.catalog.code(&swarm_ref).await?
+            .ok_or_else(|| Error::NotFound(format!("unknown swarm_ref '{swarm_ref}'")))?;
+        let campaign = self.catalog.campaign(code.campaign_id).await?
+            .ok_or_else(|| Error::NotFound(format!("unknown swarm_ref '{swarm_ref}'")))?;
+        if campaign.advertiser_id != *advertiser {
+            return Err(Error::Forbidden("this swarm_ref belongs to another advertiser's campaign".into()));
+        }
+        let payout_cents = payout_for(&campaign, revenue)?;
+        let (fields, extra) = validate::split_fields(
+            "metadata", &input.metadata.unwrap_or_default(), &campaign.field_mapping, self.config.field_limits())?;
+        let Some(affiliate) = code.affiliate_id else {
+            return self.confirm_tracking(&campaign).await;
+        };
+        if campaign.status != CampaignStatus::Active {
+            metrics::keyed_outcome(true, "rejected", "campaign_inactive");
+            return Err(Error::Conflict { code: "campaign_inactive", message: "the campaign is not active; activate it first".into() });
+        }
+        let lead = Lead {
+            id: LeadId::random(),
+            campaign_id: campaign.id,
+            affiliate_id: affiliate,
+            tracking_code: code.code.clone(),
+            external_id,
+            event_type,
+            revenue_cents: revenue,
+            payout_cents,
+            status: "pending".into(),
+            fields,
+            extra,
+            created_at: self.now(),
+        };
+        match self.record(Keyed::Lead(lead), true).await? {
+            (true, Keyed::Lead(l)) => Ok(PostbackAnswer::Recorded(l)),
+            (false, Keyed::Lead(l)) => Ok(PostbackAnswer::Duplicate(l)),
+            _ => unreachable!("a lead key only ever holds a lead"),
+        }
+    }
+
+    /// A postback on the test code proves the integration: it stamps
+    /// `trackingConfirmedAt` (once) and records no lead.
+    async fn confirm_tracking(&self, campaign: &Campaign) -> Result<PostbackAnswer> {
+        let confirmed_at = match campaign.tracking_confirmed_at {
+            Some(at) => at,
+            None => {
+                let mut updated = campaign.clone();
+                updated.tracking_confirmed_at = Some(self.now());
+                self.catalog.save_campaign(updated).await?.tracking_confirmed_at.unwrap_or_default()
+            }
+        };
+        metrics::keyed_outcome(true, "test", "");
+        Ok(PostbackAnswer::Test { campaign: campaign.id, confirmed_at })
+    }
+
+    /// Sends a keyed write to its campaign's actor and waits until it is
+    /// durable. Returns (newly recorded?, the record on file).
+    async fn record(&self, keyed: Keyed, postback: bool) -> Result<(bool, Keyed)> {
+        let (tx, rx) = oneshot::channel();
+        self.registry.send(keyed.campaign(), CampaignMsg::Keyed(keyed, tx.into())).await.inspect_err(|_| {
+            metrics::keyed_outcome(postback, "rejected", "overloaded");
+        })?;
+        let reply = rx.await.map_err(|_| Error::Unavailable("the campaign actor stopped; nothing was recorded, retry".into()))?;
+        match reply {
+            KeyedReply::Recorded(k) => {
+                metrics::keyed_outcome(postback, "recorded", "");
+                Ok((true, k))
+            }
+            KeyedReply::Duplicate(k) => {
+                metrics::keyed_outcome(postback, "duplicate", "");
+                Ok((false, k))
+            }
+            KeyedReply::Unavailable(e) => {
+                metrics::keyed_outcome(postback, "rejected", "store_unavailable");
+                Err(crate::store::StoreError(e).into())
+            }
+        }
+    }
+}
+
+fn ignored(_campaign: Option<CampaignId>, reason: &'static str) -> ConversionAnswer {
+    metrics::keyed_outcome(false, "ignored", reason);
+    ConversionAnswer::Ignored(reason)
+}
+
+fn required(value: Option<String>, field: &str) -> Result<String> {
+    match value.map(|v| v.trim().to_string()) {
+        Some(v) if !v.is_empty() => Ok(v),
+        _ => Err(invalid(field, "is required").into()),
+    }
+}
+
+fn payout_for(campaign: &Campaign, revenue: Option<u64>) -> Result<u64> {
+    match campaign.compensation_model {
+        CompensationModel::Fixed => Ok(campaign.payout_cents.unwrap_or(0)),
+        CompensationModel::RevShare => {
+            let revenue = revenue.ok_or_else(|| invalid("revenueCents", "is required for REV_SHARE (percent-of-sale) campaigns"))?;
+            Ok(payout::rev_share_cents(revenue, campaign.payout_bp.unwrap_or(0)))
+        }
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
+}

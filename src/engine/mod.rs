@@ -1,0 +1,71 @@
+//! The engine: the catalog the front end reads, the registry of per-campaign
+//! actors it shards work to, and the ingest rules between them.
+
+pub mod campaign;
+pub mod catalog;
+pub mod dedup;
+pub mod ingest;
+pub mod registry;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::config::Config;
+use crate::domain::keys::{hash_key, KeyHash};
+use crate::domain::token::TokenKeys;
+use crate::secrets::Secrets;
+use crate::store::{Store, StoreResult};
+use catalog::Catalog;
+use registry::Registry;
+
+pub struct Engine {
+    pub config: Config,
+    pub store: Arc<dyn Store>,
+    pub catalog: Catalog,
+    pub registry: Registry,
+    pub tokens: TokenKeys,
+    /// Base URL for partners' `/r/{code}` links.
+    pub public_base: String,
+    ip_key: Vec<u8>,
+    admin_key: KeyHash,
+}
+
+impl Engine {
+    pub async fn start(config: Config, store: Arc<dyn Store>, secrets: &Secrets, public_base: String) -> StoreResult<Self> {
+        let catalog = Catalog::load(store.clone()).await?;
+        let registry = Registry::new(store.clone(), config.engine.clone());
+        let tokens = TokenKeys::new(secrets.token_keys.iter().map(|k| k.as_bytes().to_vec()).collect());
+        Ok(Self {
+            config,
+            store,
+            catalog,
+            registry,
+            tokens,
+            public_base,
+            ip_key: secrets.ip_hash_key.as_bytes().to_vec(),
+            admin_key: hash_key(&secrets.admin_key),
+        })
+    }
+
+    /// Constant-time comparison of hashes, so timing reveals nothing of the key.
+    pub fn is_admin(&self, key: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        hash_key(key).ct_eq(&self.admin_key).into()
+    }
+
+    /// A keyed hash of the client address: stable per visitor, not reversible
+    /// without the key, so click logs hold no raw IPs.
+    pub fn hash_ip(&self, ip: IpAddr) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.ip_key).expect("any key length");
+        mac.update(ip.to_string().as_bytes());
+        let tag = mac.finalize().into_bytes();
+        tag[..16].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    pub fn now(&self) -> u64 {
+        crate::domain::unix_now()
+    }
+}

@@ -1,0 +1,60 @@
+//! The one error type every request path returns. `http::error` maps each
+//! variant to a status and a JSON body in one `match`.
+
+use crate::domain::validate::Invalid;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The body is not valid JSON or does not have the expected shape.
+    #[error("{0}")]
+    BadJson(String),
+    /// A field failed validation.
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    /// No key, or a key we do not know.
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// A valid key that may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    #[error("the request body is larger than {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("{method} is not allowed here; use {allow}")]
+    MethodNotAllowed { method: String, allow: &'static str },
+    #[error("no route for {0}")]
+    NoRoute(String),
+    /// A bound was reached: try again after a moment.
+    #[error("the engine is at capacity; retry shortly")]
+    Overloaded,
+    /// The store failed or an actor is down: nothing was recorded.
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("the client took too long to send the request")]
+    Timeout,
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, "store error");
+        Error::Unavailable("storage is unavailable; nothing was recorded, retry shortly".into())
+    }
+}
+
+impl From<crate::engine::registry::SendError> for Error {
+    fn from(e: crate::engine::registry::SendError) -> Self {
+        match e {
+            crate::engine::registry::SendError::Full => Error::Overloaded,
+            crate::engine::registry::SendError::Down(why) => {
+                tracing::error!(error = %why, "campaign actor unavailable");
+                Error::Unavailable("the campaign is restarting; nothing was recorded, retry shortly".into())
+            }
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

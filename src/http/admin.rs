@@ -1,0 +1,58 @@
+//! Operator endpoints (admin key): create advertisers and affiliates. Secret
+//! keys are returned once here and kept only as hashes.
+
+use hyper::body::Incoming;
+use hyper::{Request, StatusCode};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::auth::require_admin;
+use super::body::{json_response, Resp};
+use super::{read_body, Ctx};
+use crate::domain::ids::{AdvertiserId, AffiliateId};
+use crate::domain::keys::{hash_key, new_org_publishable_key, new_secret_key};
+use crate::domain::model::{Advertiser, Affiliate};
+use crate::domain::validate;
+use crate::error::Result;
+
+#[derive(Deserialize)]
+struct NewParty {
+    name: String,
+}
+
+pub async fn create_advertiser(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp> {
+    require_admin(&ctx.engine, req.headers())?;
+    let input: NewParty = read_body(ctx, req).await?;
+    let advertiser = Advertiser {
+        id: AdvertiserId::random(),
+        name: validate::name("name", &input.name)?,
+        publishable_key: new_org_publishable_key(),
+        created_at: ctx.engine.now(),
+    };
+    let api_key = new_secret_key();
+    ctx.engine.store.put_advertiser(&advertiser, hash_key(&api_key)).await?;
+    Ok(json_response(StatusCode::CREATED, &json!({
+        "id": advertiser.id,
+        "name": advertiser.name,
+        "apiKey": api_key,
+        "publishableKey": advertiser.publishable_key,
+        "scopes": ["campaigns", "postbacks", "affiliate:write"],
+    })))
+}
+
+pub async fn create_affiliate(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp> {
+    require_admin(&ctx.engine, req.headers())?;
+    let input: NewParty = read_body(ctx, req).await?;
+    let affiliate = Affiliate {
+        id: AffiliateId::random(),
+        name: validate::name("name", &input.name)?,
+        created_at: ctx.engine.now(),
+    };
+    let api_key = new_secret_key();
+    ctx.engine.store.put_affiliate(&affiliate, hash_key(&api_key)).await?;
+    Ok(json_response(StatusCode::CREATED, &json!({
+        "id": affiliate.id,
+        "name": affiliate.name,
+        "apiKey": api_key,
+    })))
+}

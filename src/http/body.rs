@@ -1,0 +1,69 @@
+//! Reading bounded JSON bodies and writing JSON responses.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{header, Request, Response, StatusCode};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::Error;
+
+pub type Resp = Response<Full<Bytes>>;
+
+/// Reads at most `limit` bytes within `timeout`, then decodes JSON. Errors
+/// name the offending field path (`payoutCents: invalid type …`).
+pub async fn read_json<T: DeserializeOwned>(req: Request<Incoming>, limit: usize, timeout: Duration) -> Result<T, Error> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(Error::TooLarge { limit });
+    }
+    let collected = tokio::time::timeout(timeout, Limited::new(req.into_body(), limit).collect())
+        .await
+        .map_err(|_| Error::Timeout)?;
+    let bytes = match collected {
+        Ok(c) => c.to_bytes(),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => return Err(Error::TooLarge { limit }),
+        Err(e) => return Err(Error::BadJson(format!("could not read the request body: {e}"))),
+    };
+    parse_json(&bytes)
+}
+
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(Error::BadJson("the request body is empty; send a JSON object".into()));
+    }
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path.is_empty() || path == "." {
+            Error::BadJson(format!("the body is not a valid JSON object: {inner}"))
+        } else {
+            Error::BadJson(format!("{path}: {inner}"))
+        }
+    })
+}
+
+pub fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Resp {
+    let bytes = serde_json::to_vec(body).expect("response bodies always serialize");
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(bytes)))
+        .expect("static headers are valid")
+}
+
+pub fn text_response(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Resp {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, content_type)
+        .body(Full::new(body.into()))
+        .expect("static headers are valid")
+}

@@ -1,0 +1,276 @@
+//! Advertiser endpoints: campaigns, affiliate approval, activation.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use hyper::{Request, StatusCode};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::auth::require_principal;
+use super::body::{json_response, Resp};
+use super::{read_body, Ctx};
+use crate::domain::ids::*;
+use crate::domain::keys::{new_campaign_publishable_key, Principal, Scope};
+use crate::domain::model::*;
+use crate::domain::payout::{bp_to_percentage, percentage_to_bp};
+use crate::domain::redirect::append_query;
+use crate::domain::validate::{self, invalid};
+use crate::error::{Error, Result};
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct NewCampaign {
+    name: String,
+    landing_url: String,
+    compensation_model: CompensationModel,
+    payout_cents: Option<u64>,
+    payout_percentage: Option<serde_json::Number>,
+    promo_code: Option<String>,
+    allowed_origins: Option<Vec<String>>,
+    field_mapping: Option<BTreeMap<String, String>>,
+    attribution_window_days: Option<u32>,
+    hold_days: Option<u32>,
+}
+
+/// Every field optional; `promoCode: null` removes the promo code.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CampaignPatch {
+    name: Option<String>,
+    landing_url: Option<String>,
+    payout_cents: Option<u64>,
+    payout_percentage: Option<serde_json::Number>,
+    promo_code: Option<Value>,
+    allowed_origins: Option<Vec<String>>,
+    field_mapping: Option<BTreeMap<String, String>>,
+    attribution_window_days: Option<u32>,
+    hold_days: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Approval {
+    affiliate_id: AffiliateId,
+}
+
+async fn advertiser(ctx: &Ctx, req: &Request<Incoming>) -> Result<AdvertiserId> {
+    match require_principal(&ctx.engine, req.headers()).await? {
+        p @ Principal::Advertiser { id, .. } if p.has(Scope::Campaigns) => Ok(id),
+        _ => Err(Error::Forbidden("managing campaigns needs an advertiser key with the campaigns scope".into())),
+    }
+}
+
+/// The campaign, if it exists and belongs to `owner`; other advertisers'
+/// campaigns are reported as missing so ids reveal nothing.
+async fn owned(ctx: &Ctx, owner: AdvertiserId, id: &str) -> Result<Arc<Campaign>> {
+    let missing = || Error::NotFound(format!("no campaign '{id}'"));
+    let id: CampaignId = id.parse().map_err(|_| missing())?;
+    let campaign = ctx.engine.catalog.campaign(id).await?.ok_or_else(missing)?;
+    if campaign.advertiser_id != owner {
+        return Err(missing());
+    }
+    Ok(campaign)
+}
+
+pub async fn create(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp> {
+    let owner = advertiser(ctx, &req).await?;
+    let input: NewCampaign = read_body(ctx, req).await?;
+    let (payout_cents, payout_bp) =
+        payout_settings(input.compensation_model, input.payout_cents, input.payout_percentage.as_ref())?;
+    let mapping = input.field_mapping.unwrap_or_default();
+    validate::field_mapping("fieldMapping", &mapping, ctx.engine.config.field_limits())?;
+    let campaign = Campaign {
+        id: CampaignId::random(),
+        advertiser_id: owner,
+        name: validate::name("name", &input.name)?,
+        landing_url: validate::landing_url("landingUrl", &input.landing_url)?,
+        compensation_model: input.compensation_model,
+        payout_cents,
+        payout_bp,
+        promo_code: input.promo_code.as_deref().map(|p| validate::promo_code("promoCode", p)).transpose()?,
+        allowed_origins: validate::origins("allowedOrigins", &input.allowed_origins.unwrap_or_default())?,
+        field_mapping: mapping,
+        attribution_window_days: days("attributionWindowDays", input.attribution_window_days, 90, 1)?,
+        hold_days: days("holdDays", input.hold_days, 30, 0)?,
+        status: CampaignStatus::Draft,
+        test_tracking_code: new_tracking_code(),
+        publishable_key: new_campaign_publishable_key(),
+        tracking_confirmed_at: None,
+        created_at: ctx.engine.now(),
+    };
+    ctx.engine.catalog.add_code(TrackingCode {
+        code: campaign.test_tracking_code.clone(),
+        campaign_id: campaign.id,
+        affiliate_id: None,
+        created_at: campaign.created_at,
+    }).await?;
+    let campaign = ctx.engine.catalog.save_campaign(campaign).await?;
+    Ok(json_response(StatusCode::CREATED, &campaign_json(&campaign, None)))
+}
+
+pub async fn show(ctx: &Ctx, req: Request<Incoming>, id: &str) -> Result<Resp> {
+    let owner = advertiser(ctx, &req).await?;
+    let campaign = owned(ctx, owner, id).await?;
+    let stats = ctx.engine.store.get_stats(campaign.id).await?;
+    Ok(json_response(StatusCode::OK, &campaign_json(&campaign, Some(&stats))))
+}
+
+pub async fn update(ctx: &Ctx, req: Request<Incoming>, id: &str) -> Result<Resp> {
+    let owner = advertiser(ctx, &req).await?;
+    let campaign = owned(ctx, owner, id).await?;
+    let patch: CampaignPatch = read_body(ctx, req).await?;
+    let updated = apply_patch(ctx, (*campaign).clone(), patch)?;
+    let saved = ctx.engine.catalog.save_campaign(updated).await?;
+    Ok(json_response(StatusCode::OK, &campaign_json(&saved, None)))
+}
+
+fn apply_patch(ctx: &Ctx, mut c: Campaign, p: CampaignPatch) -> Result<Campaign> {
+    if let Some(name) = p.name {
+        c.name = validate::name("name", &name)?;
+    }
+    if let Some(url) = p.landing_url {
+        c.landing_url = validate::landing_url("landingUrl", &url)?;
+    }
+    if p.payout_cents.is_some() || p.payout_percentage.is_some() {
+        (c.payout_cents, c.payout_bp) = payout_settings(c.compensation_model, p.payout_cents, p.payout_percentage.as_ref())?;
+    }
+    match p.promo_code {
+        None => {}
+        Some(Value::Null) => c.promo_code = None,
+        Some(Value::String(s)) => c.promo_code = Some(validate::promo_code("promoCode", &s)?),
+        Some(_) => return Err(invalid("promoCode", "must be a string, or null to remove it").into()),
+    }
+    if let Some(origins) = p.allowed_origins {
+        c.allowed_origins = validate::origins("allowedOrigins", &origins)?;
+    }
+    if let Some(mapping) = p.field_mapping {
+        validate::field_mapping("fieldMapping", &mapping, ctx.engine.config.field_limits())?;
+        c.field_mapping = mapping;
+    }
+    if p.attribution_window_days.is_some() {
+        c.attribution_window_days = days("attributionWindowDays", p.attribution_window_days, 90, 1)?;
+    }
+    if p.hold_days.is_some() {
+        c.hold_days = days("holdDays", p.hold_days, 30, 0)?;
+    }
+    Ok(c)
+}
+
+pub async fn approve_affiliate(ctx: &Ctx, req: Request<Incoming>, id: &str) -> Result<Resp> {
+    let owner = advertiser(ctx, &req).await?;
+    let campaign = owned(ctx, owner, id).await?;
+    let input: Approval = read_body(ctx, req).await?;
+    if ctx.engine.store.get_affiliate(input.affiliate_id).await?.is_none() {
+        return Err(Error::NotFound(format!("no affiliate '{}'", input.affiliate_id)));
+    }
+    let proposed = TrackingCode {
+        code: new_tracking_code(),
+        campaign_id: campaign.id,
+        affiliate_id: Some(input.affiliate_id),
+        created_at: ctx.engine.now(),
+    };
+    let stored = ctx.engine.catalog.add_code(proposed.clone()).await?;
+    let status = if stored.code == proposed.code { StatusCode::CREATED } else { StatusCode::OK };
+    let mut params = vec![("swarm_ref", stored.code.as_str())];
+    if let Some(promo) = &campaign.promo_code {
+        params.push(("promo", promo.as_str()));
+    }
+    Ok(json_response(status, &json!({
+        "campaignId": campaign.id,
+        "affiliateId": input.affiliate_id,
+        "trackingCode": stored.code,
+        "trackingUrl": append_query(&campaign.landing_url, &params),
+        "affiliateLink": format!("{}/r/{}", ctx.engine.public_base, stored.code),
+    })))
+}
+
+/// Activation waits for a test postback (the seed's "confirm before
+/// activation"); pausing is always allowed.
+pub async fn set_status(ctx: &Ctx, req: Request<Incoming>, id: &str, activate: bool) -> Result<Resp> {
+    let owner = advertiser(ctx, &req).await?;
+    let mut campaign = (*owned(ctx, owner, id).await?).clone();
+    if activate && campaign.tracking_confirmed_at.is_none() {
+        return Err(Error::Conflict {
+            code: "tracking_not_confirmed",
+            message: format!(
+                "fire a test postback with swarm_ref \"{}\" first; activation unlocks once tracking is confirmed",
+                campaign.test_tracking_code
+            ),
+        });
+    }
+    campaign.status = if activate { CampaignStatus::Active } else { CampaignStatus::Paused };
+    let saved = ctx.engine.catalog.save_campaign(campaign).await?;
+    Ok(json_response(StatusCode::OK, &campaign_json(&saved, None)))
+}
+
+fn payout_settings(
+    model: CompensationModel,
+    cents: Option<u64>,
+    percentage: Option<&serde_json::Number>,
+) -> Result<(Option<u64>, Option<u32>)> {
+    match model {
+        CompensationModel::Fixed => {
+            if percentage.is_some() {
+                return Err(invalid("payoutPercentage", "applies to REV_SHARE campaigns only; FIXED campaigns use payoutCents").into());
+            }
+            match cents {
+                Some(c) if c > 0 => Ok((Some(c), None)),
+                _ => Err(invalid("payoutCents", "is required for FIXED campaigns and must be at least 1").into()),
+            }
+        }
+        CompensationModel::RevShare => {
+            if cents.is_some() {
+                return Err(invalid("payoutCents", "applies to FIXED campaigns only; REV_SHARE campaigns use payoutPercentage").into());
+            }
+            let p = percentage.ok_or_else(|| invalid("payoutPercentage", "is required for REV_SHARE campaigns (e.g. 20 or 12.5)"))?;
+            let bp = percentage_to_bp(&p.to_string()).map_err(|m| invalid("payoutPercentage", m))?;
+            Ok((None, Some(bp)))
+        }
+    }
+}
+
+fn days(field: &str, value: Option<u32>, default: u32, min: u32) -> Result<u32> {
+    let v = value.unwrap_or(default);
+    if v < min || v > 3650 {
+        return Err(invalid(field, format!("must be between {min} and 3650 days")).into());
+    }
+    Ok(v)
+}
+
+fn campaign_json(c: &Campaign, stats: Option<&CampaignStats>) -> Value {
+    let mut v = json!({
+        "id": c.id,
+        "advertiserId": c.advertiser_id,
+        "name": c.name,
+        "status": c.status,
+        "landingUrl": c.landing_url,
+        "compensationModel": c.compensation_model,
+        "payoutCents": c.payout_cents,
+        "payoutPercentage": c.payout_bp.map(bp_to_percentage),
+        "promoCode": c.promo_code,
+        "allowedOrigins": c.allowed_origins,
+        "fieldMapping": c.field_mapping,
+        "attributionWindowDays": c.attribution_window_days,
+        "holdDays": c.hold_days,
+        "testTrackingCode": c.test_tracking_code,
+        "publishableKey": c.publishable_key,
+        "trackingConfirmedAt": c.tracking_confirmed_at,
+        "createdAt": c.created_at,
+    });
+    if let Some(s) = stats {
+        v["stats"] = json!({
+            "clicks": s.clicks,
+            "botClicks": s.bot_clicks,
+            "conversions": {
+                "recorded": s.conversions_recorded,
+                "duplicate": s.conversions_duplicate,
+                "ignored": s.conversions_ignored,
+            },
+            "postbacks": { "recorded": s.postbacks_recorded, "duplicate": s.postbacks_duplicate },
+            "payoutCents": s.payout_cents,
+        });
+    }
+    v
+}

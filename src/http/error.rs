@@ -1,0 +1,49 @@
+//! The one place errors become HTTP: status, JSON body `{error, message}`, and
+//! Retry-After on 503s. Client mistakes are 4xx with a message a person can
+//! act on; capacity and storage trouble are 503 (retryable); nothing a client
+//! sends can produce a 500.
+
+use hyper::{header, StatusCode};
+
+use super::body::{json_response, Resp};
+use crate::error::Error;
+
+pub fn status_and_code(e: &Error) -> (StatusCode, &'static str) {
+    match e {
+        Error::BadJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
+        Error::Invalid(_) => (StatusCode::BAD_REQUEST, "validation_failed"),
+        Error::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+        Error::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+        Error::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+        Error::NoRoute(_) => (StatusCode::NOT_FOUND, "no_route"),
+        Error::Conflict { code, .. } => (StatusCode::CONFLICT, code),
+        Error::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+        Error::MethodNotAllowed { .. } => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+        Error::Timeout => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
+        Error::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
+        Error::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+    }
+}
+
+pub fn error_response(e: &Error, retry_after_secs: u32) -> Resp {
+    let (status, code) = status_and_code(e);
+    let mut body = serde_json::json!({ "error": code, "message": e.to_string() });
+    if let Error::Invalid(invalid) = e {
+        body["field"] = invalid.field.clone().into();
+    }
+    let mut resp = json_response(status, &body);
+    let headers = resp.headers_mut();
+    match e {
+        Error::Overloaded | Error::Unavailable(_) => {
+            headers.insert(header::RETRY_AFTER, retry_after_secs.into());
+        }
+        Error::MethodNotAllowed { allow, .. } => {
+            headers.insert(header::ALLOW, header::HeaderValue::from_static(allow));
+        }
+        Error::Unauthorized(_) => {
+            headers.insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+        }
+        _ => {}
+    }
+    resp
+}

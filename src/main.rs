@@ -1,0 +1,101 @@
+//! `clickledger`: parse flags, load config, install telemetry, bind, serve.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use clickledger::config::{Config, Overrides};
+
+#[derive(Parser)]
+#[command(name = "clickledger", version, about = "Affiliate attribution engine: clicks, conversions and postbacks, exactly once.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP server.
+    Serve(Common),
+    /// Print the admin key (from CLICKLEDGER_ADMIN_KEY, else the data directory's secrets file, created if missing).
+    AdminKey(Common),
+    /// Print the effective configuration after file, environment and flags.
+    Config(Common),
+}
+
+#[derive(Args)]
+struct Common {
+    /// Configuration file (TOML); see config/default.toml for every setting.
+    #[arg(long, env = "CLICKLEDGER_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on, e.g. 127.0.0.1:8080 (port 0 picks a free one).
+    #[arg(long)]
+    listen: Option<String>,
+    /// Data directory for the embedded store and generated secrets.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Storage backend: embedded.
+    #[arg(long)]
+    store: Option<String>,
+    /// Base URL for partners' /r/{code} links.
+    #[arg(long)]
+    public_url: Option<String>,
+}
+
+impl Common {
+    fn load(&self) -> Config {
+        let flags = Overrides {
+            listen: self.listen.clone(),
+            data_dir: self.data_dir.clone(),
+            store: self.store.clone(),
+            public_url: self.public_url.clone(),
+        };
+        Config::load(self.config.as_deref(), &flags).unwrap_or_else(|e| fail(&e))
+    }
+}
+
+fn fail(message: &str) -> ! {
+    eprintln!("clickledger: {message}");
+    std::process::exit(2)
+}
+
+fn main() {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(common) => serve(common.load()),
+        Command::AdminKey(common) => {
+            let config = common.load();
+            let secrets = clickledger::secrets::load_or_create(&config.data_dir).unwrap_or_else(|e| fail(&e));
+            println!("{}", secrets.admin_key);
+        }
+        Command::Config(common) => println!("{:#?}", common.load()),
+    }
+}
+
+fn serve(config: Config) {
+    let level: tracing::Level = config.log_level.parse().unwrap_or_else(|_| fail("log_level must be error, warn, info, debug or trace"));
+    tracing_subscriber::fmt().with_max_level(level).with_writer(std::io::stderr).init();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap_or_else(|e| fail(&e.to_string()));
+    runtime.block_on(async move {
+        let prometheus = clickledger::metrics::install().unwrap_or_else(|e| fail(&e));
+        clickledger::metrics::spawn_upkeep(prometheus.clone());
+        let listener = tokio::net::TcpListener::bind(config.listen).await
+            .unwrap_or_else(|e| fail(&format!("cannot listen on {}: {e}", config.listen)));
+        let bound = listener.local_addr().unwrap_or_else(|e| fail(&e.to_string()));
+        // Scripts and tests read this line to find the port when listening on :0.
+        println!("clickledger listening on http://{bound}");
+        if let Err(e) = clickledger::server::run(config, listener, Some(prometheus), shutdown_signal()).await {
+            fail(&e);
+        }
+    });
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

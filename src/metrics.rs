@@ -1,0 +1,117 @@
+//! Every metric name lives here, with the `clickledger_` prefix, base units and
+//! bounded labels (route templates, outcomes, reason codes; never ids).
+
+use std::time::Duration;
+
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+pub const HTTP_REQUESTS: &str = "clickledger_http_requests_total";
+pub const HTTP_DURATION: &str = "clickledger_http_request_duration_seconds";
+pub const HTTP_CONNECTIONS: &str = "clickledger_http_open_connections";
+pub const CLICKS: &str = "clickledger_clicks_total";
+pub const CONVERSIONS: &str = "clickledger_conversions_total";
+pub const POSTBACKS: &str = "clickledger_postbacks_total";
+pub const DEDUP_PATH: &str = "clickledger_dedup_path_total";
+pub const STORE_BATCH_SIZE: &str = "clickledger_store_batch_size";
+pub const STORE_FLUSH_DURATION: &str = "clickledger_store_flush_duration_seconds";
+pub const STORE_FLUSH_ERRORS: &str = "clickledger_store_flush_errors_total";
+pub const MAILBOX_DEPTH: &str = "clickledger_actor_mailbox_depth";
+pub const CAMPAIGN_ACTORS: &str = "clickledger_campaign_actors";
+pub const OVERLOAD: &str = "clickledger_overload_rejections_total";
+
+/// Request latency: a redirect takes tens of microseconds, a conversion waits
+/// for an fsync (hundreds of microseconds to milliseconds), so the buckets
+/// span 50 µs to 2.5 s.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+/// Group-commit sizes: powers of two up to the largest configurable batch.
+const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 4096.0];
+
+/// Installs the global recorder. Called from `main` only.
+pub fn install() -> Result<PrometheusHandle, String> {
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Full(HTTP_DURATION.into()), LATENCY_BUCKETS)
+        .and_then(|b| b.set_buckets_for_metric(Matcher::Full(STORE_FLUSH_DURATION.into()), LATENCY_BUCKETS))
+        .and_then(|b| b.set_buckets_for_metric(Matcher::Full(STORE_BATCH_SIZE.into()), BATCH_BUCKETS))
+        .map_err(|e| e.to_string())?
+        .install_recorder()
+        .map_err(|e| e.to_string())?;
+    describe();
+    Ok(handle)
+}
+
+/// Runs the exporter's upkeep (drains histogram buffers) off the scrape path.
+pub fn spawn_upkeep(handle: PrometheusHandle) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            handle.run_upkeep();
+        }
+    });
+}
+
+fn describe() {
+    describe_counter!(HTTP_REQUESTS, "HTTP requests by route template, method and status.");
+    describe_histogram!(HTTP_DURATION, Unit::Seconds, "HTTP request duration by route template.");
+    describe_gauge!(HTTP_CONNECTIONS, "Open HTTP connections.");
+    describe_counter!(CLICKS, "Redirect clicks by kind (human, bot).");
+    describe_counter!(CONVERSIONS, "Conversions by outcome and reason.");
+    describe_counter!(POSTBACKS, "Postbacks by outcome and reason.");
+    describe_counter!(DEDUP_PATH, "Which dedup path answered a keyed event.");
+    describe_histogram!(STORE_BATCH_SIZE, "Events per group commit.");
+    describe_histogram!(STORE_FLUSH_DURATION, Unit::Seconds, "Duration of one durable group commit.");
+    describe_counter!(STORE_FLUSH_ERRORS, "Group commits the store failed.");
+    describe_gauge!(MAILBOX_DEPTH, "Messages waiting in campaign actor mailboxes, summed.");
+    describe_gauge!(CAMPAIGN_ACTORS, "Live campaign actors.");
+    describe_counter!(OVERLOAD, "Requests refused with 503 because a bound was reached.");
+}
+
+pub fn http_request(route: &'static str, method: &str, status: u16, elapsed: Duration) {
+    let method = match method {
+        "GET" | "HEAD" | "POST" | "PATCH" | "PUT" | "DELETE" | "OPTIONS" => method.to_string(),
+        _ => "OTHER".to_string(),
+    };
+    counter!(HTTP_REQUESTS, "route" => route, "method" => method, "status" => status.to_string()).increment(1);
+    histogram!(HTTP_DURATION, "route" => route).record(elapsed.as_secs_f64());
+}
+
+pub fn connections(delta: f64) {
+    gauge!(HTTP_CONNECTIONS).increment(delta);
+}
+
+pub fn click(bot: bool) {
+    counter!(CLICKS, "kind" => if bot { "bot" } else { "human" }).increment(1);
+}
+
+/// `kind` is "conversion" or "postback"; reason is "" unless ignored/rejected.
+pub fn keyed_outcome(postback: bool, outcome: &'static str, reason: &'static str) {
+    let name = if postback { POSTBACKS } else { CONVERSIONS };
+    counter!(name, "outcome" => outcome, "reason" => reason).increment(1);
+}
+
+pub fn dedup_path(path: &'static str) {
+    counter!(DEDUP_PATH, "path" => path).increment(1);
+}
+
+pub fn flush(events: usize, elapsed: Duration, ok: bool) {
+    histogram!(STORE_BATCH_SIZE).record(events as f64);
+    histogram!(STORE_FLUSH_DURATION).record(elapsed.as_secs_f64());
+    if !ok {
+        counter!(STORE_FLUSH_ERRORS).increment(1);
+    }
+}
+
+pub fn mailbox(delta: f64) {
+    gauge!(MAILBOX_DEPTH).increment(delta);
+}
+
+pub fn campaign_actors(delta: f64) {
+    gauge!(CAMPAIGN_ACTORS).increment(delta);
+}
+
+pub fn overload(what: &'static str) {
+    counter!(OVERLOAD, "bound" => what).increment(1);
+}

@@ -1,0 +1,391 @@
+//! The default store: redb, an embedded copy-on-write B-tree with fsync'ed
+//! commits. One writer thread owns every event write and folds whatever
+//! batches are waiting into one transaction, so N campaign actors flushing at
+//! once cost one fsync, not N (group commit at the store as well as the actor).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::mpsc;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition, WriteTransaction};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::sync::oneshot;
+
+use super::*;
+
+const ADVERTISERS: TableDefinition<u64, &[u8]> = TableDefinition::new("advertisers");
+const AFFILIATES: TableDefinition<u64, &[u8]> = TableDefinition::new("affiliates");
+const API_KEYS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("api_keys");
+const CAMPAIGNS: TableDefinition<u64, &[u8]> = TableDefinition::new("campaigns");
+const CODES: TableDefinition<&str, &[u8]> = TableDefinition::new("tracking_codes");
+/// (campaign, affiliate) → code: makes approval idempotent.
+const APPROVALS: TableDefinition<(u64, u64), &str> = TableDefinition::new("approvals");
+const CLICKS: TableDefinition<(u64, u128), &[u8]> = TableDefinition::new("clicks");
+const CONVERSIONS: TableDefinition<(u64, u128), &[u8]> = TableDefinition::new("conversions");
+const LEADS: TableDefinition<(u64, &str), &[u8]> = TableDefinition::new("leads");
+const STATS: TableDefinition<u64, &[u8]> = TableDefinition::new("campaign_stats");
+
+/// How many waiting batches one transaction may fold together.
+const MAX_FOLD: usize = 256;
+
+type Job = (Arc<Batch>, oneshot::Sender<StoreResult<Vec<Outcome>>>);
+
+pub struct EmbeddedStore {
+    db: Arc<Database>,
+    writer: mpsc::SyncSender<Job>,
+}
+
+fn err(e: impl std::fmt::Display) -> StoreError {
+    StoreError(e.to_string())
+}
+
+fn enc<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("records always serialize")
+}
+
+fn dec<T: DeserializeOwned>(bytes: &[u8]) -> StoreResult<T> {
+    serde_json::from_slice(bytes).map_err(err)
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) `dir/clickledger.redb`. redb holds a file lock, so a
+    /// second process on the same directory fails here instead of corrupting it.
+    pub fn open(dir: &Path, queue: usize) -> StoreResult<Self> {
+        std::fs::create_dir_all(dir).map_err(err)?;
+        let db = Arc::new(Database::create(dir.join("clickledger.redb")).map_err(err)?);
+        let txn = db.begin_write().map_err(err)?;
+        open_all_tables(&txn)?;
+        txn.commit().map_err(err)?;
+        let (writer, jobs) = mpsc::sync_channel(queue.max(1));
+        let thread_db = db.clone();
+        std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || write_loop(&thread_db, jobs))
+            .map_err(err)?;
+        Ok(Self { db, writer })
+    }
+
+    async fn read<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&redb::ReadTransaction) -> StoreResult<T> + Send + 'static,
+    {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || f(&db.begin_read().map_err(err)?))
+            .await
+            .map_err(err)?
+    }
+
+    async fn write<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&WriteTransaction) -> StoreResult<T> + Send + 'static,
+    {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || {
+            let txn = db.begin_write().map_err(err)?;
+            let out = f(&txn)?;
+            txn.commit().map_err(err)?;
+            Ok(out)
+        })
+        .await
+        .map_err(err)?
+    }
+}
+
+fn open_all_tables(txn: &WriteTransaction) -> StoreResult<()> {
+    txn.open_table(ADVERTISERS).map_err(err)?;
+    txn.open_table(AFFILIATES).map_err(err)?;
+    txn.open_table(API_KEYS).map_err(err)?;
+    txn.open_table(CAMPAIGNS).map_err(err)?;
+    txn.open_table(CODES).map_err(err)?;
+    txn.open_table(APPROVALS).map_err(err)?;
+    txn.open_table(CLICKS).map_err(err)?;
+    txn.open_table(CONVERSIONS).map_err(err)?;
+    txn.open_table(LEADS).map_err(err)?;
+    txn.open_table(STATS).map_err(err)?;
+    Ok(())
+}
+
+/// Blocks for one batch, then folds in whatever else is already waiting.
+fn write_loop(db: &Database, jobs: mpsc::Receiver<Job>) {
+    while let Ok(first) = jobs.recv() {
+        let mut folded = vec![first];
+        while folded.len() < MAX_FOLD {
+            match jobs.try_recv() {
+                Ok(job) => folded.push(job),
+                Err(_) => break,
+            }
+        }
+        let batches: Vec<&Batch> = folded.iter().map(|(b, _)| b.as_ref()).collect();
+        match apply(db, &batches) {
+            Ok(outcomes) => {
+                for ((_, reply), out) in folded.into_iter().zip(outcomes) {
+                    let _ = reply.send(Ok(out));
+                }
+            }
+            Err(e) => {
+                for (_, reply) in folded {
+                    let _ = reply.send(Err(StoreError(e.0.clone())));
+                }
+            }
+        }
+    }
+}
+
+/// One transaction, one fsync (redb's default durability is Immediate).
+fn apply(db: &Database, batches: &[&Batch]) -> StoreResult<Vec<Vec<Outcome>>> {
+    let txn = db.begin_write().map_err(err)?;
+    let mut all = Vec::with_capacity(batches.len());
+    {
+        let mut clicks = txn.open_table(CLICKS).map_err(err)?;
+        let mut conversions = txn.open_table(CONVERSIONS).map_err(err)?;
+        let mut leads = txn.open_table(LEADS).map_err(err)?;
+        let mut stats = txn.open_table(STATS).map_err(err)?;
+        // Summed per campaign so a batch of a thousand clicks rewrites each
+        // campaign's counters once.
+        let mut deltas: HashMap<CampaignId, CampaignStats> = HashMap::new();
+        let mut add = |campaign: CampaignId, delta: &CampaignStats| deltas.entry(campaign).or_default().add(delta);
+        for batch in batches {
+            for (campaign, delta) in &batch.stats {
+                add(*campaign, delta);
+            }
+            for click in &batch.clicks {
+                let old = clicks.insert((click.campaign_id.0, click.id.0), enc(click).as_slice()).map_err(err)?;
+                if old.is_none() {
+                    add(click.campaign_id, &click_delta(click));
+                }
+            }
+            let mut outcomes = Vec::with_capacity(batch.keyed.len());
+            for keyed in &batch.keyed {
+                let outcome = insert_keyed(&mut conversions, &mut leads, keyed)?;
+                if matches!(outcome, Outcome::Inserted) {
+                    add(keyed.campaign(), &recorded_delta(keyed));
+                }
+                outcomes.push(outcome);
+            }
+            all.push(outcomes);
+        }
+        for (campaign, delta) in deltas {
+            add_stats(&mut stats, campaign, &delta)?;
+        }
+    }
+    txn.commit().map_err(err)?;
+    Ok(all)
+}
+
+fn insert_keyed(
+    conversions: &mut Table<(u64, u128), &[u8]>,
+    leads: &mut Table<(u64, &str), &[u8]>,
+    keyed: &Keyed,
+) -> StoreResult<Outcome> {
+    match keyed {
+        Keyed::Conversion(c) => {
+            let key = (c.campaign_id.0, c.click_id.0);
+            if let Some(found) = conversions.get(key).map_err(err)? {
+                return Ok(Outcome::Existing(Keyed::Conversion(dec(found.value())?)));
+            }
+            conversions.insert(key, enc(c).as_slice()).map_err(err)?;
+        }
+        Keyed::Lead(l) => {
+            let key = (l.campaign_id.0, l.external_id.as_str());
+            if let Some(found) = leads.get(key).map_err(err)? {
+                return Ok(Outcome::Existing(Keyed::Lead(dec(found.value())?)));
+            }
+            leads.insert(key, enc(l).as_slice()).map_err(err)?;
+        }
+    }
+    Ok(Outcome::Inserted)
+}
+
+fn recorded_delta(keyed: &Keyed) -> CampaignStats {
+    match keyed {
+        Keyed::Conversion(_) => CampaignStats { conversions_recorded: 1, ..Default::default() },
+        Keyed::Lead(l) => CampaignStats {
+            postbacks_recorded: 1,
+            payout_cents: l.payout_cents,
+            ..Default::default()
+        },
+    }
+}
+
+fn click_delta(click: &Click) -> CampaignStats {
+    let (clicks, bot_clicks) = if click.flagged { (0, 1) } else { (1, 0) };
+    CampaignStats { clicks, bot_clicks, ..Default::default() }
+}
+
+fn add_stats(table: &mut Table<u64, &[u8]>, campaign: CampaignId, delta: &CampaignStats) -> StoreResult<()> {
+    if delta.is_empty() {
+        return Ok(());
+    }
+    let mut current: CampaignStats = match table.get(campaign.0).map_err(err)? {
+        Some(v) => dec(v.value())?,
+        None => CampaignStats::default(),
+    };
+    current.add(delta);
+    table.insert(campaign.0, enc(&current).as_slice()).map_err(err)?;
+    Ok(())
+}
+
+fn get_json<K, T>(txn: &redb::ReadTransaction, def: TableDefinition<K, &[u8]>, key: K::SelfType<'_>) -> StoreResult<Option<T>>
+where
+    K: redb::Key + 'static,
+    T: DeserializeOwned,
+{
+    let table = txn.open_table(def).map_err(err)?;
+    let found = table.get(key).map_err(err)?;
+    found.map(|v| dec(v.value())).transpose()
+}
+
+fn all_json<K, T>(txn: &redb::ReadTransaction, def: TableDefinition<K, &[u8]>) -> StoreResult<Vec<T>>
+where
+    K: redb::Key + 'static,
+    T: DeserializeOwned,
+{
+    let table = txn.open_table(def).map_err(err)?;
+    let mut out = Vec::new();
+    for row in table.iter().map_err(err)? {
+        let (_, v) = row.map_err(err)?;
+        out.push(dec(v.value())?);
+    }
+    Ok(out)
+}
+
+#[async_trait]
+impl Store for EmbeddedStore {
+    async fn put_advertiser(&self, advertiser: &Advertiser, key: KeyHash) -> StoreResult<()> {
+        let (id, value) = (advertiser.id.0, enc(advertiser));
+        let principal = enc(&Principal::advertiser(advertiser.id));
+        self.write(move |txn| {
+            txn.open_table(ADVERTISERS).map_err(err)?.insert(id, value.as_slice()).map_err(err)?;
+            txn.open_table(API_KEYS).map_err(err)?.insert(key.as_slice(), principal.as_slice()).map_err(err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_advertiser(&self, id: AdvertiserId) -> StoreResult<Option<Advertiser>> {
+        self.read(move |txn| get_json(txn, ADVERTISERS, id.0)).await
+    }
+
+    async fn put_affiliate(&self, affiliate: &Affiliate, key: KeyHash) -> StoreResult<()> {
+        let (id, value) = (affiliate.id.0, enc(affiliate));
+        let principal = enc(&Principal::Affiliate { id: affiliate.id });
+        self.write(move |txn| {
+            txn.open_table(AFFILIATES).map_err(err)?.insert(id, value.as_slice()).map_err(err)?;
+            txn.open_table(API_KEYS).map_err(err)?.insert(key.as_slice(), principal.as_slice()).map_err(err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_affiliate(&self, id: AffiliateId) -> StoreResult<Option<Affiliate>> {
+        self.read(move |txn| get_json(txn, AFFILIATES, id.0)).await
+    }
+
+    async fn get_principal(&self, key: &KeyHash) -> StoreResult<Option<Principal>> {
+        let key = *key;
+        self.read(move |txn| get_json(txn, API_KEYS, key.as_slice())).await
+    }
+
+    async fn put_campaign(&self, campaign: &Campaign) -> StoreResult<()> {
+        let (id, value) = (campaign.id.0, enc(campaign));
+        self.write(move |txn| {
+            txn.open_table(CAMPAIGNS).map_err(err)?.insert(id, value.as_slice()).map_err(err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_campaign(&self, id: CampaignId) -> StoreResult<Option<Campaign>> {
+        self.read(move |txn| get_json(txn, CAMPAIGNS, id.0)).await
+    }
+
+    async fn list_campaigns(&self) -> StoreResult<Vec<Campaign>> {
+        self.read(|txn| all_json(txn, CAMPAIGNS)).await
+    }
+
+    async fn insert_tracking_code(&self, code: &TrackingCode) -> StoreResult<TrackingCode> {
+        let code = code.clone();
+        self.write(move |txn| {
+            let mut codes = txn.open_table(CODES).map_err(err)?;
+            let mut approvals = txn.open_table(APPROVALS).map_err(err)?;
+            if let Some(aff) = code.affiliate_id {
+                if let Some(existing) = approvals.get((code.campaign_id.0, aff.0)).map_err(err)? {
+                    let found = codes.get(existing.value()).map_err(err)?;
+                    let found = found.ok_or_else(|| StoreError("approval without its code".into()))?;
+                    return dec(found.value());
+                }
+                approvals.insert((code.campaign_id.0, aff.0), code.code.as_str()).map_err(err)?;
+            }
+            if codes.get(code.code.as_str()).map_err(err)?.is_some() {
+                return Err(StoreError("tracking code collision; retry".into()));
+            }
+            codes.insert(code.code.as_str(), enc(&code).as_slice()).map_err(err)?;
+            Ok(code)
+        })
+        .await
+    }
+
+    async fn get_tracking_code(&self, code: &str) -> StoreResult<Option<TrackingCode>> {
+        let code = code.to_string();
+        self.read(move |txn| get_json(txn, CODES, code.as_str())).await
+    }
+
+    async fn list_tracking_codes(&self) -> StoreResult<Vec<TrackingCode>> {
+        self.read(|txn| all_json(txn, CODES)).await
+    }
+
+    async fn commit(&self, batch: Arc<Batch>) -> StoreResult<Vec<Outcome>> {
+        let (reply, answer) = oneshot::channel();
+        let writer = self.writer.clone();
+        // The channel is bounded: a full queue blocks this (blocking-pool)
+        // thread, which is the backpressure the actors' bounds sit in front of.
+        tokio::task::spawn_blocking(move || writer.send((batch, reply)))
+            .await
+            .map_err(err)?
+            .map_err(|_| StoreError("store writer has stopped".into()))?;
+        answer.await.map_err(|_| StoreError("store writer dropped the batch".into()))?
+    }
+
+    async fn get_conversion(&self, campaign: CampaignId, click: ClickId) -> StoreResult<Option<Conversion>> {
+        self.read(move |txn| get_json(txn, CONVERSIONS, (campaign.0, click.0))).await
+    }
+
+    async fn get_lead(&self, campaign: CampaignId, external_id: &str) -> StoreResult<Option<Lead>> {
+        let external_id = external_id.to_string();
+        self.read(move |txn| get_json(txn, LEADS, (campaign.0, external_id.as_str()))).await
+    }
+
+    async fn get_click(&self, campaign: CampaignId, click: ClickId) -> StoreResult<Option<Click>> {
+        self.read(move |txn| get_json(txn, CLICKS, (campaign.0, click.0))).await
+    }
+
+    async fn dedup_keys(&self, campaign: CampaignId) -> StoreResult<Vec<DedupKey>> {
+        self.read(move |txn| {
+            let mut keys = Vec::new();
+            let conversions = txn.open_table(CONVERSIONS).map_err(err)?;
+            for row in conversions.range((campaign.0, 0u128)..=(campaign.0, u128::MAX)).map_err(err)? {
+                keys.push(DedupKey::Click(ClickId(row.map_err(err)?.0.value().1)));
+            }
+            let leads = txn.open_table(LEADS).map_err(err)?;
+            for row in leads.range((campaign.0, "")..).map_err(err)? {
+                let (k, _) = row.map_err(err)?;
+                let (c, external) = k.value();
+                if c != campaign.0 {
+                    break;
+                }
+                keys.push(DedupKey::External(external.to_string()));
+            }
+            Ok(keys)
+        })
+        .await
+    }
+
+    async fn get_stats(&self, campaign: CampaignId) -> StoreResult<CampaignStats> {
+        self.read(move |txn| get_json(txn, STATS, campaign.0)).await.map(Option::unwrap_or_default)
+    }
+}
