@@ -193,7 +193,9 @@ fn parse_like(template: &Value, raw: &str) -> Result<Value, String> {
         Value::Integer(_) => Value::Integer(raw.parse().map_err(|_| format!("'{raw}' is not an integer"))?),
         Value::Float(_) => Value::Float(raw.parse().map_err(|_| format!("'{raw}' is not a number"))?),
         Value::Boolean(_) => Value::Boolean(raw.parse().map_err(|_| format!("'{raw}' is not true or false"))?),
-        Value::Array(_) => Value::Array(raw.split(',').filter(|s| !s.is_empty()).map(|s| Value::String(s.trim().into())).collect()),
+        Value::Array(_) => {
+            Value::Array(raw.split(',').filter(|s| !s.is_empty()).map(|s| Value::String(s.trim().into())).collect())
+        }
         _ => Value::String(raw.to_string()),
     })
 }
@@ -227,7 +229,9 @@ mod tests {
     #[test]
     fn a_bad_value_or_an_unknown_file_setting_is_an_error_naming_it() {
         let e = env(&[("CLICKLEDGER_ENGINE_MAX_BATCH", "lots")]);
-        assert!(Config::load_from(None, &e, &Overrides::default()).unwrap_err().contains("CLICKLEDGER_ENGINE_MAX_BATCH"));
+        assert!(Config::load_from(None, &e, &Overrides::default())
+            .unwrap_err()
+            .contains("CLICKLEDGER_ENGINE_MAX_BATCH"));
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("c.toml");
         std::fs::write(&file, "[http]\nbody_limt = 5\n").unwrap();

@@ -6,7 +6,11 @@ use clap::{Args, Parser, Subcommand};
 use clickledger::config::{Config, Overrides};
 
 #[derive(Parser)]
-#[command(name = "clickledger", version, about = "Affiliate attribution engine: clicks, conversions and postbacks, exactly once.")]
+#[command(
+    name = "clickledger",
+    version,
+    about = "Affiliate attribution engine: clicks, conversions and postbacks, exactly once."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -72,13 +76,16 @@ fn main() {
 }
 
 fn serve(config: Config) {
-    let level: tracing::Level = config.log_level.parse().unwrap_or_else(|_| fail("log_level must be error, warn, info, debug or trace"));
+    let level: tracing::Level =
+        config.log_level.parse().unwrap_or_else(|_| fail("log_level must be error, warn, info, debug or trace"));
     tracing_subscriber::fmt().with_max_level(level).with_writer(std::io::stderr).init();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap_or_else(|e| fail(&e.to_string()));
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap_or_else(|e| fail(&e.to_string()));
     runtime.block_on(async move {
         let prometheus = clickledger::metrics::install().unwrap_or_else(|e| fail(&e));
         clickledger::metrics::spawn_upkeep(prometheus.clone());
-        let listener = tokio::net::TcpListener::bind(config.listen).await
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
             .unwrap_or_else(|e| fail(&format!("cannot listen on {}: {e}", config.listen)));
         let bound = listener.local_addr().unwrap_or_else(|e| fail(&e.to_string()));
         // Scripts and tests read this line to find the port when listening on :0.
@@ -93,7 +100,8 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
         tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
     }
     #[cfg(not(unix))]

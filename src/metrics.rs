@@ -23,9 +23,8 @@ pub const OVERLOAD: &str = "clickledger_overload_rejections_total";
 /// Request latency: a redirect takes tens of microseconds, a conversion waits
 /// for an fsync (hundreds of microseconds to milliseconds), so the buckets
 /// span 50 µs to 2.5 s.
-const LATENCY_BUCKETS: &[f64] = &[
-    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-];
+const LATENCY_BUCKETS: &[f64] =
+    &[0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
 /// Group-commit sizes: powers of two up to the largest configurable batch.
 const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 4096.0];
 
@@ -86,7 +85,8 @@ pub fn click(bot: bool) {
     counter!(CLICKS, "kind" => if bot { "bot" } else { "human" }).increment(1);
 }
 
-/// `kind` is "conversion" or "postback"; reason is "" unless ignored/rejected.
+/// Outcome of a conversion (`postback == false`) or postback; `reason` is
+/// "none" unless the event was ignored or rejected.
 pub fn keyed_outcome(postback: bool, outcome: &'static str, reason: &'static str) {
     let name = if postback { POSTBACKS } else { CONVERSIONS };
     counter!(name, "outcome" => outcome, "reason" => reason).increment(1);

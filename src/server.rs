@@ -25,9 +25,9 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub fn open_store(config: &Config) -> Result<Arc<dyn Store>, String> {
     match config.store {
-        StoreKind::Embedded => Ok(Arc::new(
-            EmbeddedStore::open(&config.data_dir, config.engine.store_queue).map_err(|e| e.to_string())?,
-        )),
+        StoreKind::Embedded => {
+            Ok(Arc::new(EmbeddedStore::open(&config.data_dir, config.engine.store_queue).map_err(|e| e.to_string())?))
+        }
         StoreKind::Scylla => Err("store = \"scylla\" is not built yet; use the embedded store".into()),
     }
 }

@@ -4,9 +4,26 @@
 /// Lower-case fragments of user agents that belong to crawlers, link
 /// previewers, monitors and HTTP libraries rather than browsers.
 const MARKERS: &[&str] = &[
-    "bot", "crawl", "spider", "slurp", "preview", "facebookexternalhit", "headless",
-    "monitor", "curl/", "wget/", "python-requests", "python-urllib", "go-http-client",
-    "okhttp", "java/", "libwww", "httpclient", "axios/", "node-fetch", "scrapy",
+    "bot",
+    "crawl",
+    "spider",
+    "slurp",
+    "preview",
+    "facebookexternalhit",
+    "headless",
+    "monitor",
+    "curl/",
+    "wget/",
+    "python-requests",
+    "python-urllib",
+    "go-http-client",
+    "okhttp",
+    "java/",
+    "libwww",
+    "httpclient",
+    "axios/",
+    "node-fetch",
+    "scrapy",
 ];
 
 pub fn is_bot(user_agent: &str) -> bool {

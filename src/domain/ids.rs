@@ -54,9 +54,7 @@ macro_rules! id_type {
         impl<'de> serde::Deserialize<'de> for $name {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-                s.parse().map_err(|_| {
-                    serde::de::Error::custom(concat!("expected an id like ", $prefix, "…"))
-                })
+                s.parse().map_err(|_| serde::de::Error::custom(concat!("expected an id like ", $prefix, "…")))
             }
         }
     };

@@ -30,10 +30,7 @@ pub enum Principal {
 
 impl Principal {
     pub fn advertiser(id: AdvertiserId) -> Self {
-        Principal::Advertiser {
-            id,
-            scopes: vec![Scope::Campaigns, Scope::Postbacks, Scope::AffiliateWrite],
-        }
+        Principal::Advertiser { id, scopes: vec![Scope::Campaigns, Scope::Postbacks, Scope::AffiliateWrite] }
     }
 
     pub fn has(&self, scope: Scope) -> bool {

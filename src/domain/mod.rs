@@ -12,8 +12,5 @@ pub mod validate;
 /// Wall-clock seconds since the epoch. Handlers take `now` as a value so the
 /// rules below never read the clock themselves.
 pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }

@@ -51,7 +51,10 @@ mod tests {
 
     #[test]
     fn parameters_go_before_the_fragment_and_after_an_existing_query() {
-        assert_eq!(append_query("https://a.com/p?x=1#top", &[("swarm_ref", "AB")]), "https://a.com/p?x=1&swarm_ref=AB#top");
+        assert_eq!(
+            append_query("https://a.com/p?x=1#top", &[("swarm_ref", "AB")]),
+            "https://a.com/p?x=1&swarm_ref=AB#top"
+        );
         assert_eq!(append_query("https://a.com", &[("a", "1"), ("b", "2")]), "https://a.com?a=1&b=2");
         assert_eq!(append_query("https://a.com/?", &[("a", "1")]), "https://a.com/?a=1");
     }

@@ -66,10 +66,7 @@ impl TokenKeys {
             return Err(TokenError::Malformed);
         }
         let (body, tag) = raw.split_at(BODY_LEN);
-        let signed = self
-            .keys
-            .iter()
-            .any(|key| mac(key, body).verify_truncated_left(tag).is_ok());
+        let signed = self.keys.iter().any(|key| mac(key, body).verify_truncated_left(tag).is_ok());
         if !signed {
             return Err(TokenError::BadSignature);
         }
@@ -98,12 +95,7 @@ mod tests {
     use super::*;
 
     fn claims() -> ClickClaims {
-        ClickClaims {
-            click: ClickId(42),
-            campaign: CampaignId(7),
-            affiliate: AffiliateId(9),
-            issued_at: 1_700_000_000,
-        }
+        ClickClaims { click: ClickId(42), campaign: CampaignId(7), affiliate: AffiliateId(9), issued_at: 1_700_000_000 }
     }
 
     #[test]

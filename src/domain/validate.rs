@@ -61,7 +61,9 @@ pub fn origins(field: &str, values: &[String]) -> Result<Vec<String>, Invalid> {
             let ok = (o.starts_with("https://") || o.starts_with("http://"))
                 && !o.splitn(4, '/').nth(3).is_some_and(|p| !p.is_empty())
                 && !o.contains(['?', '#', ' ']);
-            if ok { Ok(o.to_ascii_lowercase()) } else {
+            if ok {
+                Ok(o.to_ascii_lowercase())
+            } else {
                 Err(invalid(field, format!("'{o}' is not an origin like https://shop.example.com")))
             }
         })
@@ -76,11 +78,7 @@ pub fn promo_code(field: &str, value: &str) -> Result<String, Invalid> {
     Ok(value.to_string())
 }
 
-pub fn field_mapping(
-    field: &str,
-    mapping: &BTreeMap<String, String>,
-    limits: FieldLimits,
-) -> Result<(), Invalid> {
+pub fn field_mapping(field: &str, mapping: &BTreeMap<String, String>, limits: FieldLimits) -> Result<(), Invalid> {
     if mapping.len() > limits.max_keys {
         return Err(invalid(field, format!("at most {} mapped keys", limits.max_keys)));
     }
@@ -98,7 +96,11 @@ pub fn email(field: &str, value: &str) -> Result<String, Invalid> {
     let ok = value.len() <= 254
         && value.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.starts_with('.'))
         && !value.contains([' ', '<', '>', ',']);
-    if ok { Ok(value.to_string()) } else { Err(invalid(field, "must be an email address")) }
+    if ok {
+        Ok(value.to_string())
+    } else {
+        Err(invalid(field, "must be an email address"))
+    }
 }
 
 /// Splits a properties object into mapped fields and the rest, enforcing size

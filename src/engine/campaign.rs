@@ -103,7 +103,11 @@ impl Actor for CampaignActor {
 
     /// Rebuilds the bloom filter from the store so that no duplicate slips
     /// through after a restart.
-    async fn pre_start(&self, _me: ActorRef<CampaignMsg>, args: CampaignArgs) -> Result<CampaignState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        _me: ActorRef<CampaignMsg>,
+        args: CampaignArgs,
+    ) -> Result<CampaignState, ActorProcessingErr> {
         let mut bloom = LayeredBloom::new(args.config.bloom_expected_keys, args.config.bloom_fp_rate);
         for key in args.store.dedup_keys(args.id).await? {
             bloom.set(&key);
@@ -123,7 +127,12 @@ impl Actor for CampaignActor {
         })
     }
 
-    async fn handle(&self, me: ActorRef<CampaignMsg>, msg: CampaignMsg, state: &mut CampaignState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        me: ActorRef<CampaignMsg>,
+        msg: CampaignMsg,
+        state: &mut CampaignState,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             CampaignMsg::Click(click) => {
                 state.received();

@@ -21,12 +21,8 @@ pub struct Catalog {
 
 impl Catalog {
     pub async fn load(store: Arc<dyn Store>) -> StoreResult<Self> {
-        let catalog = Self {
-            store: store.clone(),
-            campaigns: DashMap::new(),
-            codes: DashMap::new(),
-            principals: DashMap::new(),
-        };
+        let catalog =
+            Self { store: store.clone(), campaigns: DashMap::new(), codes: DashMap::new(), principals: DashMap::new() };
         for c in store.list_campaigns().await? {
             catalog.campaigns.insert(c.id, Arc::new(c));
         }

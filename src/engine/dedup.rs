@@ -61,10 +61,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Window<K, V> {
     }
 
     pub fn get(&self, key: &K, now: Instant) -> Option<V> {
-        self.entries
-            .get(key)
-            .filter(|(_, at)| now.duration_since(*at) <= self.ttl)
-            .map(|(v, _)| v.clone())
+        self.entries.get(key).filter(|(_, at)| now.duration_since(*at) <= self.ttl).map(|(v, _)| v.clone())
     }
 
     pub fn insert(&mut self, key: K, value: V, now: Instant) {

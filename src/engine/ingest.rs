@@ -113,7 +113,8 @@ impl Engine {
         if campaign.advertiser_id != *advertiser {
             return Err(Error::Forbidden("this click belongs to another advertiser's campaign".into()));
         }
-        let (fields, extra) = validate::split_fields("properties", &props, &campaign.field_mapping, self.config.field_limits())?;
+        let (fields, extra) =
+            validate::split_fields("properties", &props, &campaign.field_mapping, self.config.field_limits())?;
         if !within_window(claims.issued_at, self.now(), campaign.attribution_window_days) {
             return Ok(self.ignored_for(campaign.id, "expired").await);
         }
@@ -164,22 +165,35 @@ impl Engine {
             Some(r) if r < 0 => return Err(invalid("revenueCents", "must be zero or more cents").into()),
             r => r.map(|r| r as u64),
         };
-        let code = self.catalog.code(&swarm_ref).await?
+        let code = self
+            .catalog
+            .code(&swarm_ref)
+            .await?
             .ok_or_else(|| Error::NotFound(format!("unknown swarm_ref '{swarm_ref}'")))?;
-        let campaign = self.catalog.campaign(code.campaign_id).await?
+        let campaign = self
+            .catalog
+            .campaign(code.campaign_id)
+            .await?
             .ok_or_else(|| Error::NotFound(format!("unknown swarm_ref '{swarm_ref}'")))?;
         if campaign.advertiser_id != *advertiser {
             return Err(Error::Forbidden("this swarm_ref belongs to another advertiser's campaign".into()));
         }
         let payout_cents = payout_for(&campaign, revenue)?;
         let (fields, extra) = validate::split_fields(
-            "metadata", &input.metadata.unwrap_or_default(), &campaign.field_mapping, self.config.field_limits())?;
+            "metadata",
+            &input.metadata.unwrap_or_default(),
+            &campaign.field_mapping,
+            self.config.field_limits(),
+        )?;
         let Some(affiliate) = code.affiliate_id else {
             return self.confirm_tracking(&campaign).await;
         };
         if campaign.status != CampaignStatus::Active {
             metrics::keyed_outcome(true, "rejected", "campaign_inactive");
-            return Err(Error::Conflict { code: "campaign_inactive", message: "the campaign is not active; activate it first".into() });
+            return Err(Error::Conflict {
+                code: "campaign_inactive",
+                message: "the campaign is not active; activate it first".into(),
+            });
         }
         let lead = Lead {
             id: LeadId::random(),
@@ -213,7 +227,7 @@ impl Engine {
                 self.catalog.save_campaign(updated).await?.tracking_confirmed_at.unwrap_or_default()
             }
         };
-        metrics::keyed_outcome(true, "test", "");
+        metrics::keyed_outcome(true, "test", "none");
         Ok(PostbackAnswer::Test { campaign: campaign.id, confirmed_at })
     }
 
@@ -224,14 +238,16 @@ impl Engine {
         self.registry.send(keyed.campaign(), CampaignMsg::Keyed(keyed, tx.into())).await.inspect_err(|_| {
             metrics::keyed_outcome(postback, "rejected", "overloaded");
         })?;
-        let reply = rx.await.map_err(|_| Error::Unavailable("the campaign actor stopped; nothing was recorded, retry".into()))?;
+        let reply = rx
+            .await
+            .map_err(|_| Error::Unavailable("the campaign actor stopped; nothing was recorded, retry".into()))?;
         match reply {
             KeyedReply::Recorded(k) => {
-                metrics::keyed_outcome(postback, "recorded", "");
+                metrics::keyed_outcome(postback, "recorded", "none");
                 Ok((true, k))
             }
             KeyedReply::Duplicate(k) => {
-                metrics::keyed_outcome(postback, "duplicate", "");
+                metrics::keyed_outcome(postback, "duplicate", "none");
                 Ok((false, k))
             }
             KeyedReply::Unavailable(e) => {
@@ -258,7 +274,8 @@ fn payout_for(campaign: &Campaign, revenue: Option<u64>) -> Result<u64> {
     match campaign.compensation_model {
         CompensationModel::Fixed => Ok(campaign.payout_cents.unwrap_or(0)),
         CompensationModel::RevShare => {
-            let revenue = revenue.ok_or_else(|| invalid("revenueCents", "is required for REV_SHARE (percent-of-sale) campaigns"))?;
+            let revenue = revenue
+                .ok_or_else(|| invalid("revenueCents", "is required for REV_SHARE (percent-of-sale) campaigns"))?;
             Ok(payout::rev_share_cents(revenue, campaign.payout_bp.unwrap_or(0)))
         }
     }

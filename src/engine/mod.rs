@@ -34,7 +34,12 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub async fn start(config: Config, store: Arc<dyn Store>, secrets: &Secrets, public_base: String) -> StoreResult<Self> {
+    pub async fn start(
+        config: Config,
+        store: Arc<dyn Store>,
+        secrets: &Secrets,
+        public_base: String,
+    ) -> StoreResult<Self> {
         let catalog = Catalog::load(store.clone()).await?;
         let registry = Registry::new(store.clone(), config.engine.clone());
         let tokens = TokenKeys::new(secrets.token_keys.iter().map(|k| k.as_bytes().to_vec()).collect());

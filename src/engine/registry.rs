@@ -71,22 +71,18 @@ impl Registry {
 
     async fn handle(&self, campaign: CampaignId) -> Result<CampaignHandle, SendError> {
         let cell = self.actors.entry(campaign).or_default().clone();
-        let handle = cell
-            .get_or_try_init(|| self.spawn(campaign))
-            .await
-            .map_err(|e| {
-                self.actors.remove(&campaign);
-                e
-            })?;
+        let handle = cell.get_or_try_init(|| self.spawn(campaign)).await.map_err(|e| {
+            self.actors.remove(&campaign);
+            e
+        })?;
         Ok(handle.clone())
     }
 
     async fn spawn(&self, id: CampaignId) -> Result<CampaignHandle, SendError> {
         let load = Arc::new(Load::default());
         let args = CampaignArgs { id, store: self.store.clone(), config: self.config.clone(), load: load.clone() };
-        let (actor, _join) = Actor::spawn(None, CampaignActor, args)
-            .await
-            .map_err(|e| SendError::Down(e.to_string()))?;
+        let (actor, _join) =
+            Actor::spawn(None, CampaignActor, args).await.map_err(|e| SendError::Down(e.to_string()))?;
         Ok(CampaignHandle { actor, load })
     }
 

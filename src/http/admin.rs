@@ -31,13 +31,16 @@ pub async fn create_advertiser(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp
     };
     let api_key = new_secret_key();
     ctx.engine.store.put_advertiser(&advertiser, hash_key(&api_key)).await?;
-    Ok(json_response(StatusCode::CREATED, &json!({
-        "id": advertiser.id,
-        "name": advertiser.name,
-        "apiKey": api_key,
-        "publishableKey": advertiser.publishable_key,
-        "scopes": ["campaigns", "postbacks", "affiliate:write"],
-    })))
+    Ok(json_response(
+        StatusCode::CREATED,
+        &json!({
+            "id": advertiser.id,
+            "name": advertiser.name,
+            "apiKey": api_key,
+            "publishableKey": advertiser.publishable_key,
+            "scopes": ["campaigns", "postbacks", "affiliate:write"],
+        }),
+    ))
 }
 
 pub async fn create_affiliate(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp> {
@@ -50,9 +53,12 @@ pub async fn create_affiliate(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp>
     };
     let api_key = new_secret_key();
     ctx.engine.store.put_affiliate(&affiliate, hash_key(&api_key)).await?;
-    Ok(json_response(StatusCode::CREATED, &json!({
-        "id": affiliate.id,
-        "name": affiliate.name,
-        "apiKey": api_key,
-    })))
+    Ok(json_response(
+        StatusCode::CREATED,
+        &json!({
+            "id": affiliate.id,
+            "name": affiliate.name,
+            "apiKey": api_key,
+        }),
+    ))
 }

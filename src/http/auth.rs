@@ -26,6 +26,7 @@ pub fn require_admin(engine: &Engine, headers: &HeaderMap) -> Result<()> {
 }
 
 pub async fn require_principal(engine: &Engine, headers: &HeaderMap) -> Result<Principal> {
-    let key = presented_key(headers).ok_or(Error::Unauthorized("send your API key as Authorization: Bearer <key> or x-api-key"))?;
+    let key = presented_key(headers)
+        .ok_or(Error::Unauthorized("send your API key as Authorization: Bearer <key> or x-api-key"))?;
     engine.catalog.principal(key).await?.ok_or(Error::Unauthorized("the API key is not valid"))
 }

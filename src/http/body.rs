@@ -15,12 +15,13 @@ pub type Resp = Response<Full<Bytes>>;
 
 /// Reads at most `limit` bytes within `timeout`, then decodes JSON. Errors
 /// name the offending field path (`payoutCents: invalid type …`).
-pub async fn read_json<T: DeserializeOwned>(req: Request<Incoming>, limit: usize, timeout: Duration) -> Result<T, Error> {
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+pub async fn read_json<T: DeserializeOwned>(
+    req: Request<Incoming>,
+    limit: usize,
+    timeout: Duration,
+) -> Result<T, Error> {
+    let declared =
+        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(Error::TooLarge { limit });
     }
@@ -29,7 +30,9 @@ pub async fn read_json<T: DeserializeOwned>(req: Request<Incoming>, limit: usize
         .map_err(|_| Error::Timeout)?;
     let bytes = match collected {
         Ok(c) => c.to_bytes(),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => return Err(Error::TooLarge { limit }),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            return Err(Error::TooLarge { limit })
+        }
         Err(e) => return Err(Error::BadJson(format!("could not read the request body: {e}"))),
     };
     parse_json(&bytes)

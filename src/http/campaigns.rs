@@ -15,6 +15,15 @@ use crate::domain::ids::*;
 use crate::domain::keys::{new_campaign_publishable_key, Principal, Scope};
 use crate::domain::model::*;
 use crate::domain::payout::{bp_to_percentage, percentage_to_bp};
+
+/// 2000 bp renders as `20`, 1250 as `12.5`: what the advertiser sent.
+fn percentage_json(bp: u32) -> Value {
+    if bp % 100 == 0 {
+        json!(bp / 100)
+    } else {
+        json!(bp_to_percentage(bp))
+    }
+}
 use crate::domain::redirect::append_query;
 use crate::domain::validate::{self, invalid};
 use crate::error::{Error, Result};
@@ -100,12 +109,15 @@ pub async fn create(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp> {
         tracking_confirmed_at: None,
         created_at: ctx.engine.now(),
     };
-    ctx.engine.catalog.add_code(TrackingCode {
-        code: campaign.test_tracking_code.clone(),
-        campaign_id: campaign.id,
-        affiliate_id: None,
-        created_at: campaign.created_at,
-    }).await?;
+    ctx.engine
+        .catalog
+        .add_code(TrackingCode {
+            code: campaign.test_tracking_code.clone(),
+            campaign_id: campaign.id,
+            affiliate_id: None,
+            created_at: campaign.created_at,
+        })
+        .await?;
     let campaign = ctx.engine.catalog.save_campaign(campaign).await?;
     Ok(json_response(StatusCode::CREATED, &campaign_json(&campaign, None)))
 }
@@ -134,7 +146,8 @@ fn apply_patch(ctx: &Ctx, mut c: Campaign, p: CampaignPatch) -> Result<Campaign>
         c.landing_url = validate::landing_url("landingUrl", &url)?;
     }
     if p.payout_cents.is_some() || p.payout_percentage.is_some() {
-        (c.payout_cents, c.payout_bp) = payout_settings(c.compensation_model, p.payout_cents, p.payout_percentage.as_ref())?;
+        (c.payout_cents, c.payout_bp) =
+            payout_settings(c.compensation_model, p.payout_cents, p.payout_percentage.as_ref())?;
     }
     match p.promo_code {
         None => {}
@@ -177,13 +190,16 @@ pub async fn approve_affiliate(ctx: &Ctx, req: Request<Incoming>, id: &str) -> R
     if let Some(promo) = &campaign.promo_code {
         params.push(("promo", promo.as_str()));
     }
-    Ok(json_response(status, &json!({
-        "campaignId": campaign.id,
-        "affiliateId": input.affiliate_id,
-        "trackingCode": stored.code,
-        "trackingUrl": append_query(&campaign.landing_url, &params),
-        "affiliateLink": format!("{}/r/{}", ctx.engine.public_base, stored.code),
-    })))
+    Ok(json_response(
+        status,
+        &json!({
+            "campaignId": campaign.id,
+            "affiliateId": input.affiliate_id,
+            "trackingCode": stored.code,
+            "trackingUrl": append_query(&campaign.landing_url, &params),
+            "affiliateLink": format!("{}/r/{}", ctx.engine.public_base, stored.code),
+        }),
+    ))
 }
 
 /// Activation waits for a test postback (the seed's "confirm before
@@ -213,7 +229,11 @@ fn payout_settings(
     match model {
         CompensationModel::Fixed => {
             if percentage.is_some() {
-                return Err(invalid("payoutPercentage", "applies to REV_SHARE campaigns only; FIXED campaigns use payoutCents").into());
+                return Err(invalid(
+                    "payoutPercentage",
+                    "applies to REV_SHARE campaigns only; FIXED campaigns use payoutCents",
+                )
+                .into());
             }
             match cents {
                 Some(c) if c > 0 => Ok((Some(c), None)),
@@ -222,9 +242,14 @@ fn payout_settings(
         }
         CompensationModel::RevShare => {
             if cents.is_some() {
-                return Err(invalid("payoutCents", "applies to FIXED campaigns only; REV_SHARE campaigns use payoutPercentage").into());
+                return Err(invalid(
+                    "payoutCents",
+                    "applies to FIXED campaigns only; REV_SHARE campaigns use payoutPercentage",
+                )
+                .into());
             }
-            let p = percentage.ok_or_else(|| invalid("payoutPercentage", "is required for REV_SHARE campaigns (e.g. 20 or 12.5)"))?;
+            let p = percentage
+                .ok_or_else(|| invalid("payoutPercentage", "is required for REV_SHARE campaigns (e.g. 20 or 12.5)"))?;
             let bp = percentage_to_bp(&p.to_string()).map_err(|m| invalid("payoutPercentage", m))?;
             Ok((None, Some(bp)))
         }
@@ -248,7 +273,7 @@ fn campaign_json(c: &Campaign, stats: Option<&CampaignStats>) -> Value {
         "landingUrl": c.landing_url,
         "compensationModel": c.compensation_model,
         "payoutCents": c.payout_cents,
-        "payoutPercentage": c.payout_bp.map(bp_to_percentage),
+        "payoutPercentage": c.payout_bp.map(percentage_json),
         "promoCode": c.promo_code,
         "allowedOrigins": c.allowed_origins,
         "fieldMapping": c.field_mapping,

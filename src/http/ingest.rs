@@ -31,7 +31,10 @@ pub async fn redirect(ctx: &Ctx, req: &Request<Incoming>, code: &str, remote: So
         Ok(location) => {
             let mut resp = text_response(StatusCode::FOUND, "text/plain; charset=utf-8", "");
             let h = resp.headers_mut();
-            h.insert(header::LOCATION, header::HeaderValue::from_str(&location).map_err(|_| Error::NotFound(code.into()))?);
+            h.insert(
+                header::LOCATION,
+                header::HeaderValue::from_str(&location).map_err(|_| Error::NotFound(code.into()))?,
+            );
             // Every click must reach us: no caching of the redirect anywhere.
             h.insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
             h.insert(header::REFERRER_POLICY, header::HeaderValue::from_static("no-referrer-when-downgrade"));
@@ -65,9 +68,15 @@ pub async fn conversion(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp> {
     let body: ConversionBody = read_body(ctx, req).await?;
     let input = ConversionInput { click_id: body.click_id, email: body.email, properties: body.properties };
     Ok(match ctx.engine.convert(&who, input).await? {
-        ConversionAnswer::Recorded(id) => json_response(StatusCode::CREATED, &json!({"status": "recorded", "conversionId": id})),
-        ConversionAnswer::Duplicate(id) => json_response(StatusCode::OK, &json!({"status": "duplicate", "conversionId": id})),
-        ConversionAnswer::Ignored(reason) => json_response(StatusCode::OK, &json!({"status": "ignored", "reason": reason})),
+        ConversionAnswer::Recorded(id) => {
+            json_response(StatusCode::CREATED, &json!({"status": "recorded", "conversionId": id}))
+        }
+        ConversionAnswer::Duplicate(id) => {
+            json_response(StatusCode::OK, &json!({"status": "duplicate", "conversionId": id}))
+        }
+        ConversionAnswer::Ignored(reason) => {
+            json_response(StatusCode::OK, &json!({"status": "ignored", "reason": reason}))
+        }
     })
 }
 
@@ -95,15 +104,22 @@ pub async fn postback(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp> {
         metadata: body.metadata,
     };
     Ok(match ctx.engine.postback(&who, input).await? {
-        PostbackAnswer::Test { campaign, confirmed_at } => json_response(StatusCode::OK, &json!({
-            "status": "test",
-            "test": true,
-            "campaignId": campaign,
-            "trackingConfirmedAt": confirmed_at,
-            "message": "Tracking confirmed. This was a test postback: no lead was created. You can now activate the campaign.",
-        })),
-        PostbackAnswer::Recorded(lead) => json_response(StatusCode::CREATED, &json!({"status": "recorded", "leadId": lead.id, "lead": lead})),
-        PostbackAnswer::Duplicate(lead) => json_response(StatusCode::OK, &json!({"status": "duplicate", "leadId": lead.id, "lead": lead})),
+        PostbackAnswer::Test { campaign, confirmed_at } => json_response(
+            StatusCode::OK,
+            &json!({
+                "status": "test",
+                "test": true,
+                "campaignId": campaign,
+                "trackingConfirmedAt": confirmed_at,
+                "message": "Tracking confirmed. This was a test postback: no lead was created. You can now activate the campaign.",
+            }),
+        ),
+        PostbackAnswer::Recorded(lead) => {
+            json_response(StatusCode::CREATED, &json!({"status": "recorded", "leadId": lead.id, "lead": lead}))
+        }
+        PostbackAnswer::Duplicate(lead) => {
+            json_response(StatusCode::OK, &json!({"status": "duplicate", "leadId": lead.id, "lead": lead}))
+        }
     })
 }
 

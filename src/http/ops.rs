@@ -6,11 +6,14 @@ use super::body::{json_response, text_response, Resp};
 use super::Ctx;
 
 pub fn healthz(ctx: &Ctx) -> Resp {
-    json_response(StatusCode::OK, &serde_json::json!({
-        "status": "ok",
-        "store": format!("{:?}", ctx.engine.config.store).to_lowercase(),
-        "campaigns": ctx.engine.catalog.campaign_count(),
-    }))
+    json_response(
+        StatusCode::OK,
+        &serde_json::json!({
+            "status": "ok",
+            "store": format!("{:?}", ctx.engine.config.store).to_lowercase(),
+            "campaigns": ctx.engine.catalog.campaign_count(),
+        }),
+    )
 }
 
 pub fn metrics(ctx: &Ctx) -> Resp {

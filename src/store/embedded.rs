@@ -74,9 +74,7 @@ impl EmbeddedStore {
         F: FnOnce(&redb::ReadTransaction) -> StoreResult<T> + Send + 'static,
     {
         let db = self.db.clone();
-        tokio::task::spawn_blocking(move || f(&db.begin_read().map_err(err)?))
-            .await
-            .map_err(err)?
+        tokio::task::spawn_blocking(move || f(&db.begin_read().map_err(err)?)).await.map_err(err)?
     }
 
     async fn write<T, F>(&self, f: F) -> StoreResult<T>
@@ -204,11 +202,7 @@ fn insert_keyed(
 fn recorded_delta(keyed: &Keyed) -> CampaignStats {
     match keyed {
         Keyed::Conversion(_) => CampaignStats { conversions_recorded: 1, ..Default::default() },
-        Keyed::Lead(l) => CampaignStats {
-            postbacks_recorded: 1,
-            payout_cents: l.payout_cents,
-            ..Default::default()
-        },
+        Keyed::Lead(l) => CampaignStats { postbacks_recorded: 1, payout_cents: l.payout_cents, ..Default::default() },
     }
 }
 
@@ -230,7 +224,11 @@ fn add_stats(table: &mut Table<u64, &[u8]>, campaign: CampaignId, delta: &Campai
     Ok(())
 }
 
-fn get_json<K, T>(txn: &redb::ReadTransaction, def: TableDefinition<K, &[u8]>, key: K::SelfType<'_>) -> StoreResult<Option<T>>
+fn get_json<K, T>(
+    txn: &redb::ReadTransaction,
+    def: TableDefinition<K, &[u8]>,
+    key: K::SelfType<'_>,
+) -> StoreResult<Option<T>>
 where
     K: redb::Key + 'static,
     T: DeserializeOwned,

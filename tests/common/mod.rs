@@ -1,0 +1,281 @@
+//! Test harness: the real `clickledger` binary on port 0 with a temporary data
+//! directory, driven over HTTP. Keys are fixed through the environment so tests
+//! can sign their own (expired, forged) click tokens.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{HeaderMap, Method, Request, StatusCode};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use clickledger::domain::token::TokenKeys;
+
+pub const ADMIN_KEY: &str = "test-admin-key-0123456789abcdef";
+pub const TOKEN_KEY: &str = "test-token-key-0123456789abcdef";
+
+pub struct TestServer {
+    pub base: String,
+    pub data_dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+    env: Vec<(String, String)>,
+    child: Child,
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub text: String,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// Starts a server with extra `CLICKLEDGER_*` variables.
+    pub async fn start_with(env: &[(&str, &str)]) -> Self {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let dir = tmp.path().to_path_buf();
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Self::spawn(dir, Some(tmp), env).await
+    }
+
+    async fn spawn(data_dir: PathBuf, tmp: Option<tempfile::TempDir>, env: Vec<(String, String)>) -> Self {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_clickledger"));
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&data_dir)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("CLICKLEDGER_ADMIN_KEY", ADMIN_KEY)
+            .env("CLICKLEDGER_TOKEN_KEYS", TOKEN_KEY)
+            .env("CLICKLEDGER_LOG_LEVEL", "warn")
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().expect("spawn clickledger");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("server did not start within 30 s")
+            .expect("read stdout")
+            .expect("server exited before listening");
+        let base = line.trim().rsplit(' ').next().expect("address").to_string();
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let client = Client::builder(TokioExecutor::new()).build_http();
+        Self { base, data_dir, _tmp: tmp, env, child, client }
+    }
+
+    /// Stops the server with SIGTERM (graceful) and starts it again on the
+    /// same data directory.
+    pub async fn restart(mut self) -> Self {
+        self.signal(libc::SIGTERM);
+        let status =
+            tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await.expect("stop in time").unwrap();
+        assert!(status.success(), "graceful stop failed: {status:?}");
+        let tmp = self._tmp.take();
+        Self::spawn(self.data_dir.clone(), tmp, self.env.clone()).await
+    }
+
+    /// `kill -9`, then a fresh start on the same data directory.
+    pub async fn kill9_and_restart(mut self) -> Self {
+        self.signal(libc::SIGKILL);
+        let _ = self.child.wait().await;
+        let tmp = self._tmp.take();
+        Self::spawn(self.data_dir.clone(), tmp, self.env.clone()).await
+    }
+
+    fn signal(&self, sig: i32) {
+        let pid = self.child.id().expect("running") as i32;
+        unsafe { libc::kill(pid, sig) };
+    }
+
+    pub async fn send(&self, method: Method, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Reply {
+        let mut req = Request::builder().method(method).uri(format!("{}{}", self.base, path));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = self.client.request(req.body(Full::new(Bytes::from(body))).unwrap()).await.expect("request");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+        Reply { status, headers, text: String::from_utf8_lossy(&bytes).into_owned() }
+    }
+
+    pub async fn get(&self, path: &str, key: Option<&str>) -> Reply {
+        let auth = key.map(|k| format!("Bearer {k}"));
+        let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("authorization", a.as_str())).collect();
+        self.send(Method::GET, path, &headers, Vec::new()).await
+    }
+
+    pub async fn post(&self, path: &str, key: Option<&str>, body: Value) -> Reply {
+        self.json_request(Method::POST, path, key, body).await
+    }
+
+    pub async fn patch(&self, path: &str, key: Option<&str>, body: Value) -> Reply {
+        self.json_request(Method::PATCH, path, key, body).await
+    }
+
+    async fn json_request(&self, method: Method, path: &str, key: Option<&str>, body: Value) -> Reply {
+        let auth = key.map(|k| format!("Bearer {k}"));
+        let mut headers = vec![("content-type", "application/json")];
+        if let Some(a) = &auth {
+            headers.push(("authorization", a.as_str()));
+        }
+        self.send(method, path, &headers, serde_json::to_vec(&body).unwrap()).await
+    }
+
+    /// Follows an affiliate link like a browser would, returning the redirect target.
+    pub async fn click(&self, code: &str) -> Reply {
+        let ua = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/120.0 Safari/537.36";
+        self.send(Method::GET, &format!("/r/{code}"), &[("user-agent", ua)], Vec::new()).await
+    }
+
+    pub async fn metrics(&self) -> String {
+        self.get("/metrics", None).await.text
+    }
+
+    /// Polls `check` until it holds (state that lands after an async flush).
+    pub async fn eventually<F, Fut>(&self, what: &str, mut check: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        for _ in 0..200 {
+            if check().await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("timed out waiting for: {what}");
+    }
+}
+
+/// Pulls a query parameter out of a URL.
+pub fn query_param(url: &str, name: &str) -> Option<String> {
+    let query = url.split_once('?')?.1.split('#').next()?;
+    query.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k == name).then(|| v.to_string())
+    })
+}
+
+/// The server's signing keys, so tests can mint expired or foreign tokens.
+pub fn server_tokens() -> TokenKeys {
+    TokenKeys::new(vec![TOKEN_KEY.as_bytes().to_vec()])
+}
+
+/// An advertiser, an affiliate and an active campaign with an approved code.
+pub struct World {
+    pub advertiser_id: String,
+    pub key: String,
+    pub org_publishable_key: String,
+    pub affiliate_id: String,
+    pub campaign: Value,
+    pub campaign_id: String,
+    pub code: String,
+}
+
+impl World {
+    pub async fn fixed(server: &TestServer, payout_cents: u64) -> Self {
+        Self::with_campaign(
+            server,
+            json!({
+                "name": "Spring sale",
+                "landingUrl": "https://shop.example.com/landing?utm=x#hero",
+                "compensationModel": "FIXED",
+                "payoutCents": payout_cents,
+            }),
+        )
+        .await
+    }
+
+    pub async fn rev_share(server: &TestServer, percentage: Value) -> Self {
+        Self::with_campaign(
+            server,
+            json!({
+                "name": "Percent of sale",
+                "landingUrl": "https://shop.example.com/",
+                "compensationModel": "REV_SHARE",
+                "payoutPercentage": percentage,
+            }),
+        )
+        .await
+    }
+
+    pub async fn with_campaign(server: &TestServer, campaign: Value) -> Self {
+        let adv = server.post("/api/v1/admin/advertisers", Some(ADMIN_KEY), json!({"name": "Acme"})).await;
+        assert_eq!(adv.status, 201, "{}", adv.text);
+        let adv = adv.json();
+        let key = adv["apiKey"].as_str().unwrap().to_string();
+        let aff = server.post("/api/v1/admin/affiliates", Some(ADMIN_KEY), json!({"name": "Blogger"})).await.json();
+        let created = server.post("/api/v1/campaigns", Some(&key), campaign).await;
+        assert_eq!(created.status, 201, "{}", created.text);
+        let created = created.json();
+        let campaign_id = created["id"].as_str().unwrap().to_string();
+        let test_code = created["testTrackingCode"].as_str().unwrap();
+        let confirm = server.post("/api/v1/postback", Some(&key), json!({
+            "swarm_ref": test_code, "externalId": "integration-test", "eventType": "PURCHASE", "revenueCents": 100,
+        })).await;
+        assert_eq!(confirm.status, 200, "{}", confirm.text);
+        let active = server.post(&format!("/api/v1/campaigns/{campaign_id}/activate"), Some(&key), json!({})).await;
+        assert_eq!(active.status, 200, "{}", active.text);
+        let approval = server
+            .post(&format!("/api/v1/campaigns/{campaign_id}/affiliates"), Some(&key), json!({"affiliateId": aff["id"]}))
+            .await;
+        assert_eq!(approval.status, 201, "{}", approval.text);
+        World {
+            advertiser_id: adv["id"].as_str().unwrap().to_string(),
+            key,
+            org_publishable_key: adv["publishableKey"].as_str().unwrap().to_string(),
+            affiliate_id: aff["id"].as_str().unwrap().to_string(),
+            campaign: active.json(),
+            campaign_id,
+            code: approval.json()["trackingCode"].as_str().unwrap().to_string(),
+        }
+    }
+
+    /// Clicks the affiliate link and returns the click token (`irw_id`).
+    pub async fn click_token(&self, server: &TestServer) -> String {
+        let r = server.click(&self.code).await;
+        assert_eq!(r.status, 302, "{}", r.text);
+        query_param(r.header("location").unwrap(), "irw_id").expect("irw_id in the redirect")
+    }
+
+    pub async fn convert(&self, server: &TestServer, click_id: &str) -> Reply {
+        server.post("/api/v1/affiliate/conversions", Some(&self.key), json!({"clickId": click_id})).await
+    }
+
+    pub async fn postback(&self, server: &TestServer, external_id: &str, revenue: Option<u64>) -> Reply {
+        let mut body = json!({"swarm_ref": self.code, "externalId": external_id, "eventType": "PURCHASE"});
+        if let Some(r) = revenue {
+            body["revenueCents"] = r.into();
+        }
+        server.post("/api/v1/postback", Some(&self.key), body).await
+    }
+
+    pub async fn stats(&self, server: &TestServer) -> Value {
+        let r = server.get(&format!("/api/v1/campaigns/{}", self.campaign_id), Some(&self.key)).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.json()["stats"].clone()
+    }
+}
