@@ -101,14 +101,14 @@ impl Engine {
         let props = input.properties.unwrap_or_default();
         let token = input.click_id.as_deref().map(str::trim).unwrap_or("");
         if token.is_empty() {
-            return Ok(ignored(None, "missing_token"));
+            return Ok(ignored("missing_token"));
         }
         let claims = match self.tokens.verify(token) {
             Ok(c) => c,
-            Err(TokenError::Malformed | TokenError::BadSignature) => return Ok(ignored(None, "bad_signature")),
+            Err(TokenError::Malformed | TokenError::BadSignature) => return Ok(ignored("bad_signature")),
         };
         let Some(campaign) = self.catalog.campaign(claims.campaign).await? else {
-            return Ok(ignored(None, "bad_signature"));
+            return Ok(ignored("bad_signature"));
         };
         if campaign.advertiser_id != *advertiser {
             return Err(Error::Forbidden("this click belongs to another advertiser's campaign".into()));
@@ -142,7 +142,7 @@ impl Engine {
     /// answer does not wait for it, and a full queue only loses the count).
     async fn ignored_for(&self, campaign: CampaignId, reason: &'static str) -> ConversionAnswer {
         let _ = self.registry.send(campaign, CampaignMsg::Ignored(reason)).await;
-        ignored(Some(campaign), reason)
+        ignored(reason)
     }
 
     pub async fn postback(&self, who: &Principal, input: PostbackInput) -> Result<PostbackAnswer> {
@@ -258,7 +258,7 @@ impl Engine {
     }
 }
 
-fn ignored(_campaign: Option<CampaignId>, reason: &'static str) -> ConversionAnswer {
+fn ignored(reason: &'static str) -> ConversionAnswer {
     metrics::keyed_outcome(false, "ignored", reason);
     ConversionAnswer::Ignored(reason)
 }

@@ -70,7 +70,12 @@ impl Registry {
     }
 
     async fn handle(&self, campaign: CampaignId) -> Result<CampaignHandle, SendError> {
-        let cell = self.actors.entry(campaign).or_default().clone();
+        // Read lock first: the hot path must not serialize on a shard's write lock.
+        let existing = self.actors.get(&campaign).map(|e| e.value().clone());
+        let cell = match existing {
+            Some(cell) => cell,
+            None => self.actors.entry(campaign).or_default().clone(),
+        };
         let handle = cell.get_or_try_init(|| self.spawn(campaign)).await.map_err(|e| {
             self.actors.remove(&campaign);
             e
