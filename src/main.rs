@@ -78,7 +78,12 @@ fn main() {
 fn serve(config: Config) {
     let level: tracing::Level =
         config.log_level.parse().unwrap_or_else(|_| fail("log_level must be error, warn, info, debug or trace"));
-    tracing_subscriber::fmt().with_max_level(level).with_writer(std::io::stderr).init();
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap_or_else(|e| fail(&e.to_string()));
     runtime.block_on(async move {

@@ -33,7 +33,7 @@ pub enum CampaignMsg {
     Ignored(&'static str),
     /// Write everything pending now.
     Flush,
-    /// Write everything pending, then answer (used at shutdown).
+    /// Write everything pending, then answer (used at shutdown and by tests).
     Drain(RpcReplyPort<()>),
 }
 

@@ -74,3 +74,6 @@ impl Engine {
         crate::domain::unix_now()
     }
 }
+
+#[cfg(test)]
+mod campaign_tests;
