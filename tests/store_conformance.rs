@@ -1,0 +1,228 @@
+//! The `Store` contract, written once against `dyn Store` so every backend
+//! runs the same suite (the embedded one today).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clickledger::domain::ids::*;
+use clickledger::domain::keys::{hash_key, Principal};
+use clickledger::domain::model::*;
+use clickledger::store::embedded::EmbeddedStore;
+use clickledger::store::*;
+
+async fn open_embedded(dir: &Path) -> Arc<dyn Store> {
+    // A dropped store releases its file lock when its writer thread ends;
+    // retry briefly so a reopen right after a drop does not race it.
+    for _ in 0..100 {
+        if let Ok(store) = EmbeddedStore::open(dir, 64) {
+            return Arc::new(store);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("could not reopen the embedded store");
+}
+
+fn campaign(id: u64, advertiser: u64) -> Campaign {
+    Campaign {
+        id: CampaignId(id),
+        advertiser_id: AdvertiserId(advertiser),
+        name: "c".into(),
+        landing_url: "https://a.example/".into(),
+        compensation_model: CompensationModel::Fixed,
+        payout_cents: Some(100),
+        payout_bp: None,
+        promo_code: None,
+        allowed_origins: vec![],
+        field_mapping: Default::default(),
+        attribution_window_days: 90,
+        hold_days: 30,
+        status: CampaignStatus::Draft,
+        test_tracking_code: format!("TEST{id:04}"),
+        publishable_key: "pk_aff_x".into(),
+        tracking_confirmed_at: None,
+        created_at: 0,
+    }
+}
+
+fn lead(campaign: u64, external: &str, payout: u64) -> Keyed {
+    Keyed::Lead(Lead {
+        id: LeadId::random(),
+        campaign_id: CampaignId(campaign),
+        affiliate_id: AffiliateId(1),
+        tracking_code: "CODE".into(),
+        external_id: external.into(),
+        event_type: EventType::Purchase,
+        revenue_cents: None,
+        payout_cents: payout,
+        status: "pending".into(),
+        fields: Fields::new(),
+        extra: Fields::new(),
+        created_at: 0,
+    })
+}
+
+fn conversion(campaign: u64, click: u128) -> Keyed {
+    Keyed::Conversion(Conversion {
+        id: ConversionId::random(),
+        campaign_id: CampaignId(campaign),
+        click_id: ClickId(click),
+        affiliate_id: AffiliateId(1),
+        email: None,
+        fields: Fields::new(),
+        extra: Fields::new(),
+        created_at: 0,
+    })
+}
+
+fn click(campaign: u64, id: u128, flagged: bool) -> Click {
+    Click {
+        id: ClickId(id),
+        campaign_id: CampaignId(campaign),
+        affiliate_id: AffiliateId(1),
+        tracking_code: "CODE".into(),
+        at: 0,
+        ip_hash: "h".into(),
+        user_agent: "ua".into(),
+        referer: String::new(),
+        flagged,
+    }
+}
+
+async fn commit(store: &Arc<dyn Store>, batch: Batch) -> Vec<Outcome> {
+    store.commit(Arc::new(batch)).await.expect("commit")
+}
+
+#[tokio::test]
+async fn embedded_store_passes_the_conformance_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_embedded(dir.path()).await;
+    keys_resolve_to_their_principals(&store).await;
+    campaigns_are_replaced_and_listed(&store).await;
+    tracking_codes_are_insert_if_absent_per_pair(&store).await;
+    a_keyed_write_records_once_and_reports_the_winner(&store).await;
+    the_same_key_twice_in_one_batch_records_once(&store).await;
+    stats_count_only_what_was_inserted(&store).await;
+    dedup_keys_are_scoped_to_one_campaign(&store).await;
+    racing_commits_of_one_key_record_it_once(&store).await;
+    drop(store);
+    let reopened = open_embedded(dir.path()).await;
+    everything_survives_a_reopen(&reopened).await;
+}
+
+async fn keys_resolve_to_their_principals(store: &Arc<dyn Store>) {
+    let adv = Advertiser { id: AdvertiserId(1), name: "a".into(), publishable_key: "pk".into(), created_at: 0 };
+    store.put_advertiser(&adv, hash_key("sk_a")).await.unwrap();
+    let aff = Affiliate { id: AffiliateId(2), name: "b".into(), created_at: 0 };
+    store.put_affiliate(&aff, hash_key("sk_b")).await.unwrap();
+    assert_eq!(store.get_principal(&hash_key("sk_a")).await.unwrap(), Some(Principal::advertiser(AdvertiserId(1))));
+    assert_eq!(
+        store.get_principal(&hash_key("sk_b")).await.unwrap(),
+        Some(Principal::Affiliate { id: AffiliateId(2) })
+    );
+    assert_eq!(store.get_principal(&hash_key("nope")).await.unwrap(), None);
+    assert_eq!(store.get_advertiser(AdvertiserId(1)).await.unwrap().unwrap().name, "a");
+    assert!(store.get_affiliate(AffiliateId(2)).await.unwrap().is_some());
+    assert!(store.get_affiliate(AffiliateId(3)).await.unwrap().is_none());
+}
+
+async fn campaigns_are_replaced_and_listed(store: &Arc<dyn Store>) {
+    store.put_campaign(&campaign(10, 1)).await.unwrap();
+    let mut changed = campaign(10, 1);
+    changed.status = CampaignStatus::Active;
+    store.put_campaign(&changed).await.unwrap();
+    store.put_campaign(&campaign(11, 1)).await.unwrap();
+    assert_eq!(store.get_campaign(CampaignId(10)).await.unwrap().unwrap().status, CampaignStatus::Active);
+    assert_eq!(store.list_campaigns().await.unwrap().len(), 2);
+    assert!(store.get_campaign(CampaignId(99)).await.unwrap().is_none());
+}
+
+async fn tracking_codes_are_insert_if_absent_per_pair(store: &Arc<dyn Store>) {
+    let code = |c: &str| TrackingCode {
+        code: c.into(),
+        campaign_id: CampaignId(10),
+        affiliate_id: Some(AffiliateId(2)),
+        created_at: 0,
+    };
+    assert_eq!(store.insert_tracking_code(&code("AAAA1111")).await.unwrap().code, "AAAA1111");
+    assert_eq!(store.insert_tracking_code(&code("BBBB2222")).await.unwrap().code, "AAAA1111", "same pair, same code");
+    assert!(store.get_tracking_code("BBBB2222").await.unwrap().is_none());
+    let test = TrackingCode { code: "TEST0010".into(), campaign_id: CampaignId(10), affiliate_id: None, created_at: 0 };
+    store.insert_tracking_code(&test).await.unwrap();
+    assert_eq!(store.get_tracking_code("TEST0010").await.unwrap(), Some(test));
+    assert_eq!(store.list_tracking_codes().await.unwrap().len(), 2);
+}
+
+async fn a_keyed_write_records_once_and_reports_the_winner(store: &Arc<dyn Store>) {
+    let first = lead(20, "o-1", 500);
+    let out = commit(store, Batch { keyed: vec![first.clone()], ..Default::default() }).await;
+    assert!(matches!(out[..], [Outcome::Inserted]));
+    let out = commit(store, Batch { keyed: vec![lead(20, "o-1", 999)], ..Default::default() }).await;
+    let Outcome::Existing(Keyed::Lead(winner)) = &out[0] else { panic!("expected the existing lead") };
+    let Keyed::Lead(first) = first else { unreachable!() };
+    assert_eq!((winner.id, winner.payout_cents), (first.id, 500));
+    assert_eq!(store.get_lead(CampaignId(20), "o-1").await.unwrap().unwrap().id, first.id);
+    assert!(store.get_lead(CampaignId(21), "o-1").await.unwrap().is_none(), "keys are per campaign");
+    let out = commit(store, Batch { keyed: vec![conversion(20, 7), conversion(20, 7)], ..Default::default() }).await;
+    assert!(matches!(out[..], [Outcome::Inserted, Outcome::Existing(_)]));
+    assert!(store.get_conversion(CampaignId(20), ClickId(7)).await.unwrap().is_some());
+}
+
+async fn the_same_key_twice_in_one_batch_records_once(store: &Arc<dyn Store>) {
+    let out = commit(store, Batch { keyed: vec![lead(22, "x", 1), lead(22, "x", 1)], ..Default::default() }).await;
+    assert!(matches!(out[..], [Outcome::Inserted, Outcome::Existing(_)]));
+}
+
+async fn stats_count_only_what_was_inserted(store: &Arc<dyn Store>) {
+    let c = 30;
+    let delta = CampaignStats { conversions_duplicate: 2, ..Default::default() };
+    let batch = Batch {
+        clicks: vec![click(c, 1, false), click(c, 2, true), click(c, 1, false)],
+        keyed: vec![lead(c, "a", 300), lead(c, "a", 300), conversion(c, 1)],
+        stats: vec![(CampaignId(c), delta)],
+    };
+    commit(store, batch).await;
+    let s = store.get_stats(CampaignId(c)).await.unwrap();
+    assert_eq!((s.clicks, s.bot_clicks), (1, 1), "a replayed click id counts once");
+    assert_eq!((s.postbacks_recorded, s.payout_cents), (1, 300));
+    assert_eq!((s.conversions_recorded, s.conversions_duplicate), (1, 2));
+    assert!(store.get_click(CampaignId(c), ClickId(2)).await.unwrap().unwrap().flagged);
+    assert_eq!(store.get_stats(CampaignId(31)).await.unwrap(), CampaignStats::default());
+}
+
+async fn dedup_keys_are_scoped_to_one_campaign(store: &Arc<dyn Store>) {
+    commit(store, Batch { keyed: vec![lead(40, "k1", 1), conversion(40, 5), lead(41, "k2", 1)], ..Default::default() })
+        .await;
+    let keys = store.dedup_keys(CampaignId(40)).await.unwrap();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert!(keys.contains(&DedupKey::External("k1".into())) && keys.contains(&DedupKey::Click(ClickId(5))));
+}
+
+async fn racing_commits_of_one_key_record_it_once(store: &Arc<dyn Store>) {
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store.commit(Arc::new(Batch { keyed: vec![lead(50, "race", 1)], ..Default::default() })).await
+            })
+        })
+        .collect();
+    let mut inserted = 0;
+    for t in tasks {
+        if matches!(t.await.unwrap().unwrap()[..], [Outcome::Inserted]) {
+            inserted += 1;
+        }
+    }
+    assert_eq!(inserted, 1);
+    assert_eq!(store.get_stats(CampaignId(50)).await.unwrap().postbacks_recorded, 1);
+}
+
+async fn everything_survives_a_reopen(store: &Arc<dyn Store>) {
+    assert!(store.get_principal(&hash_key("sk_a")).await.unwrap().is_some());
+    assert_eq!(store.list_campaigns().await.unwrap().len(), 2);
+    assert!(store.get_lead(CampaignId(20), "o-1").await.unwrap().is_some());
+    assert_eq!(store.dedup_keys(CampaignId(40)).await.unwrap().len(), 2);
+    assert_eq!(store.get_stats(CampaignId(30)).await.unwrap().clicks, 1);
+    let out = commit(store, Batch { keyed: vec![lead(20, "o-1", 1)], ..Default::default() }).await;
+    assert!(matches!(out[..], [Outcome::Existing(_)]), "dedup holds across a reopen");
+}
