@@ -67,6 +67,36 @@ id_type!(ClickId, u128, "clk_", 32);
 id_type!(ConversionId, u128, "cnv_", 32);
 id_type!(LeadId, u128, "lead_", 32);
 
+/// 48 bits of Unix milliseconds, then 80 random bits (the ULID layout): ids
+/// sort by creation time, so event tables grow at their right edge instead
+/// of rewriting pages all over the tree, and 80 bits keep ids minted in the
+/// same millisecond on different nodes apart.
+fn time_ordered() -> u128 {
+    let ms =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u128).unwrap_or(0);
+    let mut random = [0u8; 16];
+    random[6..].copy_from_slice(&random_bytes::<10>());
+    (ms & 0xFFFF_FFFF_FFFF) << 80 | u128::from_be_bytes(random)
+}
+
+impl ClickId {
+    pub fn new() -> Self {
+        Self(time_ordered())
+    }
+}
+
+impl ConversionId {
+    pub fn new() -> Self {
+        Self(time_ordered())
+    }
+}
+
+impl LeadId {
+    pub fn new() -> Self {
+        Self(time_ordered())
+    }
+}
+
 /// Base62 alphabet for codes and keys a person may type or read aloud.
 const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
@@ -105,6 +135,15 @@ mod tests {
         assert!("aff_0000000000000001".parse::<CampaignId>().is_err());
         assert!("cmp_000000000000000g".parse::<CampaignId>().is_err());
         assert_eq!("cmp_0000000000000001".parse::<CampaignId>(), Ok(CampaignId(1)));
+    }
+
+    #[test]
+    fn event_ids_sort_by_creation_time() {
+        let first = ClickId::new();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let second = ClickId::new();
+        assert!(first < second);
+        assert_ne!(ClickId::new(), ClickId::new());
     }
 
     #[test]

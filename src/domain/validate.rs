@@ -83,7 +83,7 @@ pub fn field_mapping(field: &str, mapping: &BTreeMap<String, String>, limits: Fi
         return Err(invalid(field, format!("at most {} mapped keys", limits.max_keys)));
     }
     for (k, v) in mapping {
-        let bad = |s: &str| s.is_empty() || s.len() > limits.max_key_len;
+        let bad = |s: &str| s.is_empty() || s.chars().count() > limits.max_key_len;
         if bad(k) || bad(v) {
             return Err(invalid(field, format!("keys and field names must be 1 to {} characters", limits.max_key_len)));
         }
@@ -116,12 +116,12 @@ pub fn split_fields(
     }
     let (mut mapped, mut extra) = (Fields::new(), Fields::new());
     for (key, value) in props {
-        if key.is_empty() || key.len() > limits.max_key_len {
+        if key.is_empty() || key.chars().count() > limits.max_key_len {
             return Err(invalid(field, format!("keys must be 1 to {} characters", limits.max_key_len)));
         }
         let len = match value {
-            serde_json::Value::String(s) => s.len(),
-            other => other.to_string().len(),
+            serde_json::Value::String(s) => s.chars().count(),
+            other => other.to_string().chars().count(),
         };
         if len > limits.max_value_len {
             return Err(invalid(field, format!("'{key}' is longer than {} characters", limits.max_value_len)));

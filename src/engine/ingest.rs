@@ -69,7 +69,7 @@ impl Engine {
         }
         let flagged = input.head || bot::is_bot(input.user_agent);
         let click = Click {
-            id: ClickId::random(),
+            id: ClickId::new(),
             campaign_id: campaign.id,
             affiliate_id: affiliate,
             tracking_code: code.code.clone(),
@@ -122,7 +122,7 @@ impl Engine {
             return Ok(self.ignored_for(campaign.id, "campaign_inactive").await);
         }
         let conversion = Conversion {
-            id: ConversionId::random(),
+            id: ConversionId::new(),
             campaign_id: campaign.id,
             click_id: claims.click,
             affiliate_id: claims.affiliate,
@@ -154,7 +154,7 @@ impl Engine {
         }
         let swarm_ref = required(input.swarm_ref, "swarm_ref")?;
         let external_id = required(input.external_id, "externalId")?;
-        if external_id.len() > self.config.limits.max_external_id_len {
+        if external_id.chars().count() > self.config.limits.max_external_id_len {
             let max = self.config.limits.max_external_id_len;
             return Err(invalid("externalId", format!("must be at most {max} characters")).into());
         }
@@ -196,7 +196,7 @@ impl Engine {
             });
         }
         let lead = Lead {
-            id: LeadId::random(),
+            id: LeadId::new(),
             campaign_id: campaign.id,
             affiliate_id: affiliate,
             tracking_code: code.code.clone(),

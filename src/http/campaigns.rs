@@ -51,11 +51,18 @@ struct CampaignPatch {
     landing_url: Option<String>,
     payout_cents: Option<u64>,
     payout_percentage: Option<serde_json::Number>,
+    #[serde(default, deserialize_with = "present")]
     promo_code: Option<Value>,
     allowed_origins: Option<Vec<String>>,
     field_mapping: Option<BTreeMap<String, String>>,
     attribution_window_days: Option<u32>,
     hold_days: Option<u32>,
+}
+
+/// Tells "absent" (`None`) from "null" (`Some(Null)`), which plain
+/// `Option<Value>` folds together.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
 }
 
 #[derive(Deserialize)]
