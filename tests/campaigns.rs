@@ -607,3 +607,31 @@ async fn pausing_a_campaign_stops_clicks_and_ignores_conversions_as_campaign_ina
     let r = w.convert(&server, &token).await;
     assert_eq!(r.status, 201, "{}", r.text);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_patch_racing_the_test_postback_loses_neither_change() {
+    let server = TestServer::start().await;
+    let adv = server.post("/api/v1/admin/advertisers", Some(ADMIN_KEY), json!({"name": "Racer"})).await.json();
+    let key = adv["apiKey"].as_str().unwrap().to_string();
+    for round in 0..10 {
+        let created = server
+            .post("/api/v1/campaigns", Some(&key), json!({
+                "name": "race", "landingUrl": "https://shop.example.com/", "compensationModel": "FIXED", "payoutCents": 1,
+            }))
+            .await
+            .json();
+        let id = created["id"].as_str().unwrap();
+        let test_code = created["testTrackingCode"].as_str().unwrap();
+        let promo = format!("ROUND{round}");
+        let postback = server.post("/api/v1/postback", Some(&key), json!({
+            "swarm_ref": test_code, "externalId": "t", "eventType": "LEAD",
+        }));
+        let path = format!("/api/v1/campaigns/{id}");
+        let patch = server.patch(&path, Some(&key), json!({"promoCode": promo}));
+        let (p, q) = tokio::join!(postback, patch);
+        assert_eq!((p.status.as_u16(), q.status.as_u16()), (200, 200));
+        let now = server.get(&format!("/api/v1/campaigns/{id}"), Some(&key)).await.json();
+        assert!(now["trackingConfirmedAt"].is_number(), "round {round}: the confirmation was lost");
+        assert_eq!(now["promoCode"], promo.as_str(), "round {round}: the patch was lost");
+    }
+}

@@ -17,12 +17,21 @@ pub struct Catalog {
     campaigns: DashMap<CampaignId, Arc<Campaign>>,
     codes: DashMap<String, Arc<TrackingCode>>,
     principals: DashMap<KeyHash, Principal>,
+    /// Campaign edits are read-modify-write; this lock serializes them so a
+    /// PATCH racing a test postback cannot lose either change. Edits are
+    /// rare, so one lock for all campaigns costs nothing.
+    edits: tokio::sync::Mutex<()>,
 }
 
 impl Catalog {
     pub async fn load(store: Arc<dyn Store>) -> StoreResult<Self> {
-        let catalog =
-            Self { store: store.clone(), campaigns: DashMap::new(), codes: DashMap::new(), principals: DashMap::new() };
+        let catalog = Self {
+            store: store.clone(),
+            campaigns: DashMap::new(),
+            codes: DashMap::new(),
+            principals: DashMap::new(),
+            edits: tokio::sync::Mutex::new(()),
+        };
         for c in store.list_campaigns().await? {
             catalog.campaigns.insert(c.id, Arc::new(c));
         }
@@ -59,6 +68,23 @@ impl Catalog {
             self.campaigns.insert(id, c.clone());
             c
         }))
+    }
+
+    /// Applies `edit` to the current campaign and saves it, one edit at a time.
+    /// Returns `Ok(None)` if the campaign does not exist.
+    pub async fn update_campaign<E>(
+        &self,
+        id: CampaignId,
+        edit: impl FnOnce(&mut Campaign) -> Result<(), E>,
+    ) -> Result<Option<Arc<Campaign>>, E>
+    where
+        E: From<crate::store::StoreError>,
+    {
+        let _guard = self.edits.lock().await;
+        let Some(current) = self.campaign(id).await? else { return Ok(None) };
+        let mut next = (*current).clone();
+        edit(&mut next)?;
+        Ok(Some(self.save_campaign(next).await?))
     }
 
     pub async fn save_campaign(&self, campaign: Campaign) -> StoreResult<Arc<Campaign>> {

@@ -219,16 +219,17 @@ impl Engine {
     /// A postback on the test code proves the integration: it stamps
     /// `trackingConfirmedAt` (once) and records no lead.
     async fn confirm_tracking(&self, campaign: &Campaign) -> Result<PostbackAnswer> {
-        let confirmed_at = match campaign.tracking_confirmed_at {
-            Some(at) => at,
-            None => {
-                let mut updated = campaign.clone();
-                updated.tracking_confirmed_at = Some(self.now());
-                self.catalog.save_campaign(updated).await?.tracking_confirmed_at.unwrap_or_default()
-            }
-        };
+        let now = self.now();
+        let saved = self
+            .catalog
+            .update_campaign(campaign.id, |c| {
+                c.tracking_confirmed_at.get_or_insert(now);
+                Ok::<_, Error>(())
+            })
+            .await?
+            .ok_or_else(|| Error::NotFound("the campaign is gone".into()))?;
         metrics::keyed_outcome(true, "test", "none");
-        Ok(PostbackAnswer::Test { campaign: campaign.id, confirmed_at })
+        Ok(PostbackAnswer::Test { campaign: campaign.id, confirmed_at: saved.tracking_confirmed_at.unwrap_or(now) })
     }
 
     /// Sends a keyed write to its campaign's actor and waits until it is

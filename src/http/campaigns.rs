@@ -140,12 +140,16 @@ pub async fn update(ctx: &Ctx, req: Request<Incoming>, id: &str) -> Result<Resp>
     let owner = advertiser(ctx, &req).await?;
     let campaign = owned(ctx, owner, id).await?;
     let patch: CampaignPatch = read_body(ctx, req).await?;
-    let updated = apply_patch(ctx, (*campaign).clone(), patch)?;
-    let saved = ctx.engine.catalog.save_campaign(updated).await?;
+    let saved = edit(ctx, campaign.id, |c| apply_patch(ctx, c, patch)).await?;
     Ok(json_response(StatusCode::OK, &campaign_json(&saved, None)))
 }
 
-fn apply_patch(ctx: &Ctx, mut c: Campaign, p: CampaignPatch) -> Result<Campaign> {
+/// Applies one edit under the catalog's edit lock.
+async fn edit(ctx: &Ctx, id: CampaignId, f: impl FnOnce(&mut Campaign) -> Result<()>) -> Result<Arc<Campaign>> {
+    ctx.engine.catalog.update_campaign(id, f).await?.ok_or_else(|| Error::NotFound(format!("no campaign '{id}'")))
+}
+
+fn apply_patch(ctx: &Ctx, c: &mut Campaign, p: CampaignPatch) -> Result<()> {
     if let Some(name) = p.name {
         c.name = validate::name("name", &name)?;
     }
@@ -175,7 +179,7 @@ fn apply_patch(ctx: &Ctx, mut c: Campaign, p: CampaignPatch) -> Result<Campaign>
     if p.hold_days.is_some() {
         c.hold_days = days("holdDays", p.hold_days, 30, 0)?;
     }
-    Ok(c)
+    Ok(())
 }
 
 pub async fn approve_affiliate(ctx: &Ctx, req: Request<Incoming>, id: &str) -> Result<Resp> {
@@ -213,18 +217,21 @@ pub async fn approve_affiliate(ctx: &Ctx, req: Request<Incoming>, id: &str) -> R
 /// activation"); pausing is always allowed.
 pub async fn set_status(ctx: &Ctx, req: Request<Incoming>, id: &str, activate: bool) -> Result<Resp> {
     let owner = advertiser(ctx, &req).await?;
-    let mut campaign = (*owned(ctx, owner, id).await?).clone();
-    if activate && campaign.tracking_confirmed_at.is_none() {
-        return Err(Error::Conflict {
-            code: "tracking_not_confirmed",
-            message: format!(
-                "fire a test postback with swarm_ref \"{}\" first; activation unlocks once tracking is confirmed",
-                campaign.test_tracking_code
-            ),
-        });
-    }
-    campaign.status = if activate { CampaignStatus::Active } else { CampaignStatus::Paused };
-    let saved = ctx.engine.catalog.save_campaign(campaign).await?;
+    let campaign = owned(ctx, owner, id).await?;
+    let saved = edit(ctx, campaign.id, |c| {
+        if activate && c.tracking_confirmed_at.is_none() {
+            return Err(Error::Conflict {
+                code: "tracking_not_confirmed",
+                message: format!(
+                    "fire a test postback with swarm_ref \"{}\" first; activation unlocks once tracking is confirmed",
+                    c.test_tracking_code
+                ),
+            });
+        }
+        c.status = if activate { CampaignStatus::Active } else { CampaignStatus::Paused };
+        Ok(())
+    })
+    .await?;
     Ok(json_response(StatusCode::OK, &campaign_json(&saved, None)))
 }
 
