@@ -623,9 +623,13 @@ async fn a_patch_racing_the_test_postback_loses_neither_change() {
         let id = created["id"].as_str().unwrap();
         let test_code = created["testTrackingCode"].as_str().unwrap();
         let promo = format!("ROUND{round}");
-        let postback = server.post("/api/v1/postback", Some(&key), json!({
-            "swarm_ref": test_code, "externalId": "t", "eventType": "LEAD",
-        }));
+        let postback = server.post(
+            "/api/v1/postback",
+            Some(&key),
+            json!({
+                "swarm_ref": test_code, "externalId": "t", "eventType": "LEAD",
+            }),
+        );
         let path = format!("/api/v1/campaigns/{id}");
         let patch = server.patch(&path, Some(&key), json!({"promoCode": promo}));
         let (p, q) = tokio::join!(postback, patch);

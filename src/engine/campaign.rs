@@ -2,11 +2,13 @@
 //! writes, so every decision about a campaign's keys happens in one place,
 //! one message at a time, without locks.
 //!
-//! Group commit: a keyed event is queued and the actor posts itself `Flush`.
-//! Because the mailbox is FIFO, everything that arrived before that `Flush`
-//! (and everything that piled up during the previous fsync) is in the batch
-//! when it is handled: under load, batches grow by themselves. Clicks do not
-//! wait for an answer, so they ride along or go on a timer (`flush_interval`).
+//! Group commit, pipelined: at most one commit per campaign is in flight. A
+//! keyed event is queued and, if the store is idle, flushed at once; while a
+//! commit runs, the actor keeps answering (window hits, new events) and the
+//! queue grows into the next batch, which starts the moment the previous one
+//! lands. Under load batches grow by themselves; when idle, a conversion waits
+//! for one fsync. Clicks need no answer: they ride along, or a timer flushes
+//! them within `flush_interval`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,7 +22,7 @@ use crate::config::EngineConfig;
 use crate::domain::ids::CampaignId;
 use crate::domain::model::{CampaignStats, Click};
 use crate::metrics;
-use crate::store::{Batch, DedupKey, Keyed, Outcome, Store};
+use crate::store::{Batch, DedupKey, Keyed, Outcome, Store, StoreResult};
 
 pub struct CampaignActor;
 
@@ -31,8 +33,10 @@ pub enum CampaignMsg {
     Keyed(Keyed, RpcReplyPort<KeyedReply>),
     /// Count a conversion ignored for `reason` (for the campaign's stats).
     Ignored(&'static str),
-    /// Write everything pending now.
+    /// Start a commit if none is running and anything is pending.
     Flush,
+    /// A commit finished (sent by the task that ran it).
+    Flushed(Flight),
     /// Write everything pending, then answer (used at shutdown and by tests).
     Drain(RpcReplyPort<()>),
 }
@@ -44,6 +48,14 @@ pub enum KeyedReply {
     Duplicate(Keyed),
     /// The store failed; nothing was recorded and the caller may retry.
     Unavailable(String),
+}
+
+/// A batch on its way to the store, with the callers waiting for it.
+pub struct Flight {
+    batch: Arc<Batch>,
+    replies: Vec<RpcReplyPort<KeyedReply>>,
+    result: StoreResult<Vec<Outcome>>,
+    started: Instant,
 }
 
 /// Counters shared with the front end, which reads them to refuse work (503)
@@ -69,23 +81,25 @@ pub struct CampaignState {
     bloom: LayeredBloom<DedupKey>,
     window: Window<DedupKey, Keyed>,
     pending: Pending,
+    /// Keys queued or in flight → repeats waiting for their outcome.
+    waiters: HashMap<DedupKey, Vec<RpcReplyPort<KeyedReply>>>,
+    in_flight: bool,
     flush_posted: bool,
     timer_armed: bool,
+    drains: Vec<RpcReplyPort<()>>,
 }
 
-/// Writes accepted but not yet durable. `waiters` holds repeats of a key that
-/// is already in this batch: they are answered "duplicate" once it commits.
+/// Accepted, not yet handed to the store.
 #[derive(Default)]
 struct Pending {
     clicks: Vec<Click>,
     keyed: Vec<(Keyed, RpcReplyPort<KeyedReply>)>,
-    waiters: HashMap<DedupKey, Vec<RpcReplyPort<KeyedReply>>>,
     stats: CampaignStats,
 }
 
 impl Pending {
-    fn len(&self) -> usize {
-        self.clicks.len() + self.keyed.len()
+    fn is_empty(&self) -> bool {
+        self.clicks.is_empty() && self.keyed.is_empty() && self.stats.is_empty()
     }
 }
 
@@ -122,8 +136,11 @@ impl Actor for CampaignActor {
             bloom,
             window,
             pending: Pending::default(),
+            waiters: HashMap::new(),
+            in_flight: false,
             flush_posted: false,
             timer_armed: false,
+            drains: Vec::new(),
         })
     }
 
@@ -136,7 +153,13 @@ impl Actor for CampaignActor {
         match msg {
             CampaignMsg::Click(click) => {
                 state.received();
-                state.on_click(click, &me);
+                state.pending.clicks.push(click);
+                state.load.pending.fetch_add(1, Ordering::Relaxed);
+                if state.pending.clicks.len() >= state.config.max_batch {
+                    state.post_flush(&me);
+                } else {
+                    state.arm_timer(&me);
+                }
             }
             CampaignMsg::Keyed(keyed, reply) => {
                 state.received();
@@ -150,22 +173,26 @@ impl Actor for CampaignActor {
             CampaignMsg::Flush => {
                 state.flush_posted = false;
                 state.timer_armed = false;
-                state.flush(&me).await;
+                state.start_flush(&me);
             }
+            CampaignMsg::Flushed(flight) => state.landed(flight, &me),
             CampaignMsg::Drain(reply) => {
-                while state.pending.len() > 0 || !state.pending.stats.is_empty() {
-                    if !state.flush(&me).await {
-                        break;
-                    }
-                }
-                let _ = reply.send(());
+                state.drains.push(reply);
+                state.start_flush(&me);
+                state.answer_drains_if_idle();
             }
         }
         Ok(())
     }
 
-    async fn post_stop(&self, me: ActorRef<CampaignMsg>, state: &mut CampaignState) -> Result<(), ActorProcessingErr> {
-        state.flush(&me).await;
+    /// Last chance for anything still queued: written inline, since no
+    /// `Flushed` message can arrive any more.
+    async fn post_stop(&self, _me: ActorRef<CampaignMsg>, state: &mut CampaignState) -> Result<(), ActorProcessingErr> {
+        if !state.pending.is_empty() {
+            let (batch, replies) = state.take_batch();
+            let result = state.store.commit(batch.clone()).await;
+            state.settle(Flight { batch, replies, result, started: Instant::now() });
+        }
         metrics::campaign_actors(-1.0);
         Ok(())
     }
@@ -177,28 +204,16 @@ impl CampaignState {
         metrics::mailbox(-1.0);
     }
 
-    fn on_click(&mut self, click: Click, me: &ActorRef<CampaignMsg>) {
-        self.pending.clicks.push(click);
-        self.load.pending.fetch_add(1, Ordering::Relaxed);
-        if self.pending.len() >= self.config.max_batch {
-            self.post_flush(me);
-        } else {
-            self.arm_timer(me);
-        }
-    }
-
     async fn on_keyed(&mut self, keyed: Keyed, reply: RpcReplyPort<KeyedReply>, me: &ActorRef<CampaignMsg>) {
         let key = dedup_key(&keyed);
         if let Some(found) = self.window.get(&key, Instant::now()) {
             metrics::dedup_path("window_hit");
-            self.count_duplicate(&found);
-            let _ = reply.send(KeyedReply::Duplicate(found));
-            self.arm_timer(me);
+            self.answer_duplicate(reply, found, me);
             return;
         }
-        if let Some(waiters) = self.pending.waiters.get_mut(&key) {
+        if let Some(waiting) = self.waiters.get_mut(&key) {
             metrics::dedup_path("pending_batch");
-            waiters.push(reply);
+            waiting.push(reply);
             return;
         }
         if self.bloom.check(&key) {
@@ -206,9 +221,7 @@ impl CampaignState {
                 Ok(Some(found)) => {
                     metrics::dedup_path("store_hit");
                     self.window.insert(key, found.clone(), Instant::now());
-                    self.count_duplicate(&found);
-                    let _ = reply.send(KeyedReply::Duplicate(found));
-                    self.arm_timer(me);
+                    self.answer_duplicate(reply, found, me);
                     return;
                 }
                 Ok(None) => metrics::dedup_path("bloom_false_positive"),
@@ -221,17 +234,23 @@ impl CampaignState {
             metrics::dedup_path("bloom_miss");
         }
         self.bloom.set(&key);
-        self.pending.waiters.insert(key, Vec::new());
+        self.waiters.insert(key, Vec::new());
         self.pending.keyed.push((keyed, reply));
         self.load.pending.fetch_add(1, Ordering::Relaxed);
         self.post_flush(me);
     }
 
-    async fn lookup(&self, keyed: &Keyed) -> Result<Option<Keyed>, crate::store::StoreError> {
+    async fn lookup(&self, keyed: &Keyed) -> StoreResult<Option<Keyed>> {
         Ok(match keyed {
             Keyed::Conversion(c) => self.store.get_conversion(self.id, c.click_id).await?.map(Keyed::Conversion),
             Keyed::Lead(l) => self.store.get_lead(self.id, &l.external_id).await?.map(Keyed::Lead),
         })
+    }
+
+    fn answer_duplicate(&mut self, reply: RpcReplyPort<KeyedReply>, found: Keyed, me: &ActorRef<CampaignMsg>) {
+        self.count_duplicate(&found);
+        let _ = reply.send(KeyedReply::Duplicate(found));
+        self.arm_timer(me);
     }
 
     fn count_duplicate(&mut self, keyed: &Keyed) {
@@ -241,67 +260,93 @@ impl CampaignState {
         }
     }
 
-    /// Asks for a flush behind everything already in the mailbox.
+    /// Asks for a flush behind everything already in the mailbox, so what
+    /// arrived meanwhile joins the batch.
     fn post_flush(&mut self, me: &ActorRef<CampaignMsg>) {
-        if !self.flush_posted {
+        if !self.flush_posted && !self.in_flight {
             self.flush_posted = me.send_message(CampaignMsg::Flush).is_ok();
         }
     }
 
     /// Makes sure pending clicks and counters are written within `flush_interval`.
     fn arm_timer(&mut self, me: &ActorRef<CampaignMsg>) {
-        if !self.timer_armed && !self.flush_posted {
+        if !self.timer_armed && !self.flush_posted && !self.in_flight {
             self.timer_armed = true;
             me.send_after(Duration::from_millis(self.config.flush_interval_ms), || CampaignMsg::Flush);
         }
     }
 
-    /// Writes up to `max_batch` pending events in one durable commit, then
-    /// answers their callers. Returns whether the store accepted the batch.
-    async fn flush(&mut self, me: &ActorRef<CampaignMsg>) -> bool {
-        if self.pending.len() == 0 && self.pending.stats.is_empty() {
-            return true;
-        }
-        // Keyed events first: their callers are waiting.
+    /// Moves up to `max_batch` events (keyed first: their callers wait) and the
+    /// counters into a batch.
+    fn take_batch(&mut self) -> (Arc<Batch>, Vec<RpcReplyPort<KeyedReply>>) {
         let take_keyed = self.pending.keyed.len().min(self.config.max_batch);
         let take_clicks = self.pending.clicks.len().min(self.config.max_batch - take_keyed);
         let clicks: Vec<Click> = self.pending.clicks.drain(..take_clicks).collect();
         let (keyed, replies): (Vec<Keyed>, Vec<_>) = self.pending.keyed.drain(..take_keyed).unzip();
         let stats = std::mem::take(&mut self.pending.stats);
-        let batch = Arc::new(Batch { clicks, keyed, stats: vec![(self.id, stats)] });
-        let events = batch.len();
-        let started = Instant::now();
-        let result = self.store.commit(batch.clone()).await;
-        metrics::flush(events, started.elapsed(), result.is_ok());
-        self.load.pending.fetch_sub(events, Ordering::Relaxed);
-        let ok = result.is_ok();
+        (Arc::new(Batch { clicks, keyed, stats: vec![(self.id, stats)] }), replies)
+    }
+
+    /// Hands a batch to the store on its own task; the answer comes back as
+    /// `Flushed`, so the actor keeps serving while the disk works.
+    fn start_flush(&mut self, me: &ActorRef<CampaignMsg>) {
+        if self.in_flight || self.pending.is_empty() {
+            return;
+        }
+        let (batch, replies) = self.take_batch();
+        let (store, me) = (self.store.clone(), me.clone());
+        self.in_flight = true;
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let result = store.commit(batch.clone()).await;
+            // If the actor is gone the callers' ports drop and they answer 503;
+            // a retry then finds the record (if it landed) as a duplicate.
+            let _ = me.send_message(CampaignMsg::Flushed(Flight { batch, replies, result, started }));
+        });
+    }
+
+    fn landed(&mut self, flight: Flight, me: &ActorRef<CampaignMsg>) {
+        self.in_flight = false;
+        let ok = flight.result.is_ok();
+        self.settle(flight);
+        if ok {
+            self.start_flush(me);
+        } else {
+            // Do not hammer a failing store: retry on the timer, and let a
+            // shutdown that is waiting go on rather than hang.
+            self.drains.drain(..).for_each(|d| drop(d.send(())));
+            self.arm_timer(me);
+        }
+        self.answer_drains_if_idle();
+    }
+
+    /// Records metrics and answers everyone waiting on a finished commit.
+    fn settle(&mut self, flight: Flight) {
+        let Flight { batch, replies, result, started } = flight;
+        metrics::flush(batch.len(), started.elapsed(), result.is_ok());
+        self.load.pending.fetch_sub(batch.len(), Ordering::Relaxed);
         match result {
             Ok(outcomes) => self.answer(&batch.keyed, replies, outcomes),
             Err(e) => self.fail(&batch, replies, &e.to_string()),
         }
-        if self.pending.len() > 0 || !self.pending.stats.is_empty() {
-            if self.pending.keyed.is_empty() {
-                self.arm_timer(me)
-            } else {
-                self.post_flush(me)
-            }
-        }
-        ok
     }
 
     fn answer(&mut self, keyed: &[Keyed], replies: Vec<RpcReplyPort<KeyedReply>>, outcomes: Vec<Outcome>) {
         let now = Instant::now();
         for ((mine, reply), outcome) in keyed.iter().zip(replies).zip(outcomes) {
             let key = dedup_key(mine);
-            let (winner, first) = match outcome {
-                Outcome::Inserted => (mine.clone(), KeyedReply::Recorded as fn(Keyed) -> KeyedReply),
+            let winner = match outcome {
+                Outcome::Inserted => {
+                    let _ = reply.send(KeyedReply::Recorded(mine.clone()));
+                    mine.clone()
+                }
                 Outcome::Existing(found) => {
                     self.count_duplicate(&found);
-                    (found, KeyedReply::Duplicate as fn(Keyed) -> KeyedReply)
+                    let _ = reply.send(KeyedReply::Duplicate(found.clone()));
+                    found
                 }
             };
-            let _ = reply.send(first(winner.clone()));
-            for waiter in self.pending.waiters.remove(&key).unwrap_or_default() {
+            for waiter in self.waiters.remove(&key).unwrap_or_default() {
                 self.count_duplicate(&winner);
                 let _ = waiter.send(KeyedReply::Duplicate(winner.clone()));
             }
@@ -314,19 +359,23 @@ impl CampaignState {
     fn fail(&mut self, batch: &Batch, replies: Vec<RpcReplyPort<KeyedReply>>, error: &str) {
         tracing::warn!(campaign = %self.id, error, "group commit failed");
         for (keyed, reply) in batch.keyed.iter().zip(replies) {
-            let key = dedup_key(keyed);
             let _ = reply.send(KeyedReply::Unavailable(error.to_string()));
-            for waiter in self.pending.waiters.remove(&key).unwrap_or_default() {
+            for waiter in self.waiters.remove(&dedup_key(keyed)).unwrap_or_default() {
                 let _ = waiter.send(KeyedReply::Unavailable(error.to_string()));
             }
         }
-        let requeued = batch.clicks.len();
         let mut clicks = batch.clicks.clone();
+        self.load.pending.fetch_add(clicks.len(), Ordering::Relaxed);
         clicks.append(&mut self.pending.clicks);
         self.pending.clicks = clicks;
         for (_, stats) in &batch.stats {
             self.pending.stats.add(stats);
         }
-        self.load.pending.fetch_add(requeued, Ordering::Relaxed);
+    }
+
+    fn answer_drains_if_idle(&mut self) {
+        if !self.in_flight && self.pending.is_empty() {
+            self.drains.drain(..).for_each(|d| drop(d.send(())));
+        }
     }
 }
