@@ -72,8 +72,7 @@ id_type!(LeadId, u128, "lead_", 32);
 /// of rewriting pages all over the tree, and 80 bits keep ids minted in the
 /// same millisecond on different nodes apart.
 fn time_ordered() -> u128 {
-    let ms =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u128).unwrap_or(0);
+    let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
     let mut random = [0u8; 16];
     random[6..].copy_from_slice(&random_bytes::<10>());
     (ms & 0xFFFF_FFFF_FFFF) << 80 | u128::from_be_bytes(random)
@@ -85,15 +84,33 @@ impl ClickId {
     }
 }
 
+impl Default for ClickId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl ConversionId {
     pub fn new() -> Self {
         Self(time_ordered())
     }
 }
 
+impl Default for ConversionId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl LeadId {
     pub fn new() -> Self {
         Self(time_ordered())
+    }
+}
+
+impl Default for LeadId {
+    fn default() -> Self {
+        Self::new()
     }
 }
 

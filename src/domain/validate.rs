@@ -59,7 +59,7 @@ pub fn origins(field: &str, values: &[String]) -> Result<Vec<String>, Invalid> {
         .map(|o| {
             let o = o.trim().trim_end_matches('/');
             let ok = (o.starts_with("https://") || o.starts_with("http://"))
-                && !o.splitn(4, '/').nth(3).is_some_and(|p| !p.is_empty())
+                && o.splitn(4, '/').nth(3).is_none_or(|p| p.is_empty())
                 && !o.contains(['?', '#', ' ']);
             if ok {
                 Ok(o.to_ascii_lowercase())

@@ -76,9 +76,9 @@ impl Registry {
             Some(cell) => cell,
             None => self.actors.entry(campaign).or_default().clone(),
         };
-        let handle = cell.get_or_try_init(|| self.spawn(campaign)).await.map_err(|e| {
+        // A failed spawn leaves nothing behind: the next request tries afresh.
+        let handle = cell.get_or_try_init(|| self.spawn(campaign)).await.inspect_err(|_| {
             self.actors.remove(&campaign);
-            e
         })?;
         Ok(handle.clone())
     }
