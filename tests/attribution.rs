@@ -267,3 +267,25 @@ async fn metrics_cover_requests_outcomes_dedup_paths_and_the_store() {
     }
     assert!(!m.contains(&world.campaign_id), "ids must never be metric labels");
 }
+
+#[tokio::test]
+async fn a_rotated_signing_key_keeps_old_tokens_valid_until_it_is_dropped() {
+    let server = TestServer::start_with(&[("CLICKLEDGER_TOKEN_KEYS", "old-key-0123456789abcdefghij")]).await;
+    let world = World::fixed(&server, 500).await;
+    let old_token = world.click_token(&server).await;
+    let server = server
+        .restart_with(&[("CLICKLEDGER_TOKEN_KEYS", "new-key-0123456789abcdefghij,old-key-0123456789abcdefghij")])
+        .await;
+    let new_token = world.click_token(&server).await;
+    assert_eq!(world.convert(&server, &old_token).await.status, 201, "old tokens verify after rotation");
+    let server = server.restart_with(&[("CLICKLEDGER_TOKEN_KEYS", "new-key-0123456789abcdefghij")]).await;
+    assert_eq!(world.convert(&server, &new_token).await.status, 201, "the new key signed the new token");
+    let fresh = world.click_token(&server).await;
+    assert_eq!(world.convert(&server, &fresh).await.status, 201, "fresh clicks keep working");
+    let old_again = world.convert(&server, &old_token).await;
+    assert_eq!(
+        old_again.json(),
+        json!({"status": "ignored", "reason": "bad_signature"}),
+        "a dropped key verifies nothing"
+    );
+}

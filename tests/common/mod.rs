@@ -96,6 +96,15 @@ impl TestServer {
         Self::spawn(self.data_dir.clone(), tmp, self.env.clone()).await
     }
 
+    /// Graceful restart with some variables changed (e.g. rotated keys).
+    pub async fn restart_with(mut self, env: &[(&str, &str)]) -> Self {
+        for (k, v) in env {
+            self.env.retain(|(key, _)| key != k);
+            self.env.push((k.to_string(), v.to_string()));
+        }
+        self.restart().await
+    }
+
     /// `kill -9`, then a fresh start on the same data directory.
     pub async fn kill9_and_restart(mut self) -> Self {
         self.signal(libc::SIGKILL);
