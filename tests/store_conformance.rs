@@ -42,6 +42,7 @@ fn campaign(id: u64, advertiser: u64) -> Campaign {
         publishable_key: "pk_aff_x".into(),
         tracking_confirmed_at: None,
         created_at: 0,
+        version: 0,
     }
 }
 
@@ -130,7 +131,12 @@ async fn campaigns_are_replaced_and_listed(store: &Arc<dyn Store>) {
     store.put_campaign(&campaign(10, 1)).await.unwrap();
     let mut changed = campaign(10, 1);
     changed.status = CampaignStatus::Active;
-    store.put_campaign(&changed).await.unwrap();
+    changed.version = 1;
+    assert!(store.replace_campaign(&changed, 0).await.unwrap(), "the expected version matches");
+    let mut stale = campaign(10, 1);
+    stale.version = 1;
+    assert!(!store.replace_campaign(&stale, 0).await.unwrap(), "a stale version loses");
+    assert!(!store.replace_campaign(&campaign(12, 1), 0).await.unwrap(), "a missing campaign is not created");
     store.put_campaign(&campaign(11, 1)).await.unwrap();
     assert_eq!(store.get_campaign(CampaignId(10)).await.unwrap().unwrap().status, CampaignStatus::Active);
     assert_eq!(store.list_campaigns().await.unwrap().len(), 2);

@@ -66,6 +66,10 @@ pub struct Campaign {
     pub publishable_key: String,
     pub tracking_confirmed_at: Option<u64>,
     pub created_at: u64,
+    /// Bumped on every edit; edits are compare-and-set on it, so two nodes (or
+    /// two requests) editing one campaign never lose each other's change.
+    #[serde(default)]
+    pub version: u64,
 }
 
 /// An approved affiliate's code (or a campaign's test code, with no affiliate).

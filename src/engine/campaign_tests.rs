@@ -32,6 +32,7 @@ impl Store for FlakyStore {
     async fn get_affiliate(&self, id: AffiliateId) -> StoreResult<Option<Affiliate>> { self.inner.get_affiliate(id).await }
     async fn get_principal(&self, k: &KeyHash) -> StoreResult<Option<Principal>> { self.inner.get_principal(k).await }
     async fn put_campaign(&self, c: &Campaign) -> StoreResult<()> { self.inner.put_campaign(c).await }
+    async fn replace_campaign(&self, c: &Campaign, v: u64) -> StoreResult<bool> { self.inner.replace_campaign(c, v).await }
     async fn get_campaign(&self, id: CampaignId) -> StoreResult<Option<Campaign>> { self.inner.get_campaign(id).await }
     async fn list_campaigns(&self) -> StoreResult<Vec<Campaign>> { self.inner.list_campaigns().await }
     async fn insert_tracking_code(&self, c: &TrackingCode) -> StoreResult<TrackingCode> { self.inner.insert_tracking_code(c).await }

@@ -12,26 +12,20 @@ use crate::domain::keys::{hash_key, KeyHash, Principal};
 use crate::domain::model::{Campaign, TrackingCode};
 use crate::store::{Store, StoreResult};
 
+/// Edits that keep losing the compare-and-set give up (503) after this many tries.
+const MAX_EDIT_ATTEMPTS: usize = 16;
+
 pub struct Catalog {
     store: Arc<dyn Store>,
     campaigns: DashMap<CampaignId, Arc<Campaign>>,
     codes: DashMap<String, Arc<TrackingCode>>,
     principals: DashMap<KeyHash, Principal>,
-    /// Campaign edits are read-modify-write; this lock serializes them so a
-    /// PATCH racing a test postback cannot lose either change. Edits are
-    /// rare, so one lock for all campaigns costs nothing.
-    edits: tokio::sync::Mutex<()>,
 }
 
 impl Catalog {
     pub async fn load(store: Arc<dyn Store>) -> StoreResult<Self> {
-        let catalog = Self {
-            store: store.clone(),
-            campaigns: DashMap::new(),
-            codes: DashMap::new(),
-            principals: DashMap::new(),
-            edits: tokio::sync::Mutex::new(()),
-        };
+        let catalog =
+            Self { store: store.clone(), campaigns: DashMap::new(), codes: DashMap::new(), principals: DashMap::new() };
         for c in store.list_campaigns().await? {
             catalog.campaigns.insert(c.id, Arc::new(c));
         }
@@ -70,23 +64,32 @@ impl Catalog {
         }))
     }
 
-    /// Applies `edit` to the current campaign and saves it, one edit at a time.
-    /// Returns `Ok(None)` if the campaign does not exist.
+    /// Applies `edit` to the freshest stored campaign and saves it with
+    /// compare-and-set on its version, retrying when another request or
+    /// another node edited it first. Returns `Ok(None)` if it does not exist.
     pub async fn update_campaign<E>(
         &self,
         id: CampaignId,
-        edit: impl FnOnce(&mut Campaign) -> Result<(), E>,
+        mut edit: impl FnMut(&mut Campaign) -> Result<(), E>,
     ) -> Result<Option<Arc<Campaign>>, E>
     where
         E: From<crate::store::StoreError>,
     {
-        let _guard = self.edits.lock().await;
-        let Some(current) = self.campaign(id).await? else { return Ok(None) };
-        let mut next = (*current).clone();
-        edit(&mut next)?;
-        Ok(Some(self.save_campaign(next).await?))
+        for _ in 0..MAX_EDIT_ATTEMPTS {
+            let Some(current) = self.store.get_campaign(id).await? else { return Ok(None) };
+            let mut next = current.clone();
+            edit(&mut next)?;
+            next.version = current.version + 1;
+            if self.store.replace_campaign(&next, current.version).await? {
+                let next = Arc::new(next);
+                self.campaigns.insert(id, next.clone());
+                return Ok(Some(next));
+            }
+        }
+        Err(crate::store::StoreError(format!("campaign {id} is being edited concurrently; retry")).into())
     }
 
+    /// Stores a new campaign.
     pub async fn save_campaign(&self, campaign: Campaign) -> StoreResult<Arc<Campaign>> {
         self.store.put_campaign(&campaign).await?;
         let campaign = Arc::new(campaign);

@@ -115,6 +115,7 @@ pub async fn create(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp> {
         publishable_key: new_campaign_publishable_key(),
         tracking_confirmed_at: None,
         created_at: ctx.engine.now(),
+        version: 0,
     };
     ctx.engine
         .catalog
@@ -140,38 +141,40 @@ pub async fn update(ctx: &Ctx, req: Request<Incoming>, id: &str) -> Result<Resp>
     let owner = advertiser(ctx, &req).await?;
     let campaign = owned(ctx, owner, id).await?;
     let patch: CampaignPatch = read_body(ctx, req).await?;
-    let saved = edit(ctx, campaign.id, |c| apply_patch(ctx, c, patch)).await?;
+    let saved = edit(ctx, campaign.id, |c| apply_patch(ctx, c, &patch)).await?;
     Ok(json_response(StatusCode::OK, &campaign_json(&saved, None)))
 }
 
 /// Applies one edit under the catalog's edit lock.
-async fn edit(ctx: &Ctx, id: CampaignId, f: impl FnOnce(&mut Campaign) -> Result<()>) -> Result<Arc<Campaign>> {
+async fn edit(ctx: &Ctx, id: CampaignId, f: impl FnMut(&mut Campaign) -> Result<()>) -> Result<Arc<Campaign>> {
     ctx.engine.catalog.update_campaign(id, f).await?.ok_or_else(|| Error::NotFound(format!("no campaign '{id}'")))
 }
 
-fn apply_patch(ctx: &Ctx, c: &mut Campaign, p: CampaignPatch) -> Result<()> {
-    if let Some(name) = p.name {
-        c.name = validate::name("name", &name)?;
+/// Applied to the freshest stored campaign, possibly more than once if a
+/// concurrent edit wins the compare-and-set, so it borrows the patch.
+fn apply_patch(ctx: &Ctx, c: &mut Campaign, p: &CampaignPatch) -> Result<()> {
+    if let Some(name) = &p.name {
+        c.name = validate::name("name", name)?;
     }
-    if let Some(url) = p.landing_url {
-        c.landing_url = validate::landing_url("landingUrl", &url)?;
+    if let Some(url) = &p.landing_url {
+        c.landing_url = validate::landing_url("landingUrl", url)?;
     }
     if p.payout_cents.is_some() || p.payout_percentage.is_some() {
         (c.payout_cents, c.payout_bp) =
             payout_settings(c.compensation_model, p.payout_cents, p.payout_percentage.as_ref())?;
     }
-    match p.promo_code {
+    match &p.promo_code {
         None => {}
         Some(Value::Null) => c.promo_code = None,
-        Some(Value::String(s)) => c.promo_code = Some(validate::promo_code("promoCode", &s)?),
+        Some(Value::String(s)) => c.promo_code = Some(validate::promo_code("promoCode", s)?),
         Some(_) => return Err(invalid("promoCode", "must be a string, or null to remove it").into()),
     }
-    if let Some(origins) = p.allowed_origins {
-        c.allowed_origins = validate::origins("allowedOrigins", &origins)?;
+    if let Some(origins) = &p.allowed_origins {
+        c.allowed_origins = validate::origins("allowedOrigins", origins)?;
     }
-    if let Some(mapping) = p.field_mapping {
-        validate::field_mapping("fieldMapping", &mapping, ctx.engine.config.field_limits())?;
-        c.field_mapping = mapping;
+    if let Some(mapping) = &p.field_mapping {
+        validate::field_mapping("fieldMapping", mapping, ctx.engine.config.field_limits())?;
+        c.field_mapping = mapping.clone();
     }
     if p.attribution_window_days.is_some() {
         c.attribution_window_days = days("attributionWindowDays", p.attribution_window_days, 90, 1)?;

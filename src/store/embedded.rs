@@ -298,6 +298,20 @@ impl Store for EmbeddedStore {
         .await
     }
 
+    async fn replace_campaign(&self, campaign: &Campaign, expected_version: u64) -> StoreResult<bool> {
+        let (id, value) = (campaign.id.0, enc(campaign));
+        self.write(move |txn| {
+            let mut table = txn.open_table(CAMPAIGNS).map_err(err)?;
+            let current: Option<Campaign> = table.get(id).map_err(err)?.map(|v| dec(v.value())).transpose()?;
+            if current.map(|c| c.version) != Some(expected_version) {
+                return Ok(false);
+            }
+            table.insert(id, value.as_slice()).map_err(err)?;
+            Ok(true)
+        })
+        .await
+    }
+
     async fn get_campaign(&self, id: CampaignId) -> StoreResult<Option<Campaign>> {
         self.read(move |txn| get_json(txn, CAMPAIGNS, id.0)).await
     }

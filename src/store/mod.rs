@@ -4,6 +4,7 @@
 //! | method                         | pattern                                  |
 //! |--------------------------------|------------------------------------------|
 //! | `put_*` / `get_*`              | point write / point read by id           |
+//! | `replace_campaign`             | compare-and-set on the campaign version  |
 //! | `insert_tracking_code`         | insert-if-absent on (campaign, affiliate)|
 //! | `commit`                       | batched append + insert-if-absent keys   |
 //! | `dedup_keys`                   | one campaign's keys (bloom rebuild)      |
@@ -91,8 +92,11 @@ pub trait Store: Send + Sync + 'static {
     async fn get_affiliate(&self, id: AffiliateId) -> StoreResult<Option<Affiliate>>;
     async fn get_principal(&self, key: &KeyHash) -> StoreResult<Option<Principal>>;
 
-    /// Inserts or replaces a campaign (campaign edits are rare and owner-only).
+    /// Stores a new campaign.
     async fn put_campaign(&self, campaign: &Campaign) -> StoreResult<()>;
+    /// Replaces a campaign only if the stored one still has `expected_version`
+    /// (compare-and-set); `false` means someone else edited it first.
+    async fn replace_campaign(&self, campaign: &Campaign, expected_version: u64) -> StoreResult<bool>;
     async fn get_campaign(&self, id: CampaignId) -> StoreResult<Option<Campaign>>;
     async fn list_campaigns(&self) -> StoreResult<Vec<Campaign>>;
 
