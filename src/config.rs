@@ -24,6 +24,7 @@ pub struct Config {
     pub log_level: String,
     pub http: HttpConfig,
     pub engine: EngineConfig,
+    pub scylla: ScyllaConfig,
     pub limits: LimitsConfig,
 }
 
@@ -58,6 +59,54 @@ pub struct EngineConfig {
     pub window_capacity: usize,
     pub window_ttl_secs: u64,
     pub store_queue: usize,
+    pub catalog_refresh_ms: u64,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScyllaConfig {
+    pub nodes: Vec<String>,
+    pub keyspace: String,
+    pub replication_class: String,
+    pub replication_factor: u32,
+    pub datacenters: Vec<String>,
+    pub local_dc: String,
+    pub consistency: String,
+    pub serial_consistency: String,
+    pub username: String,
+    pub password: String,
+    pub tls: bool,
+    pub tls_ca_file: String,
+    pub connect_timeout_ms: u64,
+    pub request_timeout_ms: u64,
+    pub max_in_flight: usize,
+    pub click_shards: u32,
+    pub bloom_rebuild_days: u32,
+}
+
+/// Hand-written so the password never reaches a log or `clickledger config`.
+impl std::fmt::Debug for ScyllaConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScyllaConfig")
+            .field("nodes", &self.nodes)
+            .field("keyspace", &self.keyspace)
+            .field("replication_class", &self.replication_class)
+            .field("replication_factor", &self.replication_factor)
+            .field("datacenters", &self.datacenters)
+            .field("local_dc", &self.local_dc)
+            .field("consistency", &self.consistency)
+            .field("serial_consistency", &self.serial_consistency)
+            .field("username", &self.username)
+            .field("password", &if self.password.is_empty() { "" } else { "<redacted>" })
+            .field("tls", &self.tls)
+            .field("tls_ca_file", &self.tls_ca_file)
+            .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .field("request_timeout_ms", &self.request_timeout_ms)
+            .field("max_in_flight", &self.max_in_flight)
+            .field("click_shards", &self.click_shards)
+            .field("bloom_rebuild_days", &self.bloom_rebuild_days)
+            .finish()
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -112,6 +161,15 @@ impl Config {
     }
 
     fn check(&self) -> Result<(), String> {
+        let ks = &self.scylla.keyspace;
+        let ks_ok = ks.len() <= 48
+            && ks.starts_with(|c: char| c.is_ascii_alphabetic())
+            && ks.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !ks_ok {
+            return Err(format!(
+                "scylla.keyspace '{ks}' must be letters, digits and _ (at most 48, starting with a letter)"
+            ));
+        }
         let e = &self.engine;
         if !(e.bloom_fp_rate > 0.0 && e.bloom_fp_rate < 1.0) {
             return Err("engine.bloom_fp_rate must be between 0 and 1".into());
@@ -127,6 +185,8 @@ impl Config {
             ("engine.window_capacity", e.window_capacity),
             ("http.max_connections", self.http.max_connections),
             ("http.body_limit_bytes", self.http.body_limit_bytes),
+            ("scylla.max_in_flight", self.scylla.max_in_flight),
+            ("scylla.click_shards", self.scylla.click_shards as usize),
         ];
         match positive.iter().find(|(_, v)| *v == 0) {
             Some((name, _)) => Err(format!("{name} must be greater than 0")),

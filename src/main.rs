@@ -24,6 +24,8 @@ enum Command {
     AdminKey(Common),
     /// Print the effective configuration after file, environment and flags.
     Config(Common),
+    /// Create or upgrade the CQL schema (store = "scylla"); safe to run from several nodes at once.
+    Migrate(Common),
 }
 
 #[derive(Args)]
@@ -72,20 +74,35 @@ fn main() {
             println!("{}", secrets.admin_key);
         }
         Command::Config(common) => println!("{:#?}", common.load()),
+        Command::Migrate(common) => {
+            let config = common.load();
+            init_logging(&config);
+            match runtime().block_on(clickledger::server::migrate(&config)) {
+                Ok(message) => println!("{message}"),
+                Err(e) => fail(&e),
+            }
+        }
     }
 }
 
-fn serve(config: Config) {
+fn init_logging(config: &Config) {
+    use std::io::IsTerminal;
     let level: tracing::Level =
         config.log_level.parse().unwrap_or_else(|_| fail("log_level must be error, warn, info, debug or trace"));
-    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_max_level(level)
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
-    let runtime =
-        tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap_or_else(|e| fail(&e.to_string()));
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap_or_else(|e| fail(&e.to_string()))
+}
+
+fn serve(config: Config) {
+    init_logging(&config);
+    let runtime = runtime();
     runtime.block_on(async move {
         let prometheus = clickledger::metrics::install().unwrap_or_else(|e| fail(&e));
         clickledger::metrics::spawn_upkeep(prometheus.clone());

@@ -17,18 +17,31 @@ use tokio::sync::Semaphore;
 use crate::config::{Config, StoreKind};
 use crate::engine::Engine;
 use crate::http::{self, Ctx};
+use crate::store::cql::ScyllaStore;
 use crate::store::embedded::EmbeddedStore;
 use crate::store::Store;
 
 /// How long shutdown waits for open requests before it flushes and exits.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub fn open_store(config: &Config) -> Result<Arc<dyn Store>, String> {
-    match config.store {
+pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, String> {
+    Ok(match config.store {
         StoreKind::Embedded => {
-            Ok(Arc::new(EmbeddedStore::open(&config.data_dir, config.engine.store_queue).map_err(|e| e.to_string())?))
+            Arc::new(EmbeddedStore::open(&config.data_dir, config.engine.store_queue).map_err(|e| e.to_string())?)
         }
-        StoreKind::Scylla => Err("store = \"scylla\" is not built yet; use the embedded store".into()),
+        StoreKind::Scylla => Arc::new(ScyllaStore::connect(&config.scylla).await.map_err(|e| e.to_string())?),
+    })
+}
+
+/// `clickledger migrate`: creates or upgrades the CQL schema. The embedded
+/// store creates its tables when it opens, so there it only says so.
+pub async fn migrate(config: &Config) -> Result<String, String> {
+    match config.store {
+        StoreKind::Embedded => Ok("the embedded store needs no migration (its tables are created on open)".into()),
+        StoreKind::Scylla => {
+            let version = ScyllaStore::migrate(&config.scylla).await.map_err(|e| e.to_string())?;
+            Ok(format!("keyspace '{}' is at schema version {version}", config.scylla.keyspace))
+        }
     }
 }
 
@@ -40,7 +53,7 @@ pub async fn run(
 ) -> Result<(), String> {
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
     let secrets = crate::secrets::load_or_create(&config.data_dir)?;
-    let store = open_store(&config)?;
+    let store = open_store(&config).await?;
     let public_base = config.public_base(bound);
     let engine = Engine::start(config.clone(), store, &secrets, public_base).await.map_err(|e| e.to_string())?;
     let ctx = Arc::new(Ctx { engine: Arc::new(engine), prometheus });

@@ -199,18 +199,6 @@ fn insert_keyed(
     Ok(Outcome::Inserted)
 }
 
-fn recorded_delta(keyed: &Keyed) -> CampaignStats {
-    match keyed {
-        Keyed::Conversion(_) => CampaignStats { conversions_recorded: 1, ..Default::default() },
-        Keyed::Lead(l) => CampaignStats { postbacks_recorded: 1, payout_cents: l.payout_cents, ..Default::default() },
-    }
-}
-
-fn click_delta(click: &Click) -> CampaignStats {
-    let (clicks, bot_clicks) = if click.flagged { (0, 1) } else { (1, 0) };
-    CampaignStats { clicks, bot_clicks, ..Default::default() }
-}
-
 fn add_stats(table: &mut Table<u64, &[u8]>, campaign: CampaignId, delta: &CampaignStats) -> StoreResult<()> {
     if delta.is_empty() {
         return Ok(());

@@ -13,6 +13,7 @@
 //! Scans by due time (escrow release, referral expiry) arrive with the money
 //! path; nothing in the engine core needs them yet.
 
+pub mod cql;
 pub mod embedded;
 
 use std::sync::Arc;
@@ -113,4 +114,18 @@ pub trait Store: Send + Sync + 'static {
     async fn get_click(&self, campaign: CampaignId, click: ClickId) -> StoreResult<Option<Click>>;
     async fn dedup_keys(&self, campaign: CampaignId) -> StoreResult<Vec<DedupKey>>;
     async fn get_stats(&self, campaign: CampaignId) -> StoreResult<CampaignStats>;
+}
+
+/// What inserting `keyed` adds to its campaign's counters.
+pub fn recorded_delta(keyed: &Keyed) -> CampaignStats {
+    match keyed {
+        Keyed::Conversion(_) => CampaignStats { conversions_recorded: 1, ..Default::default() },
+        Keyed::Lead(l) => CampaignStats { postbacks_recorded: 1, payout_cents: l.payout_cents, ..Default::default() },
+    }
+}
+
+/// What a newly stored click adds to its campaign's counters.
+pub fn click_delta(click: &Click) -> CampaignStats {
+    let (clicks, bot_clicks) = if click.flagged { (0, 1) } else { (1, 0) };
+    CampaignStats { clicks, bot_clicks, ..Default::default() }
 }

@@ -1,0 +1,419 @@
+//! The CQL backend (ScyllaDB, or Apache Cassandra in tests). Each `Store`
+//! method is one statement on one table (see `migrations/cql/`); keyed writes
+//! are conditional inserts, so two engine nodes receiving the same event at
+//! once record it exactly once and both answer with the winner's id.
+
+pub mod rows;
+pub mod schema;
+pub mod session;
+pub mod statements;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::future::join_all;
+use futures::StreamExt;
+use scylla::client::session::Session;
+use scylla::response::query_result::QueryResult;
+use scylla::serialize::row::SerializeRow;
+use scylla::statement::batch::{Batch as CqlBatch, BatchType};
+use scylla::statement::prepared::PreparedStatement;
+use scylla::value::{CqlValue, Row};
+use serde::de::DeserializeOwned;
+use tokio::sync::Semaphore;
+
+use self::rows::*;
+use self::statements::Statements;
+use super::*;
+use crate::config::ScyllaConfig;
+
+pub struct ScyllaStore {
+    session: Session,
+    st: Statements,
+    /// Caps requests in flight to the cluster; callers beyond it wait.
+    permits: Arc<Semaphore>,
+    shards: u32,
+    rebuild_days: u32,
+}
+
+fn err(e: impl std::fmt::Display) -> StoreError {
+    StoreError(e.to_string())
+}
+
+fn json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("records always serialize")
+}
+
+fn parse<T: DeserializeOwned>(body: &str) -> StoreResult<T> {
+    serde_json::from_str(body).map_err(err)
+}
+
+fn blob(id: u128) -> Vec<u8> {
+    id.to_be_bytes().to_vec()
+}
+
+pub fn day_of_secs(secs: u64) -> i32 {
+    (secs / 86_400) as i32
+}
+
+/// Event ids carry their creation millisecond in the top 48 bits.
+fn day_of_id(id: u128) -> i32 {
+    day_of_secs(((id >> 80) as u64) / 1000)
+}
+
+fn dedup_text(key: &DedupKey) -> String {
+    match key {
+        DedupKey::Click(id) => format!("c:{:032x}", id.0),
+        DedupKey::External(e) => format!("e:{e}"),
+    }
+}
+
+fn parse_dedup(text: &str) -> Option<DedupKey> {
+    match text.split_at_checked(2)? {
+        ("c:", hex) => u128::from_str_radix(hex, 16).ok().map(|v| DedupKey::Click(ClickId(v))),
+        ("e:", ext) => Some(DedupKey::External(ext.to_string())),
+        _ => None,
+    }
+}
+
+impl ScyllaStore {
+    /// Connects, refuses a keyspace whose schema is not this build's, and
+    /// prepares every statement.
+    pub async fn connect(config: &ScyllaConfig) -> StoreResult<Self> {
+        let profiles = session::profiles(config)?;
+        let session = session::connect(config, &profiles).await?;
+        schema::check(&session, &profiles, &config.keyspace).await?;
+        session.use_keyspace(&config.keyspace, false).await.map_err(err)?;
+        let st = Statements::prepare(&session, &profiles).await?;
+        Ok(Self {
+            session,
+            st,
+            permits: Arc::new(Semaphore::new(config.max_in_flight)),
+            shards: config.click_shards,
+            rebuild_days: config.bloom_rebuild_days,
+        })
+    }
+
+    /// `clickledger migrate`: creates or upgrades the keyspace's schema.
+    pub async fn migrate(config: &ScyllaConfig) -> StoreResult<i32> {
+        let profiles = session::profiles(config)?;
+        let session = session::connect(config, &profiles).await?;
+        schema::migrate(&session, &profiles, config).await
+    }
+
+    async fn exec(&self, st: &PreparedStatement, values: impl SerializeRow) -> StoreResult<QueryResult> {
+        let _permit = self.permits.acquire().await.map_err(err)?;
+        self.session.execute_unpaged(st, values).await.map_err(err)
+    }
+
+    async fn body<T: DeserializeOwned>(
+        &self,
+        st: &PreparedStatement,
+        values: impl SerializeRow,
+    ) -> StoreResult<Option<T>> {
+        let rows = self.exec(st, values).await?.into_rows_result().map_err(err)?;
+        let row: Option<BodyRow> = rows.maybe_first_row().map_err(err)?;
+        row.map(|r| parse(&r.body)).transpose()
+    }
+
+    async fn scan<T: DeserializeOwned>(&self, st: &PreparedStatement) -> StoreResult<Vec<T>> {
+        let pager = self.session.execute_iter(st.clone(), &[]).await.map_err(err)?;
+        let mut stream = pager.rows_stream::<BodyRow>().map_err(err)?;
+        let mut out = Vec::new();
+        while let Some(row) = stream.next().await {
+            out.push(parse(&row.map_err(err)?.body)?);
+        }
+        Ok(out)
+    }
+
+    /// Runs a conditional write: `None` if it applied, else the existing row's body.
+    async fn conditional(&self, st: &PreparedStatement, values: impl SerializeRow) -> StoreResult<Option<String>> {
+        let rows = self.exec(st, values).await?.into_rows_result().map_err(err)?;
+        let body_at = rows.column_specs().iter().position(|c| c.name() == "body");
+        let row: Row = rows.first_row().map_err(err)?;
+        match row.columns.first() {
+            Some(Some(CqlValue::Boolean(true))) => Ok(None),
+            Some(Some(CqlValue::Boolean(false))) => match body_at.and_then(|i| row.columns.get(i).cloned().flatten()) {
+                Some(CqlValue::Text(body)) => Ok(Some(body)),
+                other => Err(StoreError(format!("a lost conditional insert returned no body: {other:?}"))),
+            },
+            other => Err(StoreError(format!("a conditional write answered without [applied]: {other:?}"))),
+        }
+    }
+
+    async fn insert_keyed(&self, keyed: &Keyed) -> StoreResult<Outcome> {
+        let existing = match keyed {
+            Keyed::Conversion(c) => {
+                let row = ConversionRow {
+                    campaign_id: c.campaign_id.0 as i64,
+                    click_id: blob(c.click_id.0),
+                    id: blob(c.id.0),
+                    body: json(c),
+                };
+                let found = self.conditional(&self.st.insert_conversion_if_absent, row).await?;
+                found.map(|b| parse::<Conversion>(&b)).transpose()?.filter(|w| w.id != c.id).map(Keyed::Conversion)
+            }
+            Keyed::Lead(l) => {
+                let row = LeadRow {
+                    campaign_id: l.campaign_id.0 as i64,
+                    external_id: l.external_id.clone(),
+                    id: blob(l.id.0),
+                    body: json(l),
+                };
+                let found = self.conditional(&self.st.insert_lead_if_absent, row).await?;
+                // A retried write that finds its own row (same id) did apply.
+                found.map(|b| parse::<Lead>(&b)).transpose()?.filter(|w| w.id != l.id).map(Keyed::Lead)
+            }
+        };
+        Ok(existing.map_or(Outcome::Inserted, Outcome::Existing))
+    }
+
+    /// Clicks grouped by partition: one unlogged batch per (campaign, day,
+    /// shard), the batches concurrently.
+    async fn write_clicks(&self, clicks: &[Click]) -> StoreResult<()> {
+        let mut partitions: HashMap<(i64, i32, i32), Vec<ClickRow>> = HashMap::new();
+        for c in clicks {
+            let row = ClickRow {
+                campaign_id: c.campaign_id.0 as i64,
+                day: day_of_id(c.id.0),
+                shard: (c.id.0 as u32 % self.shards) as i32,
+                click_id: blob(c.id.0),
+                body: json(c),
+            };
+            partitions.entry((row.campaign_id, row.day, row.shard)).or_default().push(row);
+        }
+        let writes = partitions.into_values().map(|rows| self.unlogged(&self.st.insert_click, rows));
+        join_all(writes).await.into_iter().collect()
+    }
+
+    async fn unlogged<R: SerializeRow>(&self, st: &PreparedStatement, rows: Vec<R>) -> StoreResult<()> {
+        let mut batch = CqlBatch::new(BatchType::Unlogged);
+        for _ in &rows {
+            batch.append_statement(st.clone());
+        }
+        batch.set_is_idempotent(true);
+        let _permit = self.permits.acquire().await.map_err(err)?;
+        self.session.batch(&batch, rows).await.map(drop).map_err(err)
+    }
+
+    async fn write_dedup_keys(&self, inserted: &[&Keyed]) -> StoreResult<()> {
+        let mut partitions: HashMap<(i64, i32), Vec<DedupRow>> = HashMap::new();
+        for keyed in inserted {
+            let (campaign, at) = match keyed {
+                Keyed::Conversion(c) => (c.campaign_id, c.created_at),
+                Keyed::Lead(l) => (l.campaign_id, l.created_at),
+            };
+            let key = dedup_text(&crate::engine::campaign::dedup_key(keyed));
+            let row = DedupRow { campaign_id: campaign.0 as i64, day: day_of_secs(at), key };
+            partitions.entry((row.campaign_id, row.day)).or_default().push(row);
+        }
+        let writes = partitions.into_values().map(|rows| self.unlogged(&self.st.insert_dedup_key, rows));
+        join_all(writes).await.into_iter().collect()
+    }
+
+    async fn add_counters(&self, deltas: HashMap<CampaignId, CampaignStats>) -> StoreResult<()> {
+        let deltas: Vec<_> = deltas.into_iter().filter(|(_, d)| !d.is_empty()).collect();
+        let counters = deltas.iter().map(|(c, d)| self.exec(&self.st.add_counters, CounterDelta::new(c.0 as i64, d)));
+        let ignored = deltas.iter().flat_map(|(c, d)| {
+            d.conversions_ignored
+                .iter()
+                .map(|(reason, n)| self.exec(&self.st.add_ignored, (*n as i64, c.0 as i64, reason.clone())))
+        });
+        let (a, b) = tokio::join!(join_all(counters), join_all(ignored));
+        a.into_iter().chain(b).map(|r| r.map(drop)).collect()
+    }
+}
+
+#[async_trait]
+impl Store for ScyllaStore {
+    async fn put_advertiser(&self, advertiser: &Advertiser, key: KeyHash) -> StoreResult<()> {
+        let principal = json(&Principal::advertiser(advertiser.id));
+        // A logged batch: the advertiser and its key appear together or not at all.
+        let mut batch = CqlBatch::new(BatchType::Logged);
+        batch.append_statement(self.st.insert_advertiser.clone());
+        batch.append_statement(self.st.insert_api_key.clone());
+        let values = ((advertiser.id.0 as i64, json(advertiser)), (key.to_vec(), principal));
+        self.session.batch(&batch, values).await.map(drop).map_err(err)
+    }
+
+    async fn get_advertiser(&self, id: AdvertiserId) -> StoreResult<Option<Advertiser>> {
+        self.body(&self.st.select_advertiser, (id.0 as i64,)).await
+    }
+
+    async fn put_affiliate(&self, affiliate: &Affiliate, key: KeyHash) -> StoreResult<()> {
+        let principal = json(&Principal::Affiliate { id: affiliate.id });
+        let mut batch = CqlBatch::new(BatchType::Logged);
+        batch.append_statement(self.st.insert_affiliate.clone());
+        batch.append_statement(self.st.insert_api_key.clone());
+        let values = ((affiliate.id.0 as i64, json(affiliate)), (key.to_vec(), principal));
+        self.session.batch(&batch, values).await.map(drop).map_err(err)
+    }
+
+    async fn get_affiliate(&self, id: AffiliateId) -> StoreResult<Option<Affiliate>> {
+        self.body(&self.st.select_affiliate, (id.0 as i64,)).await
+    }
+
+    async fn get_principal(&self, key: &KeyHash) -> StoreResult<Option<Principal>> {
+        self.body(&self.st.select_api_key, (key.to_vec(),)).await
+    }
+
+    async fn put_campaign(&self, campaign: &Campaign) -> StoreResult<()> {
+        let values = (campaign.id.0 as i64, campaign.version as i64, json(campaign));
+        match self.conditional(&self.st.insert_campaign, values).await? {
+            None => Ok(()),
+            Some(_) => Err(StoreError(format!("campaign {} already exists", campaign.id))),
+        }
+    }
+
+    async fn replace_campaign(&self, campaign: &Campaign, expected_version: u64) -> StoreResult<bool> {
+        let values = (campaign.version as i64, json(campaign), campaign.id.0 as i64, expected_version as i64);
+        let result = self.exec(&self.st.update_campaign_if, values).await?;
+        schema::applied(result)
+    }
+
+    async fn get_campaign(&self, id: CampaignId) -> StoreResult<Option<Campaign>> {
+        self.body(&self.st.select_campaign, (id.0 as i64,)).await
+    }
+
+    async fn list_campaigns(&self) -> StoreResult<Vec<Campaign>> {
+        self.scan(&self.st.scan_campaigns).await
+    }
+
+    async fn insert_tracking_code(&self, code: &TrackingCode) -> StoreResult<TrackingCode> {
+        if let Some(affiliate) = code.affiliate_id {
+            let pair = (code.campaign_id.0 as i64, affiliate.0 as i64);
+            let claim = (pair.0, pair.1, code.code.clone());
+            if !schema::applied(self.exec(&self.st.insert_approval_if_absent, claim).await?)? {
+                return self.existing_approval(code, pair).await;
+            }
+        }
+        match self.conditional(&self.st.insert_code_if_absent, (code.code.clone(), json(code))).await? {
+            None => Ok(code.clone()),
+            Some(body) if parse::<TrackingCode>(&body)? == *code => Ok(code.clone()),
+            Some(_) => Err(StoreError("tracking code collision; retry".into())),
+        }
+    }
+
+    async fn get_tracking_code(&self, code: &str) -> StoreResult<Option<TrackingCode>> {
+        self.body(&self.st.select_code, (code.to_string(),)).await
+    }
+
+    async fn list_tracking_codes(&self) -> StoreResult<Vec<TrackingCode>> {
+        self.scan(&self.st.scan_codes).await
+    }
+
+    async fn commit(&self, batch: Arc<Batch>) -> StoreResult<Vec<Outcome>> {
+        let keyed = join_all(batch.keyed.iter().map(|k| self.insert_keyed(k)));
+        let (keyed, clicks) = tokio::join!(keyed, self.write_clicks(&batch.clicks));
+        let mut first_error = clicks.as_ref().err().map(|e| StoreError(e.0.clone()));
+        let mut deltas: HashMap<CampaignId, CampaignStats> = HashMap::new();
+        let mut outcomes = Vec::with_capacity(keyed.len());
+        let mut inserted = Vec::new();
+        for (k, result) in batch.keyed.iter().zip(keyed) {
+            match result {
+                Ok(outcome) => {
+                    if matches!(outcome, Outcome::Inserted) {
+                        deltas.entry(k.campaign()).or_default().add(&recorded_delta(k));
+                        inserted.push(k);
+                    }
+                    outcomes.push(outcome);
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        // Clicks and the caller's counters are counted only when the whole
+        // batch landed: a failed batch is retried whole by its actor.
+        if first_error.is_none() {
+            for click in &batch.clicks {
+                deltas.entry(click.campaign_id).or_default().add(&click_delta(click));
+            }
+            for (campaign, delta) in &batch.stats {
+                deltas.entry(*campaign).or_default().add(delta);
+            }
+        }
+        let (keys, counters) = tokio::join!(self.write_dedup_keys(&inserted), self.add_counters(deltas));
+        if let Err(e) = keys.and(counters) {
+            first_error.get_or_insert(e);
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(outcomes),
+        }
+    }
+
+    async fn get_conversion(&self, campaign: CampaignId, click: ClickId) -> StoreResult<Option<Conversion>> {
+        self.body(&self.st.select_conversion, (campaign.0 as i64, blob(click.0))).await
+    }
+
+    async fn get_lead(&self, campaign: CampaignId, external_id: &str) -> StoreResult<Option<Lead>> {
+        self.body(&self.st.select_lead, (campaign.0 as i64, external_id.to_string())).await
+    }
+
+    async fn get_click(&self, campaign: CampaignId, click: ClickId) -> StoreResult<Option<Click>> {
+        let shard = (click.0 as u32 % self.shards) as i32;
+        let key = (campaign.0 as i64, day_of_id(click.0), shard, blob(click.0));
+        self.body(&self.st.select_click, key).await
+    }
+
+    async fn dedup_keys(&self, campaign: CampaignId) -> StoreResult<Vec<DedupKey>> {
+        let today = day_of_secs(crate::domain::unix_now());
+        let mut keys = Vec::new();
+        for day in (today - self.rebuild_days as i32)..=today {
+            let pager = self.session.execute_iter(self.st.select_dedup_keys.clone(), (campaign.0 as i64, day)).await;
+            let mut rows = pager.map_err(err)?.rows_stream::<KeyRow>().map_err(err)?;
+            while let Some(row) = rows.next().await {
+                keys.extend(parse_dedup(&row.map_err(err)?.key));
+            }
+        }
+        Ok(keys)
+    }
+
+    async fn get_stats(&self, campaign: CampaignId) -> StoreResult<CampaignStats> {
+        let id = (campaign.0 as i64,);
+        let rows = self.exec(&self.st.select_counters, id).await?.into_rows_result().map_err(err)?;
+        let counters: Option<CounterRow> = rows.maybe_first_row().map_err(err)?;
+        let mut stats = counters.map(CounterRow::into_stats).unwrap_or_default();
+        let rows = self.exec(&self.st.select_ignored, id).await?.into_rows_result().map_err(err)?;
+        for row in rows.rows::<IgnoredRow>().map_err(err)? {
+            let row = row.map_err(err)?;
+            stats.conversions_ignored.insert(row.reason, row.n.map_or(0, |n| n.0.max(0) as u64));
+        }
+        Ok(stats)
+    }
+}
+
+impl ScyllaStore {
+    /// The pair already had a code: return it, and repair the code row if an
+    /// earlier approval died between its two writes.
+    async fn existing_approval(&self, proposed: &TrackingCode, pair: (i64, i64)) -> StoreResult<TrackingCode> {
+        let rows = self.exec(&self.st.select_approval, pair).await?.into_rows_result().map_err(err)?;
+        let code: CodeRow = rows.first_row().map_err(err)?;
+        if let Some(found) = self.get_tracking_code(&code.code).await? {
+            return Ok(found);
+        }
+        let repaired = TrackingCode { code: code.code, ..proposed.clone() };
+        self.conditional(&self.st.insert_code_if_absent, (repaired.code.clone(), json(&repaired))).await?;
+        Ok(repaired)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dedup_keys_round_trip_through_their_text_form() {
+        for key in [DedupKey::Click(ClickId(0xabc)), DedupKey::External("order:12".into())] {
+            assert_eq!(parse_dedup(&dedup_text(&key)), Some(key));
+        }
+    }
+
+    #[test]
+    fn a_click_id_names_the_day_it_was_made() {
+        let id = ClickId::new();
+        assert_eq!(day_of_id(id.0), day_of_secs(crate::domain::unix_now()));
+    }
+}

@@ -1,0 +1,117 @@
+//! Typed rows: what the event statements bind and what reads return.
+
+use scylla::value::Counter;
+use scylla::{DeserializeRow, SerializeRow};
+
+use crate::domain::model::CampaignStats;
+
+/// Every catalog read selects one JSON `body` column.
+#[derive(DeserializeRow)]
+pub struct BodyRow {
+    pub body: String,
+}
+
+#[derive(DeserializeRow)]
+pub struct CodeRow {
+    pub code: String,
+}
+
+#[derive(DeserializeRow)]
+pub struct KeyRow {
+    pub key: String,
+}
+
+#[derive(SerializeRow)]
+pub struct ClickRow {
+    pub campaign_id: i64,
+    pub day: i32,
+    pub shard: i32,
+    pub click_id: Vec<u8>,
+    pub body: String,
+}
+
+#[derive(SerializeRow)]
+pub struct ConversionRow {
+    pub campaign_id: i64,
+    pub click_id: Vec<u8>,
+    pub id: Vec<u8>,
+    pub body: String,
+}
+
+#[derive(SerializeRow)]
+pub struct LeadRow {
+    pub campaign_id: i64,
+    pub external_id: String,
+    pub id: Vec<u8>,
+    pub body: String,
+}
+
+#[derive(SerializeRow)]
+pub struct DedupRow {
+    pub campaign_id: i64,
+    pub day: i32,
+    pub key: String,
+}
+
+/// Increments for `campaign_counters`.
+#[derive(SerializeRow)]
+pub struct CounterDelta {
+    pub campaign_id: i64,
+    pub clicks: i64,
+    pub bot_clicks: i64,
+    pub conversions_recorded: i64,
+    pub conversions_duplicate: i64,
+    pub postbacks_recorded: i64,
+    pub postbacks_duplicate: i64,
+    pub payout_cents: i64,
+}
+
+impl CounterDelta {
+    pub fn new(campaign_id: i64, s: &CampaignStats) -> Self {
+        let n = |v: u64| v as i64;
+        Self {
+            campaign_id,
+            clicks: n(s.clicks),
+            bot_clicks: n(s.bot_clicks),
+            conversions_recorded: n(s.conversions_recorded),
+            conversions_duplicate: n(s.conversions_duplicate),
+            postbacks_recorded: n(s.postbacks_recorded),
+            postbacks_duplicate: n(s.postbacks_duplicate),
+            payout_cents: n(s.payout_cents),
+        }
+    }
+}
+
+/// A counter that was never incremented reads as null.
+#[derive(DeserializeRow)]
+pub struct CounterRow {
+    pub clicks: Option<Counter>,
+    pub bot_clicks: Option<Counter>,
+    pub conversions_recorded: Option<Counter>,
+    pub conversions_duplicate: Option<Counter>,
+    pub postbacks_recorded: Option<Counter>,
+    pub postbacks_duplicate: Option<Counter>,
+    pub payout_cents: Option<Counter>,
+}
+
+impl CounterRow {
+    pub fn into_stats(self) -> CampaignStats {
+        let n = |c: Option<Counter>| c.map_or(0, |c| c.0.max(0) as u64);
+        CampaignStats {
+            clicks: n(self.clicks),
+            bot_clicks: n(self.bot_clicks),
+            conversions_recorded: n(self.conversions_recorded),
+            conversions_duplicate: n(self.conversions_duplicate),
+            conversions_ignored: Default::default(),
+            postbacks_recorded: n(self.postbacks_recorded),
+            postbacks_duplicate: n(self.postbacks_duplicate),
+            payout_cents: n(self.payout_cents),
+        }
+    }
+}
+
+#[derive(DeserializeRow)]
+pub struct IgnoredRow {
+    pub reason: String,
+    pub n: Option<Counter>,
+}

@@ -1,0 +1,175 @@
+//! Versioned schema: the CQL files in `migrations/cql/`, applied in order by
+//! `clickledger migrate`. Safe from several nodes at once: every statement is
+//! idempotent, and a lock row (a conditional insert with a TTL, so a crashed
+//! migrator cannot hold it forever) lets one node apply while others wait.
+
+use std::time::{Duration, Instant};
+
+use scylla::client::session::Session;
+use scylla::response::query_result::QueryResult;
+use scylla::statement::unprepared::Statement;
+use scylla::value::{CqlValue, Row};
+
+use super::session::Profiles;
+use crate::config::ScyllaConfig;
+use crate::store::{StoreError, StoreResult};
+
+/// (version, name, CQL). Append only: a shipped migration never changes.
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[(1, "init", include_str!("../../../migrations/cql/0001_init.cql"))];
+
+pub fn latest() -> i32 {
+    MIGRATIONS.last().map_or(0, |m| m.0)
+}
+
+const LOCK_TTL_SECS: u32 = 120;
+const LOCK_WAIT: Duration = Duration::from_secs(180);
+
+fn err(what: &str) -> impl Fn(String) -> StoreError + '_ {
+    move |e| StoreError(format!("{what}: {e}"))
+}
+
+async fn run(session: &Session, profiles: &Profiles, cql: &str) -> StoreResult<QueryResult> {
+    let mut statement = Statement::new(cql);
+    statement.set_execution_profile_handle(Some(profiles.slow.clone()));
+    session.query_unpaged(statement, &[]).await.map_err(|e| StoreError(format!("{e} (in: {cql})")))
+}
+
+/// The `[applied]` column of a conditional statement's answer.
+pub fn applied(result: QueryResult) -> StoreResult<bool> {
+    let rows = result.into_rows_result().map_err(|e| StoreError(e.to_string()))?;
+    let row: Row = rows.first_row().map_err(|e| StoreError(e.to_string()))?;
+    match row.columns.first() {
+        Some(Some(CqlValue::Boolean(b))) => Ok(*b),
+        other => Err(StoreError(format!("a conditional write answered without [applied]: {other:?}"))),
+    }
+}
+
+fn replication(config: &ScyllaConfig) -> StoreResult<String> {
+    match config.replication_class.as_str() {
+        "SimpleStrategy" => {
+            Ok(format!("{{'class': 'SimpleStrategy', 'replication_factor': {}}}", config.replication_factor))
+        }
+        "NetworkTopologyStrategy" => {
+            let mut parts = vec!["'class': 'NetworkTopologyStrategy'".to_string()];
+            for dc in &config.datacenters {
+                let (name, rf) = dc
+                    .split_once(':')
+                    .ok_or_else(|| StoreError(format!("scylla.datacenters entry '{dc}' must look like dc1:3")))?;
+                let rf: u32 = rf.trim().parse().map_err(|_| StoreError(format!("'{dc}': bad replication factor")))?;
+                parts.push(format!("'{}': {rf}", name.trim().replace('\'', "")));
+            }
+            if parts.len() == 1 {
+                return Err(StoreError("NetworkTopologyStrategy needs scylla.datacenters, e.g. [\"dc1:3\"]".into()));
+            }
+            Ok(format!("{{{}}}", parts.join(", ")))
+        }
+        other => Err(StoreError(format!(
+            "scylla.replication_class '{other}' is not SimpleStrategy or NetworkTopologyStrategy"
+        ))),
+    }
+}
+
+/// The statements of one migration file, comments dropped.
+pub fn statements(cql: &str) -> Vec<String> {
+    let text: String = cql.lines().filter(|l| !l.trim_start().starts_with("--")).collect::<Vec<_>>().join("\n");
+    text.split(';').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
+}
+
+/// Brings the keyspace to the latest schema version. Returns that version.
+pub async fn migrate(session: &Session, profiles: &Profiles, config: &ScyllaConfig) -> StoreResult<i32> {
+    let ks = &config.keyspace;
+    run(session, profiles, &format!("CREATE KEYSPACE IF NOT EXISTS {ks} WITH replication = {}", replication(config)?))
+        .await?;
+    run(session, profiles, &format!("CREATE TABLE IF NOT EXISTS {ks}.schema_lock (id int PRIMARY KEY, owner text)"))
+        .await?;
+    run(
+        session,
+        profiles,
+        &format!(
+            "CREATE TABLE IF NOT EXISTS {ks}.schema_migrations (version int PRIMARY KEY, name text, applied_at bigint)"
+        ),
+    )
+    .await?;
+    agree(session).await?;
+    let owner = crate::domain::ids::random_base62(16);
+    lock(session, profiles, ks, &owner).await?;
+    let outcome = apply_pending(session, profiles, ks).await;
+    let unlock = format!("DELETE FROM {ks}.schema_lock WHERE id = 1 IF owner = '{owner}'");
+    let _ = run(session, profiles, &unlock).await;
+    outcome
+}
+
+async fn agree(session: &Session) -> StoreResult<()> {
+    session.await_schema_agreement().await.map(drop).map_err(|e| StoreError(format!("schema agreement: {e}")))
+}
+
+async fn lock(session: &Session, profiles: &Profiles, ks: &str, owner: &str) -> StoreResult<()> {
+    let started = Instant::now();
+    let cql = format!(
+        "INSERT INTO {ks}.schema_lock (id, owner) VALUES (1, '{owner}') IF NOT EXISTS USING TTL {LOCK_TTL_SECS}"
+    );
+    while !applied(run(session, profiles, &cql).await?)? {
+        if started.elapsed() > LOCK_WAIT {
+            return Err(StoreError("another `clickledger migrate` holds the schema lock; try again later".into()));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Ok(())
+}
+
+async fn apply_pending(session: &Session, profiles: &Profiles, ks: &str) -> StoreResult<i32> {
+    let applied_versions = versions(session, profiles, ks).await?;
+    for (version, name, cql) in MIGRATIONS {
+        if applied_versions.contains(version) {
+            continue;
+        }
+        tracing::info!(version, name, "applying CQL migration");
+        run(session, profiles, &format!("USE {ks}")).await?;
+        for statement in statements(cql) {
+            run(session, profiles, &statement).await?;
+        }
+        agree(session).await?;
+        let now = crate::domain::unix_now() as i64 * 1000;
+        let record = format!(
+            "INSERT INTO {ks}.schema_migrations (version, name, applied_at) VALUES ({version}, '{name}', {now})"
+        );
+        run(session, profiles, &record).await?;
+    }
+    Ok(latest())
+}
+
+async fn versions(session: &Session, profiles: &Profiles, ks: &str) -> StoreResult<Vec<i32>> {
+    let result = run(session, profiles, &format!("SELECT version FROM {ks}.schema_migrations")).await?;
+    let rows = result.into_rows_result().map_err(|e| err("schema_migrations")(e.to_string()))?;
+    let versions = rows.rows::<(i32,)>().map_err(|e| err("schema_migrations")(e.to_string()))?;
+    versions.map(|r| r.map(|(v,)| v).map_err(|e| err("schema_migrations")(e.to_string()))).collect()
+}
+
+/// Refuses to serve on a schema older (or newer) than this build's.
+pub async fn check(session: &Session, profiles: &Profiles, ks: &str) -> StoreResult<()> {
+    let found = versions(session, profiles, ks).await.ok().and_then(|v| v.into_iter().max());
+    match found {
+        Some(v) if v == latest() => Ok(()),
+        Some(v) if v > latest() => Err(StoreError(format!(
+            "keyspace '{ks}' is at schema version {v}, newer than this build's {}: upgrade clickledger",
+            latest()
+        ))),
+        other => Err(StoreError(format!(
+            "keyspace '{ks}' is at schema version {}, this build needs {}: run `clickledger migrate` first",
+            other.unwrap_or(0),
+            latest()
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migration_files_split_into_statements_without_comments() {
+        let s = statements("-- a comment; with a semicolon\nCREATE TABLE a (x int PRIMARY KEY);\n\nCREATE TABLE b (y int PRIMARY KEY);\n");
+        assert_eq!(s, vec!["CREATE TABLE a (x int PRIMARY KEY)", "CREATE TABLE b (y int PRIMARY KEY)"]);
+        assert!(statements(MIGRATIONS[0].2).len() >= 12);
+    }
+}
