@@ -5,9 +5,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use clickledger::config::{Config, Overrides};
 use clickledger::domain::ids::*;
 use clickledger::domain::keys::{hash_key, Principal};
 use clickledger::domain::model::*;
+use clickledger::store::cql::ScyllaStore;
 use clickledger::store::embedded::EmbeddedStore;
 use clickledger::store::*;
 
@@ -98,17 +100,68 @@ async fn commit(store: &Arc<dyn Store>, batch: Batch) -> Vec<Outcome> {
 async fn embedded_store_passes_the_conformance_suite() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_embedded(dir.path()).await;
-    keys_resolve_to_their_principals(&store).await;
-    campaigns_are_replaced_and_listed(&store).await;
-    tracking_codes_are_insert_if_absent_per_pair(&store).await;
-    a_keyed_write_records_once_and_reports_the_winner(&store).await;
-    the_same_key_twice_in_one_batch_records_once(&store).await;
-    stats_count_only_what_was_inserted(&store).await;
-    dedup_keys_are_scoped_to_one_campaign(&store).await;
-    racing_commits_of_one_key_record_it_once(&store).await;
+    suite(&store).await;
     drop(store);
     let reopened = open_embedded(dir.path()).await;
     everything_survives_a_reopen(&reopened).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cql_store_passes_the_conformance_suite() {
+    let Some(node) = std::env::var("CLICKLEDGER_TEST_CQL").ok().filter(|n| !n.is_empty()) else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI must run the CQL suite: CLICKLEDGER_TEST_CQL is unset (run `scripts/test`, which starts a node)"
+        );
+        eprintln!("skipping the CQL conformance suite: set CLICKLEDGER_TEST_CQL=host:port or run scripts/test");
+        return;
+    };
+    let keyspace = format!("t_{}", clickledger::domain::ids::random_base62(12).to_ascii_lowercase());
+    let env = [("CLICKLEDGER_SCYLLA_NODES".to_string(), node), ("CLICKLEDGER_SCYLLA_KEYSPACE".to_string(), keyspace)];
+    let config = Config::load_from(None, &env, &Overrides::default()).unwrap().scylla;
+    assert!(ScyllaStore::connect(&config).await.is_err(), "serving an unmigrated keyspace must be refused");
+    assert_eq!(ScyllaStore::migrate(&config).await.unwrap(), 1);
+    assert_eq!(ScyllaStore::migrate(&config).await.unwrap(), 1, "migrate is idempotent");
+    let store: Arc<dyn Store> = Arc::new(ScyllaStore::connect(&config).await.unwrap());
+    suite(&store).await;
+    drop(store);
+    let reopened: Arc<dyn Store> = Arc::new(ScyllaStore::connect(&config).await.unwrap());
+    everything_survives_a_reopen(&reopened).await;
+}
+
+async fn suite(store: &Arc<dyn Store>) {
+    keys_resolve_to_their_principals(store).await;
+    campaigns_are_replaced_and_listed(store).await;
+    tracking_codes_are_insert_if_absent_per_pair(store).await;
+    a_keyed_write_records_once_and_reports_the_winner(store).await;
+    the_same_key_twice_in_one_batch_records_once(store).await;
+    stats_count_only_what_was_inserted(store).await;
+    dedup_keys_are_scoped_to_one_campaign(store).await;
+    racing_commits_of_one_key_record_it_once(store).await;
+    racing_approvals_of_one_pair_agree_on_one_code(store).await;
+}
+
+async fn racing_approvals_of_one_pair_agree_on_one_code(store: &Arc<dyn Store>) {
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let code = TrackingCode {
+                    code: format!("RACE{i:04}"),
+                    campaign_id: CampaignId(60),
+                    affiliate_id: Some(AffiliateId(6)),
+                    created_at: 0,
+                };
+                store.insert_tracking_code(&code).await.unwrap().code
+            })
+        })
+        .collect();
+    let mut codes = Vec::new();
+    for t in tasks {
+        codes.push(t.await.unwrap());
+    }
+    codes.dedup();
+    assert_eq!(codes.len(), 1, "every racer gets the same code: {codes:?}");
 }
 
 async fn keys_resolve_to_their_principals(store: &Arc<dyn Store>) {

@@ -1,9 +1,11 @@
 //! The small, read-mostly catalog the hot paths consult on every request:
 //! campaigns, tracking codes and key → principal. Loaded from the store at
 //! start, kept in `DashMap`s, written through on change and read through on a
-//! miss (so a code another node created is found on first use).
+//! miss (so a code another node created is found on first use). Campaigns can
+//! change on another node, so a cached one older than `refresh` is re-read.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 
@@ -17,17 +19,23 @@ const MAX_EDIT_ATTEMPTS: usize = 16;
 
 pub struct Catalog {
     store: Arc<dyn Store>,
-    campaigns: DashMap<CampaignId, Arc<Campaign>>,
+    campaigns: DashMap<CampaignId, (Arc<Campaign>, Instant)>,
+    refresh: Duration,
     codes: DashMap<String, Arc<TrackingCode>>,
     principals: DashMap<KeyHash, Principal>,
 }
 
 impl Catalog {
-    pub async fn load(store: Arc<dyn Store>) -> StoreResult<Self> {
-        let catalog =
-            Self { store: store.clone(), campaigns: DashMap::new(), codes: DashMap::new(), principals: DashMap::new() };
+    pub async fn load(store: Arc<dyn Store>, refresh: Duration) -> StoreResult<Self> {
+        let catalog = Self {
+            store: store.clone(),
+            campaigns: DashMap::new(),
+            refresh,
+            codes: DashMap::new(),
+            principals: DashMap::new(),
+        };
         for c in store.list_campaigns().await? {
-            catalog.campaigns.insert(c.id, Arc::new(c));
+            catalog.remember(c);
         }
         for code in store.list_tracking_codes().await? {
             catalog.codes.insert(code.code.clone(), Arc::new(code));
@@ -54,14 +62,26 @@ impl Catalog {
     }
 
     pub async fn campaign(&self, id: CampaignId) -> StoreResult<Option<Arc<Campaign>>> {
-        if let Some(c) = self.campaigns.get(&id) {
-            return Ok(Some(c.clone()));
+        let cached = self.campaigns.get(&id).map(|e| e.value().clone());
+        match cached {
+            Some((c, at)) if at.elapsed() < self.refresh => Ok(Some(c)),
+            Some((stale, _)) => match self.store.get_campaign(id).await {
+                Ok(found) => Ok(found.map(|c| self.remember(c))),
+                // The store is down: keep serving what we knew rather than fail
+                // redirects; the next request tries again.
+                Err(e) => {
+                    tracing::debug!(campaign = %id, error = %e, "campaign refresh failed; serving the cached copy");
+                    Ok(Some(stale))
+                }
+            },
+            None => Ok(self.store.get_campaign(id).await?.map(|c| self.remember(c))),
         }
-        Ok(self.store.get_campaign(id).await?.map(|c| {
-            let c = Arc::new(c);
-            self.campaigns.insert(id, c.clone());
-            c
-        }))
+    }
+
+    fn remember(&self, campaign: Campaign) -> Arc<Campaign> {
+        let campaign = Arc::new(campaign);
+        self.campaigns.insert(campaign.id, (campaign.clone(), Instant::now()));
+        campaign
     }
 
     /// Applies `edit` to the freshest stored campaign and saves it with
@@ -81,9 +101,7 @@ impl Catalog {
             edit(&mut next)?;
             next.version = current.version + 1;
             if self.store.replace_campaign(&next, current.version).await? {
-                let next = Arc::new(next);
-                self.campaigns.insert(id, next.clone());
-                return Ok(Some(next));
+                return Ok(Some(self.remember(next)));
             }
         }
         Err(crate::store::StoreError(format!("campaign {id} is being edited concurrently; retry")).into())
@@ -92,9 +110,7 @@ impl Catalog {
     /// Stores a new campaign.
     pub async fn save_campaign(&self, campaign: Campaign) -> StoreResult<Arc<Campaign>> {
         self.store.put_campaign(&campaign).await?;
-        let campaign = Arc::new(campaign);
-        self.campaigns.insert(campaign.id, campaign.clone());
-        Ok(campaign)
+        Ok(self.remember(campaign))
     }
 
     pub async fn code(&self, code: &str) -> StoreResult<Option<Arc<TrackingCode>>> {

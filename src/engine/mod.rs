@@ -40,7 +40,8 @@ impl Engine {
         secrets: &Secrets,
         public_base: String,
     ) -> StoreResult<Self> {
-        let catalog = Catalog::load(store.clone()).await?;
+        let refresh = std::time::Duration::from_millis(config.engine.catalog_refresh_ms);
+        let catalog = Catalog::load(store.clone(), refresh).await?;
         let registry = Registry::new(store.clone(), config.engine.clone());
         let tokens = TokenKeys::new(secrets.token_keys.iter().map(|k| k.as_bytes().to_vec()).collect());
         Ok(Self {

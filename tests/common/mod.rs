@@ -19,6 +19,54 @@ use tokio::process::{Child, Command};
 use clickledger::domain::token::TokenKeys;
 
 pub const ADMIN_KEY: &str = "test-admin-key-0123456789abcdef";
+
+/// `host:port` of a CQL node for the tests (set by `scripts/test`).
+pub fn cql_node() -> Option<String> {
+    std::env::var("CLICKLEDGER_TEST_CQL").ok().filter(|s| !s.trim().is_empty())
+}
+
+/// Whether the HTTP tests run against the CQL backend this time.
+pub fn cql_mode() -> bool {
+    std::env::var("CLICKLEDGER_TEST_STORE").is_ok_and(|s| s == "cql")
+}
+
+/// A fresh keyspace name, so test runs never see each other's rows.
+pub fn fresh_keyspace() -> String {
+    format!("t_{}", clickledger::domain::ids::random_base62(12).to_ascii_lowercase())
+}
+
+/// One keyspace per test process in CQL mode, migrated once. Every server a
+/// test process starts shares it, which is what lets two servers act as two
+/// engine nodes of one cluster.
+static KEYSPACE: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+
+async fn cql_env() -> Vec<(String, String)> {
+    let node = cql_node().expect(
+        "CLICKLEDGER_TEST_STORE=cql needs a CQL node: run `scripts/test` (it starts one) or set CLICKLEDGER_TEST_CQL=host:port",
+    );
+    let keyspace = KEYSPACE
+        .get_or_init(|| async {
+            let keyspace = fresh_keyspace();
+            let out = Command::new(env!("CARGO_BIN_EXE_clickledger"))
+                .arg("migrate")
+                .env("CLICKLEDGER_STORE", "scylla")
+                .env("CLICKLEDGER_SCYLLA_NODES", &node)
+                .env("CLICKLEDGER_SCYLLA_KEYSPACE", &keyspace)
+                .env("CLICKLEDGER_LOG_LEVEL", "warn")
+                .output()
+                .await
+                .expect("run clickledger migrate");
+            assert!(out.status.success(), "migrate failed: {}", String::from_utf8_lossy(&out.stderr));
+            keyspace
+        })
+        .await
+        .clone();
+    vec![
+        ("CLICKLEDGER_STORE".into(), "scylla".into()),
+        ("CLICKLEDGER_SCYLLA_NODES".into(), node),
+        ("CLICKLEDGER_SCYLLA_KEYSPACE".into(), keyspace),
+    ]
+}
 pub const TOKEN_KEY: &str = "test-token-key-0123456789abcdef";
 
 pub struct TestServer {
@@ -58,7 +106,10 @@ impl TestServer {
         Self::spawn(dir, Some(tmp), env).await
     }
 
-    async fn spawn(data_dir: PathBuf, tmp: Option<tempfile::TempDir>, env: Vec<(String, String)>) -> Self {
+    async fn spawn(data_dir: PathBuf, tmp: Option<tempfile::TempDir>, mut env: Vec<(String, String)>) -> Self {
+        if cql_mode() && !env.iter().any(|(k, _)| k == "CLICKLEDGER_STORE") {
+            env.extend(cql_env().await);
+        }
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_clickledger"));
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(&data_dir)

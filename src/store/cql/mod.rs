@@ -327,7 +327,9 @@ impl Store for ScyllaStore {
         // Clicks and the caller's counters are counted only when the whole
         // batch landed: a failed batch is retried whole by its actor.
         if first_error.is_none() {
-            for click in &batch.clicks {
+            // A click id repeated within one batch (a requeued retry) counts once.
+            let mut seen = std::collections::HashSet::new();
+            for click in batch.clicks.iter().filter(|c| seen.insert(c.id)) {
                 deltas.entry(click.campaign_id).or_default().add(&click_delta(click));
             }
             for (campaign, delta) in &batch.stats {
