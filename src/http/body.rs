@@ -13,6 +13,9 @@ use crate::error::Error;
 
 pub type Resp = Response<Full<Bytes>>;
 
+/// Oversized bodies up to this many times the limit are drained before the 413.
+const DRAIN_FACTOR: u64 = 16;
+
 /// Reads at most `limit` bytes within `timeout`, then decodes JSON. Errors
 /// name the offending field path (`payoutCents: invalid type …`).
 pub async fn read_json<T: DeserializeOwned>(
@@ -22,7 +25,13 @@ pub async fn read_json<T: DeserializeOwned>(
 ) -> Result<T, Error> {
     let declared =
         req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
+    if let Some(n) = declared.filter(|n| *n > limit as u64) {
+        // Read and discard a moderately oversized body before answering, so
+        // a client still writing it gets our 413 instead of a reset
+        // connection; a huge one is refused at once.
+        if n <= (limit as u64).saturating_mul(DRAIN_FACTOR) {
+            let _ = tokio::time::timeout(timeout, req.into_body().collect()).await;
+        }
         return Err(Error::TooLarge { limit });
     }
     let collected = tokio::time::timeout(timeout, Limited::new(req.into_body(), limit).collect())
