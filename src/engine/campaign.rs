@@ -86,8 +86,12 @@ pub struct CampaignState {
     in_flight: bool,
     flush_posted: bool,
     timer_armed: bool,
+    /// Extra wait before retrying after failed commits (zero when healthy).
+    backoff: Duration,
     drains: Vec<RpcReplyPort<()>>,
 }
+
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Accepted, not yet handed to the store.
 #[derive(Default)]
@@ -140,6 +144,7 @@ impl Actor for CampaignActor {
             in_flight: false,
             flush_posted: false,
             timer_armed: false,
+            backoff: Duration::ZERO,
             drains: Vec::new(),
         })
     }
@@ -272,7 +277,8 @@ impl CampaignState {
     fn arm_timer(&mut self, me: &ActorRef<CampaignMsg>) {
         if !self.timer_armed && !self.flush_posted && !self.in_flight {
             self.timer_armed = true;
-            me.send_after(Duration::from_millis(self.config.flush_interval_ms), || CampaignMsg::Flush);
+            let delay = Duration::from_millis(self.config.flush_interval_ms).max(self.backoff);
+            me.send_after(delay, || CampaignMsg::Flush);
         }
     }
 
@@ -310,10 +316,12 @@ impl CampaignState {
         let ok = flight.result.is_ok();
         self.settle(flight);
         if ok {
+            self.backoff = Duration::ZERO;
             self.start_flush(me);
         } else {
-            // Do not hammer a failing store: retry on the timer, and let a
-            // shutdown that is waiting go on rather than hang.
+            // Do not hammer a failing store: retry on the timer, backing off
+            // up to a second, and let a waiting shutdown go on rather than hang.
+            self.backoff = (self.backoff * 2).clamp(Duration::from_millis(50), MAX_BACKOFF);
             self.drains.drain(..).for_each(|d| drop(d.send(())));
             self.arm_timer(me);
         }
