@@ -151,31 +151,7 @@ where
     F: Fn(usize) -> Fut,
     Fut: std::future::Future<Output = T>,
 {
-    let futures: Vec<_> = (0..n).map(&f).collect();
-    join_all(futures).await
-}
-
-async fn join_all<Fut: std::future::Future>(futures: Vec<Fut>) -> Vec<Fut::Output> {
-    let mut pinned: Vec<_> = futures.into_iter().map(Box::pin).collect();
-    let mut out: Vec<Option<Fut::Output>> = pinned.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut done = true;
-        for (i, f) in pinned.iter_mut().enumerate() {
-            if out[i].is_none() {
-                match f.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => out[i] = Some(v),
-                    std::task::Poll::Pending => done = false,
-                }
-            }
-        }
-        if done {
-            std::task::Poll::Ready(())
-        } else {
-            std::task::Poll::Pending
-        }
-    })
-    .await;
-    out.into_iter().map(Option::unwrap).collect()
+    futures::future::join_all((0..n).map(f)).await
 }
 
 fn metric_value(text: &str, series: &str) -> f64 {

@@ -19,7 +19,7 @@ use scylla::response::query_result::QueryResult;
 use scylla::serialize::row::SerializeRow;
 use scylla::statement::batch::{Batch as CqlBatch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
-use scylla::value::{CqlValue, Row};
+use scylla::value::{Counter, CqlValue, Row};
 use serde::de::DeserializeOwned;
 use tokio::sync::Semaphore;
 
@@ -218,7 +218,7 @@ impl ScyllaStore {
         let ignored = deltas.iter().flat_map(|(c, d)| {
             d.conversions_ignored
                 .iter()
-                .map(|(reason, n)| self.exec(&self.st.add_ignored, (*n as i64, c.0 as i64, reason.clone())))
+                .map(|(reason, n)| self.exec(&self.st.add_ignored, (Counter(*n as i64), c.0 as i64, reason.clone())))
         });
         let (a, b) = tokio::join!(join_all(counters), join_all(ignored));
         a.into_iter().chain(b).map(|r| r.map(drop)).collect()

@@ -53,22 +53,22 @@ pub struct DedupRow {
     pub key: String,
 }
 
-/// Increments for `campaign_counters`.
+/// Increments for `campaign_counters` (counter columns bind as `Counter`).
 #[derive(SerializeRow)]
 pub struct CounterDelta {
     pub campaign_id: i64,
-    pub clicks: i64,
-    pub bot_clicks: i64,
-    pub conversions_recorded: i64,
-    pub conversions_duplicate: i64,
-    pub postbacks_recorded: i64,
-    pub postbacks_duplicate: i64,
-    pub payout_cents: i64,
+    pub clicks: Counter,
+    pub bot_clicks: Counter,
+    pub conversions_recorded: Counter,
+    pub conversions_duplicate: Counter,
+    pub postbacks_recorded: Counter,
+    pub postbacks_duplicate: Counter,
+    pub payout_cents: Counter,
 }
 
 impl CounterDelta {
     pub fn new(campaign_id: i64, s: &CampaignStats) -> Self {
-        let n = |v: u64| v as i64;
+        let n = |v: u64| Counter(v as i64);
         Self {
             campaign_id,
             clicks: n(s.clicks),
