@@ -61,7 +61,7 @@ fn lead(campaign: u64, external: &str, payout: u64) -> Keyed {
         status: "pending".into(),
         fields: Fields::new(),
         extra: Fields::new(),
-        created_at: 0,
+        created_at: clickledger::domain::unix_now(),
     })
 }
 
@@ -74,7 +74,7 @@ fn conversion(campaign: u64, click: u128) -> Keyed {
         email: None,
         fields: Fields::new(),
         extra: Fields::new(),
-        created_at: 0,
+        created_at: clickledger::domain::unix_now(),
     })
 }
 
