@@ -74,13 +74,15 @@ where
     Phase { name, n, elapsed: started.elapsed(), latencies }
 }
 
-async fn raw_phases(session: Arc<Session>, n: usize, c: usize) -> Vec<Phase> {
+async fn raw_phases(session: Arc<Session>, ks: &str, n: usize, c: usize) -> Vec<Phase> {
     let plain = session
-        .prepare("INSERT INTO leads (campaign_id, external_id, id, body) VALUES (?, ?, ?, ?)")
+        .prepare(format!("INSERT INTO {ks}.leads (campaign_id, external_id, id, body) VALUES (?, ?, ?, ?)"))
         .await
         .expect("prepare");
     let lwt = session
-        .prepare("INSERT INTO leads (campaign_id, external_id, id, body) VALUES (?, ?, ?, ?) IF NOT EXISTS")
+        .prepare(format!(
+            "INSERT INTO {ks}.leads (campaign_id, external_id, id, body) VALUES (?, ?, ?, ?) IF NOT EXISTS"
+        ))
         .await
         .expect("prepare");
     let body = json!({"externalId": "x", "eventType": "PURCHASE", "payoutCents": 990, "metadata": {"orderId": "x"}})
@@ -191,7 +193,7 @@ async fn main() {
     ScyllaStore::migrate(&config).await.expect("migrate");
     let session =
         SessionBuilder::new().known_node(&node).use_keyspace(&keyspace, false).build().await.expect("connect");
-    let mut phases = raw_phases(Arc::new(session), n, c).await;
+    let mut phases = raw_phases(Arc::new(session), &keyspace, n, c).await;
     let dir = tempfile::tempdir().unwrap();
     let (_server, base) = start_server(&node, &keyspace, dir.path()).await;
     phases.push(http_phase(&base, n, c, "clickledger POST /api/v1/postback (new)", false).await);

@@ -84,8 +84,7 @@ impl ScyllaStore {
         let profiles = session::profiles(config)?;
         let session = session::connect(config, &profiles).await?;
         schema::check(&session, &profiles, &config.keyspace).await?;
-        session.use_keyspace(&config.keyspace, false).await.map_err(err)?;
-        let st = Statements::prepare(&session, &profiles).await?;
+        let st = Statements::prepare(&session, &profiles, &config.keyspace).await?;
         Ok(Self {
             session,
             st,

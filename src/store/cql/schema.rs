@@ -78,8 +78,12 @@ pub fn statements(cql: &str) -> Vec<String> {
 /// Brings the keyspace to the latest schema version. Returns that version.
 pub async fn migrate(session: &Session, profiles: &Profiles, config: &ScyllaConfig) -> StoreResult<i32> {
     let ks = &config.keyspace;
-    run(session, profiles, &format!("CREATE KEYSPACE IF NOT EXISTS {ks} WITH replication = {}", replication(config)?))
-        .await?;
+    // ScyllaDB puts new keyspaces on tablets, which do not support the
+    // conditional writes and counters this schema relies on: opt out there.
+    // Cassandra has no such option (and no system.scylla_local table).
+    let tablets = if is_scylla(session, profiles).await { " AND tablets = {'enabled': false}" } else { "" };
+    let create = format!("CREATE KEYSPACE IF NOT EXISTS {ks} WITH replication = {}{tablets}", replication(config)?);
+    run(session, profiles, &create).await?;
     run(session, profiles, &format!("CREATE TABLE IF NOT EXISTS {ks}.schema_lock (id int PRIMARY KEY, owner text)"))
         .await?;
     run(
@@ -97,6 +101,10 @@ pub async fn migrate(session: &Session, profiles: &Profiles, config: &ScyllaConf
     let unlock = format!("DELETE FROM {ks}.schema_lock WHERE id = 1 IF owner = '{owner}'");
     let _ = run(session, profiles, &unlock).await;
     outcome
+}
+
+async fn is_scylla(session: &Session, profiles: &Profiles) -> bool {
+    run(session, profiles, "SELECT * FROM system.scylla_local LIMIT 1").await.is_ok()
 }
 
 async fn agree(session: &Session) -> StoreResult<()> {

@@ -53,8 +53,17 @@ enum Kind {
     Scan,
 }
 
-async fn prepare(session: &Session, profiles: &Profiles, kind: Kind, cql: &str) -> StoreResult<PreparedStatement> {
-    let mut p = session.prepare(cql).await.map_err(|e| StoreError(format!("preparing `{cql}`: {e}")))?;
+/// Tables are named with their keyspace (`{ks}.table`): Cassandra warns that
+/// prepared statements relying on `USE keyspace` are ambiguous.
+async fn prepare(
+    session: &Session,
+    profiles: &Profiles,
+    ks: &str,
+    kind: Kind,
+    cql: &str,
+) -> StoreResult<PreparedStatement> {
+    let cql = cql.replace("{ks}", ks);
+    let mut p = session.prepare(cql.as_str()).await.map_err(|e| StoreError(format!("preparing `{cql}`: {e}")))?;
     match kind {
         Kind::Plain => p.set_is_idempotent(true),
         Kind::SerialRead => {
@@ -77,66 +86,66 @@ async fn prepare(session: &Session, profiles: &Profiles, kind: Kind, cql: &str) 
 }
 
 impl Statements {
-    /// Prepares everything against the session's keyspace.
-    pub async fn prepare(session: &Session, profiles: &Profiles) -> StoreResult<Self> {
+    /// Prepares everything against keyspace `ks`.
+    pub async fn prepare(session: &Session, profiles: &Profiles, ks: &str) -> StoreResult<Self> {
         use Kind::*;
-        let p = |kind, cql| prepare(session, profiles, kind, cql);
+        let p = |kind, cql| prepare(session, profiles, ks, kind, cql);
         Ok(Self {
-            insert_advertiser: p(Plain, "INSERT INTO advertisers (id, body) VALUES (?, ?)").await?,
-            select_advertiser: p(Plain, "SELECT body FROM advertisers WHERE id = ?").await?,
-            insert_affiliate: p(Plain, "INSERT INTO affiliates (id, body) VALUES (?, ?)").await?,
-            select_affiliate: p(Plain, "SELECT body FROM affiliates WHERE id = ?").await?,
-            insert_api_key: p(Plain, "INSERT INTO api_keys (key_hash, principal) VALUES (?, ?)").await?,
-            select_api_key: p(Plain, "SELECT principal AS body FROM api_keys WHERE key_hash = ?").await?,
-            insert_campaign: p(Conditional, "INSERT INTO campaigns (id, version, body) VALUES (?, ?, ?) IF NOT EXISTS")
+            insert_advertiser: p(Plain, "INSERT INTO {ks}.advertisers (id, body) VALUES (?, ?)").await?,
+            select_advertiser: p(Plain, "SELECT body FROM {ks}.advertisers WHERE id = ?").await?,
+            insert_affiliate: p(Plain, "INSERT INTO {ks}.affiliates (id, body) VALUES (?, ?)").await?,
+            select_affiliate: p(Plain, "SELECT body FROM {ks}.affiliates WHERE id = ?").await?,
+            insert_api_key: p(Plain, "INSERT INTO {ks}.api_keys (key_hash, principal) VALUES (?, ?)").await?,
+            select_api_key: p(Plain, "SELECT principal AS body FROM {ks}.api_keys WHERE key_hash = ?").await?,
+            insert_campaign: p(Conditional, "INSERT INTO {ks}.campaigns (id, version, body) VALUES (?, ?, ?) IF NOT EXISTS")
                 .await?,
-            update_campaign_if: p(Conditional, "UPDATE campaigns SET version = ?, body = ? WHERE id = ? IF version = ?")
+            update_campaign_if: p(Conditional, "UPDATE {ks}.campaigns SET version = ?, body = ? WHERE id = ? IF version = ?")
                 .await?,
-            select_campaign: p(SerialRead, "SELECT body FROM campaigns WHERE id = ?").await?,
-            scan_campaigns: p(Scan, "SELECT body FROM campaigns").await?,
-            insert_code_if_absent: p(Conditional, "INSERT INTO tracking_codes (code, body) VALUES (?, ?) IF NOT EXISTS")
+            select_campaign: p(SerialRead, "SELECT body FROM {ks}.campaigns WHERE id = ?").await?,
+            scan_campaigns: p(Scan, "SELECT body FROM {ks}.campaigns").await?,
+            insert_code_if_absent: p(Conditional, "INSERT INTO {ks}.tracking_codes (code, body) VALUES (?, ?) IF NOT EXISTS")
                 .await?,
-            select_code: p(Plain, "SELECT body FROM tracking_codes WHERE code = ?").await?,
-            scan_codes: p(Scan, "SELECT body FROM tracking_codes").await?,
+            select_code: p(Plain, "SELECT body FROM {ks}.tracking_codes WHERE code = ?").await?,
+            scan_codes: p(Scan, "SELECT body FROM {ks}.tracking_codes").await?,
             insert_approval_if_absent: p(
                 Conditional,
-                "INSERT INTO approvals (campaign_id, affiliate_id, code) VALUES (?, ?, ?) IF NOT EXISTS",
+                "INSERT INTO {ks}.approvals (campaign_id, affiliate_id, code) VALUES (?, ?, ?) IF NOT EXISTS",
             )
             .await?,
-            select_approval: p(SerialRead, "SELECT code FROM approvals WHERE campaign_id = ? AND affiliate_id = ?")
+            select_approval: p(SerialRead, "SELECT code FROM {ks}.approvals WHERE campaign_id = ? AND affiliate_id = ?")
                 .await?,
             insert_click: p(
                 Plain,
-                "INSERT INTO clicks (campaign_id, day, shard, click_id, body) VALUES (:campaign_id, :day, :shard, :click_id, :body)",
+                "INSERT INTO {ks}.clicks (campaign_id, day, shard, click_id, body) VALUES (:campaign_id, :day, :shard, :click_id, :body)",
             )
             .await?,
             select_click: p(
                 Plain,
-                "SELECT body FROM clicks WHERE campaign_id = ? AND day = ? AND shard = ? AND click_id = ?",
+                "SELECT body FROM {ks}.clicks WHERE campaign_id = ? AND day = ? AND shard = ? AND click_id = ?",
             )
             .await?,
             insert_conversion_if_absent: p(
                 Conditional,
-                "INSERT INTO conversions (campaign_id, click_id, id, body) VALUES (:campaign_id, :click_id, :id, :body) IF NOT EXISTS",
+                "INSERT INTO {ks}.conversions (campaign_id, click_id, id, body) VALUES (:campaign_id, :click_id, :id, :body) IF NOT EXISTS",
             )
             .await?,
-            select_conversion: p(SerialRead, "SELECT body FROM conversions WHERE campaign_id = ? AND click_id = ?")
+            select_conversion: p(SerialRead, "SELECT body FROM {ks}.conversions WHERE campaign_id = ? AND click_id = ?")
                 .await?,
             insert_lead_if_absent: p(
                 Conditional,
-                "INSERT INTO leads (campaign_id, external_id, id, body) VALUES (:campaign_id, :external_id, :id, :body) IF NOT EXISTS",
+                "INSERT INTO {ks}.leads (campaign_id, external_id, id, body) VALUES (:campaign_id, :external_id, :id, :body) IF NOT EXISTS",
             )
             .await?,
-            select_lead: p(SerialRead, "SELECT body FROM leads WHERE campaign_id = ? AND external_id = ?").await?,
+            select_lead: p(SerialRead, "SELECT body FROM {ks}.leads WHERE campaign_id = ? AND external_id = ?").await?,
             insert_dedup_key: p(
                 Plain,
-                "INSERT INTO dedup_keys (campaign_id, day, key) VALUES (:campaign_id, :day, :key)",
+                "INSERT INTO {ks}.dedup_keys (campaign_id, day, key) VALUES (:campaign_id, :day, :key)",
             )
             .await?,
-            select_dedup_keys: p(Scan, "SELECT key FROM dedup_keys WHERE campaign_id = ? AND day = ?").await?,
+            select_dedup_keys: p(Scan, "SELECT key FROM {ks}.dedup_keys WHERE campaign_id = ? AND day = ?").await?,
             add_counters: p(
                 Counter,
-                "UPDATE campaign_counters SET clicks = clicks + :clicks, bot_clicks = bot_clicks + :bot_clicks, \
+                "UPDATE {ks}.campaign_counters SET clicks = clicks + :clicks, bot_clicks = bot_clicks + :bot_clicks, \
                  conversions_recorded = conversions_recorded + :conversions_recorded, \
                  conversions_duplicate = conversions_duplicate + :conversions_duplicate, \
                  postbacks_recorded = postbacks_recorded + :postbacks_recorded, \
@@ -144,14 +153,14 @@ impl Statements {
                  payout_cents = payout_cents + :payout_cents WHERE campaign_id = :campaign_id",
             )
             .await?,
-            add_ignored: p(Counter, "UPDATE campaign_ignored SET n = n + ? WHERE campaign_id = ? AND reason = ?").await?,
+            add_ignored: p(Counter, "UPDATE {ks}.campaign_ignored SET n = n + ? WHERE campaign_id = ? AND reason = ?").await?,
             select_counters: p(
                 Plain,
                 "SELECT clicks, bot_clicks, conversions_recorded, conversions_duplicate, postbacks_recorded, \
-                 postbacks_duplicate, payout_cents FROM campaign_counters WHERE campaign_id = ?",
+                 postbacks_duplicate, payout_cents FROM {ks}.campaign_counters WHERE campaign_id = ?",
             )
             .await?,
-            select_ignored: p(Plain, "SELECT reason, n FROM campaign_ignored WHERE campaign_id = ?").await?,
+            select_ignored: p(Plain, "SELECT reason, n FROM {ks}.campaign_ignored WHERE campaign_id = ?").await?,
         })
     }
 }
