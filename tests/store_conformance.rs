@@ -119,7 +119,8 @@ async fn cql_store_passes_the_conformance_suite() {
     let keyspace = format!("t_{}", clickledger::domain::ids::random_base62(12).to_ascii_lowercase());
     let env = [("CLICKLEDGER_SCYLLA_NODES".to_string(), node), ("CLICKLEDGER_SCYLLA_KEYSPACE".to_string(), keyspace)];
     let config = Config::load_from(None, &env, &Overrides::default()).unwrap().scylla;
-    assert!(ScyllaStore::connect(&config).await.is_err(), "serving an unmigrated keyspace must be refused");
+    let refused = ScyllaStore::connect(&config).await.err().expect("serving an unmigrated keyspace must be refused");
+    assert!(refused.0.contains("run `clickledger migrate`"), "{refused}");
     assert_eq!(ScyllaStore::migrate(&config).await.unwrap(), 1);
     assert_eq!(ScyllaStore::migrate(&config).await.unwrap(), 1, "migrate is idempotent");
     let store: Arc<dyn Store> = Arc::new(ScyllaStore::connect(&config).await.unwrap());
