@@ -45,6 +45,8 @@ pub struct HttpConfig {
     pub keep_alive: bool,
     pub trust_forwarded_for: bool,
     pub retry_after_secs: u32,
+    pub browser_rate_per_sec: f64,
+    pub browser_burst: u32,
 }
 
 #[derive(Clone, Debug, Deserialize)]

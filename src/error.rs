@@ -28,6 +28,9 @@ pub enum Error {
     MethodNotAllowed { method: String, allow: &'static str },
     #[error("no route for {0}")]
     NoRoute(String),
+    /// A publishable key's caller is over its abuse limit.
+    #[error("too many conversions from this client; slow down")]
+    RateLimited,
     /// A bound was reached: try again after a moment.
     #[error("the engine is at capacity; retry shortly")]
     Overloaded,

@@ -176,6 +176,9 @@ async fn keys_resolve_to_their_principals(store: &Arc<dyn Store>) {
         Some(Principal::Affiliate { id: AffiliateId(2) })
     );
     assert_eq!(store.get_principal(&hash_key("nope")).await.unwrap(), None);
+    let public = Principal::Publishable { advertiser: AdvertiserId(1), campaign: Some(CampaignId(10)) };
+    store.put_principal(hash_key("pk_aff_x"), &public).await.unwrap();
+    assert_eq!(store.get_principal(&hash_key("pk_aff_x")).await.unwrap(), Some(public));
     assert_eq!(store.get_advertiser(AdvertiserId(1)).await.unwrap().unwrap().name, "a");
     assert!(store.get_affiliate(AffiliateId(2)).await.unwrap().is_some());
     assert!(store.get_affiliate(AffiliateId(3)).await.unwrap().is_none());

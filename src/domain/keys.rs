@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::ids::{random_base62, AdvertiserId, AffiliateId};
+use super::ids::{random_base62, AdvertiserId, AffiliateId, CampaignId};
 
 pub type KeyHash = [u8; 32];
 
@@ -24,8 +24,20 @@ pub enum Scope {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Principal {
-    Advertiser { id: AdvertiserId, scopes: Vec<Scope> },
-    Affiliate { id: AffiliateId },
+    Advertiser {
+        id: AdvertiserId,
+        scopes: Vec<Scope>,
+    },
+    Affiliate {
+        id: AffiliateId,
+    },
+    /// A public key for the browser snippet: the organisation's
+    /// (`campaign: None`, any of its campaigns) or one campaign's, which only
+    /// guards that the visitor's click belongs to that campaign.
+    Publishable {
+        advertiser: AdvertiserId,
+        campaign: Option<CampaignId>,
+    },
 }
 
 impl Principal {

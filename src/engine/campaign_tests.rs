@@ -31,6 +31,7 @@ impl Store for FlakyStore {
     async fn put_affiliate(&self, a: &Affiliate, k: KeyHash) -> StoreResult<()> { self.inner.put_affiliate(a, k).await }
     async fn get_affiliate(&self, id: AffiliateId) -> StoreResult<Option<Affiliate>> { self.inner.get_affiliate(id).await }
     async fn get_principal(&self, k: &KeyHash) -> StoreResult<Option<Principal>> { self.inner.get_principal(k).await }
+    async fn put_principal(&self, k: KeyHash, p: &Principal) -> StoreResult<()> { self.inner.put_principal(k, p).await }
     async fn put_campaign(&self, c: &Campaign) -> StoreResult<()> { self.inner.put_campaign(c).await }
     async fn replace_campaign(&self, c: &Campaign, v: u64) -> StoreResult<bool> { self.inner.replace_campaign(c, v).await }
     async fn get_campaign(&self, id: CampaignId) -> StoreResult<Option<Campaign>> { self.inner.get_campaign(id).await }

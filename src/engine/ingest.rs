@@ -4,16 +4,17 @@
 //! campaign's actor.
 
 use std::net::IpAddr;
+use std::time::Instant;
 
 use tokio::sync::oneshot;
 
 use super::campaign::{CampaignMsg, KeyedReply};
 use super::Engine;
 use crate::domain::ids::*;
-use crate::domain::keys::{Principal, Scope};
+use crate::domain::keys::{KeyHash, Principal, Scope};
 use crate::domain::model::*;
 use crate::domain::redirect::append_query;
-use crate::domain::token::{within_window, ClickClaims, TokenError};
+use crate::domain::token::{within_window, ClickClaims};
 use crate::domain::validate::{self, invalid};
 use crate::domain::{bot, payout};
 use crate::error::{Error, Result};
@@ -32,6 +33,20 @@ pub struct ConversionInput {
     pub click_id: Option<String>,
     pub email: Option<String>,
     pub properties: Option<serde_json::Map<String, serde_json::Value>>,
+    /// The browser's `Origin` header, checked against the allowlist on the
+    /// publishable-key path.
+    pub origin: Option<String>,
+    pub client: IpAddr,
+    /// Hash of the key the caller presented (the abuse limit's bucket).
+    pub key: KeyHash,
+}
+
+/// Who sent a conversion, and so which checks apply.
+enum Caller {
+    /// A secret key with `affiliate:write`: the advertiser's own backend.
+    Server { advertiser: AdvertiserId },
+    /// A publishable key from a page: origin allowlist, campaign guard, limit.
+    Browser { advertiser: AdvertiserId, guard: Option<CampaignId> },
 }
 
 #[derive(Debug)]
@@ -91,27 +106,36 @@ impl Engine {
     }
 
     pub async fn convert(&self, who: &Principal, input: ConversionInput) -> Result<ConversionAnswer> {
-        let Principal::Advertiser { id: advertiser, .. } = who else {
-            return Err(Error::Forbidden("this key lacks the affiliate:write scope".into()));
+        let caller = match who {
+            Principal::Advertiser { id, .. } if who.has(Scope::AffiliateWrite) => Caller::Server { advertiser: *id },
+            Principal::Publishable { advertiser, campaign } => {
+                Caller::Browser { advertiser: *advertiser, guard: *campaign }
+            }
+            _ => return Err(Error::Forbidden("this key lacks the affiliate:write scope".into())),
         };
-        if !who.has(Scope::AffiliateWrite) {
-            return Err(Error::Forbidden("this key lacks the affiliate:write scope".into()));
+        if matches!(caller, Caller::Browser { .. }) && !self.limiter.allow(input.key, input.client, Instant::now()) {
+            return Err(Error::RateLimited);
         }
-        let email = input.email.as_deref().map(|e| validate::email("email", e)).transpose()?;
+        let email = match (&caller, input.email.as_deref().map(|e| validate::email("email", e))) {
+            (_, None) => None,
+            (_, Some(Ok(e))) => Some(e),
+            // A form's odd email must not cost the advertiser the attribution.
+            (Caller::Browser { .. }, Some(Err(_))) => None,
+            (Caller::Server { .. }, Some(Err(e))) => return Err(e.into()),
+        };
         let props = input.properties.unwrap_or_default();
         let token = input.click_id.as_deref().map(str::trim).unwrap_or("");
         if token.is_empty() {
             return Ok(ignored("missing_token"));
         }
-        let claims = match self.tokens.verify(token) {
-            Ok(c) => c,
-            Err(TokenError::Malformed | TokenError::BadSignature) => return Ok(ignored("bad_signature")),
+        let Ok(claims) = self.tokens.verify(token) else {
+            return Ok(ignored("bad_signature"));
         };
         let Some(campaign) = self.catalog.campaign(claims.campaign).await? else {
             return Ok(ignored("bad_signature"));
         };
-        if campaign.advertiser_id != *advertiser {
-            return Err(Error::Forbidden("this click belongs to another advertiser's campaign".into()));
+        if let Some(reason) = self.refuse(&caller, &campaign, input.origin.as_deref())? {
+            return Ok(self.ignored_for(campaign.id, reason).await);
         }
         let (fields, extra) =
             validate::split_fields("properties", &props, &campaign.field_mapping, self.config.field_limits())?;
@@ -135,6 +159,25 @@ impl Engine {
             (true, Keyed::Conversion(c)) => Ok(ConversionAnswer::Recorded(c.id)),
             (false, Keyed::Conversion(c)) => Ok(ConversionAnswer::Duplicate(c.id)),
             _ => unreachable!("a conversion key only ever holds a conversion"),
+        }
+    }
+
+    /// The checks that depend on who is calling. A secret key of another
+    /// advertiser is an authorization error; a page's key that does not fit
+    /// the click is a lenient `ignored`, because the snippet must never
+    /// surface errors.
+    fn refuse(&self, caller: &Caller, campaign: &Campaign, origin: Option<&str>) -> Result<Option<&'static str>> {
+        match caller {
+            Caller::Server { advertiser } if campaign.advertiser_id != *advertiser => {
+                Err(Error::Forbidden("this click belongs to another advertiser's campaign".into()))
+            }
+            Caller::Server { .. } => Ok(None),
+            Caller::Browser { advertiser, guard } => {
+                if campaign.advertiser_id != *advertiser || guard.is_some_and(|g| g != campaign.id) {
+                    return Ok(Some("campaign_mismatch"));
+                }
+                Ok((!origin_allowed(&campaign.allowed_origins, origin)).then_some("origin_not_allowed"))
+            }
         }
     }
 
@@ -262,6 +305,13 @@ impl Engine {
 fn ignored(reason: &'static str) -> ConversionAnswer {
     metrics::keyed_outcome(false, "ignored", reason);
     ConversionAnswer::Ignored(reason)
+}
+
+/// An empty allowlist accepts any origin; otherwise the browser's `Origin`
+/// must be on it (a call without one, i.e. not from a browser page, is not).
+pub fn origin_allowed(allowed: &[String], origin: Option<&str>) -> bool {
+    allowed.is_empty()
+        || origin.is_some_and(|o| allowed.iter().any(|a| a.eq_ignore_ascii_case(o.trim_end_matches('/'))))
 }
 
 fn required(value: Option<String>, field: &str) -> Result<String> {

@@ -5,6 +5,7 @@ pub mod campaign;
 pub mod catalog;
 pub mod dedup;
 pub mod ingest;
+pub mod limiter;
 pub mod registry;
 
 use std::net::IpAddr;
@@ -27,6 +28,7 @@ pub struct Engine {
     pub catalog: Catalog,
     pub registry: Registry,
     pub tokens: TokenKeys,
+    pub limiter: limiter::Limiter,
     /// Base URL for partners' `/r/{code}` links.
     pub public_base: String,
     ip_key: Vec<u8>,
@@ -44,7 +46,9 @@ impl Engine {
         let catalog = Catalog::load(store.clone(), refresh).await?;
         let registry = Registry::new(store.clone(), config.engine.clone());
         let tokens = TokenKeys::new(secrets.token_keys.iter().map(|k| k.as_bytes().to_vec()).collect());
+        let limiter = limiter::Limiter::new(config.http.browser_rate_per_sec, f64::from(config.http.browser_burst));
         Ok(Self {
+            limiter,
             config,
             store,
             catalog,

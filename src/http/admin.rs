@@ -10,7 +10,7 @@ use super::auth::require_admin;
 use super::body::{json_response, Resp};
 use super::{read_body, Ctx};
 use crate::domain::ids::{AdvertiserId, AffiliateId};
-use crate::domain::keys::{hash_key, new_org_publishable_key, new_secret_key};
+use crate::domain::keys::{hash_key, new_org_publishable_key, new_secret_key, Principal};
 use crate::domain::model::{Advertiser, Affiliate};
 use crate::domain::validate;
 use crate::error::Result;
@@ -31,6 +31,8 @@ pub async fn create_advertiser(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp
     };
     let api_key = new_secret_key();
     ctx.engine.store.put_advertiser(&advertiser, hash_key(&api_key)).await?;
+    let public = Principal::Publishable { advertiser: advertiser.id, campaign: None };
+    ctx.engine.store.put_principal(hash_key(&advertiser.publishable_key), &public).await?;
     Ok(json_response(
         StatusCode::CREATED,
         &json!({

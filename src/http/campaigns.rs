@@ -12,7 +12,7 @@ use super::auth::require_principal;
 use super::body::{json_response, Resp};
 use super::{read_body, Ctx};
 use crate::domain::ids::*;
-use crate::domain::keys::{new_campaign_publishable_key, Principal, Scope};
+use crate::domain::keys::{hash_key, new_campaign_publishable_key, Principal, Scope};
 use crate::domain::model::*;
 use crate::domain::payout::{bp_to_percentage, percentage_to_bp};
 
@@ -126,6 +126,8 @@ pub async fn create(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp> {
             created_at: campaign.created_at,
         })
         .await?;
+    let public = Principal::Publishable { advertiser: owner, campaign: Some(campaign.id) };
+    ctx.engine.store.put_principal(hash_key(&campaign.publishable_key), &public).await?;
     let campaign = ctx.engine.catalog.save_campaign(campaign).await?;
     Ok(json_response(StatusCode::CREATED, &campaign_json(&campaign, None)))
 }

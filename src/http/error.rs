@@ -20,6 +20,7 @@ pub fn status_and_code(e: &Error) -> (StatusCode, &'static str) {
         Error::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
         Error::MethodNotAllowed { .. } => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
         Error::Timeout => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
+        Error::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
         Error::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
         Error::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
     }
@@ -34,7 +35,7 @@ pub fn error_response(e: &Error, retry_after_secs: u32) -> Resp {
     let mut resp = json_response(status, &body);
     let headers = resp.headers_mut();
     match e {
-        Error::Overloaded | Error::Unavailable(_) => {
+        Error::Overloaded | Error::Unavailable(_) | Error::RateLimited => {
             headers.insert(header::RETRY_AFTER, retry_after_secs.into());
         }
         Error::MethodNotAllowed { allow, .. } => {

@@ -7,9 +7,10 @@ use hyper::{header, Request, StatusCode};
 use serde::Deserialize;
 use serde_json::{json, Map, Number, Value};
 
-use super::auth::require_principal;
+use super::auth::{presented_key, require_principal};
 use super::body::{json_response, text_response, Resp};
 use super::{read_body, Ctx};
+use crate::domain::keys::{hash_key, Principal};
 use crate::domain::validate::invalid;
 use crate::engine::ingest::{ClickInput, ConversionAnswer, ConversionInput, PostbackAnswer, PostbackInput};
 use crate::error::{Error, Result};
@@ -61,13 +62,28 @@ struct ConversionBody {
     click_id: Option<String>,
     email: Option<String>,
     properties: Option<Map<String, Value>>,
+    /// The snippet sends its publishable key in the body, so its request is a
+    /// CORS "simple request" (text/plain, no custom header, no preflight).
+    publishable_key: Option<String>,
 }
 
-pub async fn conversion(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp> {
-    let who = require_principal(&ctx.engine, req.headers()).await?;
+pub async fn conversion(ctx: &Ctx, req: Request<Incoming>, remote: SocketAddr) -> Result<Resp> {
+    let origin = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()).map(String::from);
+    let client = client_ip(ctx, &req, remote);
+    let header_key = presented_key(req.headers()).map(String::from);
     let body: ConversionBody = read_body(ctx, req).await?;
-    let input = ConversionInput { click_id: body.click_id, email: body.email, properties: body.properties };
-    Ok(match ctx.engine.convert(&who, input).await? {
+    let (key, who) = conversion_caller(ctx, header_key, body.publishable_key).await?;
+    let input = ConversionInput {
+        click_id: body.click_id,
+        email: body.email,
+        properties: body.properties,
+        origin: origin.clone(),
+        client,
+        key: hash_key(&key),
+    };
+    let answer = ctx.engine.convert(&who, input).await?;
+    let allowed = !matches!(answer, ConversionAnswer::Ignored("origin_not_allowed"));
+    let resp = match answer {
         ConversionAnswer::Recorded(id) => {
             json_response(StatusCode::CREATED, &json!({"status": "recorded", "conversionId": id}))
         }
@@ -77,7 +93,48 @@ pub async fn conversion(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp> {
         ConversionAnswer::Ignored(reason) => {
             json_response(StatusCode::OK, &json!({"status": "ignored", "reason": reason}))
         }
-    })
+    };
+    Ok(if allowed { cors(resp, origin.as_deref()) } else { resp })
+}
+
+/// A key in the headers (secret or publishable), else a publishable key in
+/// the body. Secret keys are refused in bodies: they belong to servers.
+async fn conversion_caller(ctx: &Ctx, header: Option<String>, body: Option<String>) -> Result<(String, Principal)> {
+    let from_body = header.is_none();
+    let key = header.or(body).filter(|k| !k.trim().is_empty()).ok_or(Error::Unauthorized(
+        "send a secret key (x-api-key or Authorization: Bearer) or a publishable key (publishableKey)",
+    ))?;
+    let who = ctx.engine.catalog.principal(key.trim()).await?.ok_or(Error::Unauthorized("the API key is not valid"))?;
+    if from_body && !matches!(who, Principal::Publishable { .. }) {
+        return Err(Error::Unauthorized("only publishable keys may be sent in the body; send secret keys in a header"));
+    }
+    Ok((key, who))
+}
+
+/// CORS for the conversions endpoint: the page's origin is echoed (never
+/// `*`), no credentials are involved, and caches are told the answer varies.
+pub fn cors(mut resp: Resp, origin: Option<&str>) -> Resp {
+    if let Some(value) = origin.and_then(|o| header::HeaderValue::from_str(o).ok()) {
+        let h = resp.headers_mut();
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
+        h.insert(header::VARY, header::HeaderValue::from_static("Origin"));
+    }
+    resp
+}
+
+/// Answers a CORS preflight for integrations that call the conversions
+/// endpoint from a page with JSON and custom headers.
+pub fn preflight(req: &Request<Incoming>) -> Resp {
+    let origin = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    let mut resp = cors(text_response(StatusCode::NO_CONTENT, "text/plain; charset=utf-8", ""), origin);
+    let h = resp.headers_mut();
+    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, header::HeaderValue::from_static("POST, OPTIONS"));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        header::HeaderValue::from_static("content-type, authorization, x-api-key"),
+    );
+    h.insert(header::ACCESS_CONTROL_MAX_AGE, header::HeaderValue::from_static("86400"));
+    resp
 }
 
 /// Field names as the tracking document fixes them (`swarm_ref` included).

@@ -8,6 +8,7 @@ pub mod campaigns;
 pub mod error;
 pub mod ingest;
 pub mod ops;
+pub mod snippet;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -42,6 +43,7 @@ enum Route<'a> {
     CampaignPause(&'a str),
     Conversions,
     Postback,
+    Snippet,
 }
 
 impl Route<'_> {
@@ -59,13 +61,15 @@ impl Route<'_> {
             Route::CampaignPause(_) => "/api/v1/campaigns/{id}/pause",
             Route::Conversions => "/api/v1/affiliate/conversions",
             Route::Postback => "/api/v1/postback",
+            Route::Snippet => "/affiliate.js",
         }
     }
 
     /// The methods the route answers, as an `Allow` header value.
     fn allow(&self) -> &'static str {
         match self {
-            Route::Healthz | Route::Redirect(_) => "GET, HEAD",
+            Route::Healthz | Route::Redirect(_) | Route::Snippet => "GET, HEAD",
+            Route::Conversions => "POST, OPTIONS",
             Route::Metrics => "GET",
             Route::Campaign(_) => "GET, PATCH",
             _ => "POST",
@@ -78,6 +82,7 @@ fn match_route(path: &str) -> Option<Route<'_>> {
     Some(match segs.as_slice() {
         ["healthz"] => Route::Healthz,
         ["metrics"] => Route::Metrics,
+        ["affiliate.js"] => Route::Snippet,
         ["r", code] if !code.is_empty() => Route::Redirect(code),
         ["api", "v1", rest @ ..] => match rest {
             ["admin", "advertisers"] => Route::AdminAdvertisers,
@@ -132,7 +137,9 @@ async fn dispatch(ctx: &Ctx, route: Route<'_>, req: Request<Incoming>, remote: S
         Route::CampaignAffiliates(id) => campaigns::approve_affiliate(ctx, req, id).await,
         Route::CampaignActivate(id) => campaigns::set_status(ctx, req, id, true).await,
         Route::CampaignPause(id) => campaigns::set_status(ctx, req, id, false).await,
-        Route::Conversions => ingest::conversion(ctx, req).await,
+        Route::Conversions if m == Method::OPTIONS => Ok(ingest::preflight(&req)),
+        Route::Conversions => ingest::conversion(ctx, req, remote).await,
+        Route::Snippet => Ok(snippet::serve(&req)),
         Route::Postback => ingest::postback(ctx, req).await,
     }
 }

@@ -277,6 +277,15 @@ impl Store for EmbeddedStore {
         self.read(move |txn| get_json(txn, API_KEYS, key.as_slice())).await
     }
 
+    async fn put_principal(&self, key: KeyHash, principal: &Principal) -> StoreResult<()> {
+        let value = enc(principal);
+        self.write(move |txn| {
+            txn.open_table(API_KEYS).map_err(err)?.insert(key.as_slice(), value.as_slice()).map_err(err)?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn put_campaign(&self, campaign: &Campaign) -> StoreResult<()> {
         let (id, value) = (campaign.id.0, enc(campaign));
         self.write(move |txn| {

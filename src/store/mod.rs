@@ -92,6 +92,8 @@ pub trait Store: Send + Sync + 'static {
     async fn put_affiliate(&self, affiliate: &Affiliate, key: KeyHash) -> StoreResult<()>;
     async fn get_affiliate(&self, id: AffiliateId) -> StoreResult<Option<Affiliate>>;
     async fn get_principal(&self, key: &KeyHash) -> StoreResult<Option<Principal>>;
+    /// Records another key (publishable keys are stored like secret ones).
+    async fn put_principal(&self, key: KeyHash, principal: &Principal) -> StoreResult<()>;
 
     /// Stores a new campaign.
     async fn put_campaign(&self, campaign: &Campaign) -> StoreResult<()>;

@@ -257,6 +257,10 @@ impl Store for ScyllaStore {
         self.body(&self.st.select_api_key, (key.to_vec(),)).await
     }
 
+    async fn put_principal(&self, key: KeyHash, principal: &Principal) -> StoreResult<()> {
+        self.exec(&self.st.insert_api_key, (key.to_vec(), json(principal))).await.map(drop)
+    }
+
     async fn put_campaign(&self, campaign: &Campaign) -> StoreResult<()> {
         let values = (campaign.id.0 as i64, campaign.version as i64, json(campaign));
         match self.conditional(&self.st.insert_campaign, values).await? {
