@@ -94,6 +94,26 @@ impl EmbeddedStore {
     }
 }
 
+impl EmbeddedStore {
+    /// A party row and its secret key in one transaction: both or neither.
+    async fn put_with_key(
+        &self,
+        table: TableDefinition<'static, u64, &'static [u8]>,
+        id: u64,
+        value: Vec<u8>,
+        key: KeyHash,
+        who: &Principal,
+    ) -> StoreResult<()> {
+        let principal = enc(who);
+        self.write(move |txn| {
+            txn.open_table(table).map_err(err)?.insert(id, value.as_slice()).map_err(err)?;
+            txn.open_table(API_KEYS).map_err(err)?.insert(key.as_slice(), principal.as_slice()).map_err(err)?;
+            Ok(())
+        })
+        .await
+    }
+}
+
 fn open_all_tables(txn: &WriteTransaction) -> StoreResult<()> {
     txn.open_table(ADVERTISERS).map_err(err)?;
     txn.open_table(AFFILIATES).map_err(err)?;
@@ -243,14 +263,8 @@ where
 #[async_trait]
 impl Store for EmbeddedStore {
     async fn put_advertiser(&self, advertiser: &Advertiser, key: KeyHash) -> StoreResult<()> {
-        let (id, value) = (advertiser.id.0, enc(advertiser));
-        let principal = enc(&Principal::advertiser(advertiser.id));
-        self.write(move |txn| {
-            txn.open_table(ADVERTISERS).map_err(err)?.insert(id, value.as_slice()).map_err(err)?;
-            txn.open_table(API_KEYS).map_err(err)?.insert(key.as_slice(), principal.as_slice()).map_err(err)?;
-            Ok(())
-        })
-        .await
+        let principal = Principal::advertiser(advertiser.id);
+        self.put_with_key(ADVERTISERS, advertiser.id.0, enc(advertiser), key, &principal).await
     }
 
     async fn get_advertiser(&self, id: AdvertiserId) -> StoreResult<Option<Advertiser>> {
@@ -258,14 +272,8 @@ impl Store for EmbeddedStore {
     }
 
     async fn put_affiliate(&self, affiliate: &Affiliate, key: KeyHash) -> StoreResult<()> {
-        let (id, value) = (affiliate.id.0, enc(affiliate));
-        let principal = enc(&Principal::Affiliate { id: affiliate.id });
-        self.write(move |txn| {
-            txn.open_table(AFFILIATES).map_err(err)?.insert(id, value.as_slice()).map_err(err)?;
-            txn.open_table(API_KEYS).map_err(err)?.insert(key.as_slice(), principal.as_slice()).map_err(err)?;
-            Ok(())
-        })
-        .await
+        let principal = Principal::Affiliate { id: affiliate.id };
+        self.put_with_key(AFFILIATES, affiliate.id.0, enc(affiliate), key, &principal).await
     }
 
     async fn get_affiliate(&self, id: AffiliateId) -> StoreResult<Option<Affiliate>> {

@@ -220,20 +220,15 @@ impl ScyllaStore {
                 .map(|(reason, n)| self.exec(&self.st.add_ignored, (Counter(*n as i64), c.0 as i64, reason.clone())))
         });
         let (a, b) = tokio::join!(join_all(counters), join_all(ignored));
-        a.into_iter().chain(b).map(|r| r.map(drop)).collect()
+        a.into_iter().chain(b).try_for_each(|r| r.map(drop))
     }
 }
 
 #[async_trait]
 impl Store for ScyllaStore {
     async fn put_advertiser(&self, advertiser: &Advertiser, key: KeyHash) -> StoreResult<()> {
-        let principal = json(&Principal::advertiser(advertiser.id));
-        // A logged batch: the advertiser and its key appear together or not at all.
-        let mut batch = CqlBatch::new(BatchType::Logged);
-        batch.append_statement(self.st.insert_advertiser.clone());
-        batch.append_statement(self.st.insert_api_key.clone());
-        let values = ((advertiser.id.0 as i64, json(advertiser)), (key.to_vec(), principal));
-        self.session.batch(&batch, values).await.map(drop).map_err(err)
+        let principal = Principal::advertiser(advertiser.id);
+        self.put_with_key(&self.st.insert_advertiser, (advertiser.id.0 as i64, json(advertiser)), key, &principal).await
     }
 
     async fn get_advertiser(&self, id: AdvertiserId) -> StoreResult<Option<Advertiser>> {
@@ -241,12 +236,8 @@ impl Store for ScyllaStore {
     }
 
     async fn put_affiliate(&self, affiliate: &Affiliate, key: KeyHash) -> StoreResult<()> {
-        let principal = json(&Principal::Affiliate { id: affiliate.id });
-        let mut batch = CqlBatch::new(BatchType::Logged);
-        batch.append_statement(self.st.insert_affiliate.clone());
-        batch.append_statement(self.st.insert_api_key.clone());
-        let values = ((affiliate.id.0 as i64, json(affiliate)), (key.to_vec(), principal));
-        self.session.batch(&batch, values).await.map(drop).map_err(err)
+        let principal = Principal::Affiliate { id: affiliate.id };
+        self.put_with_key(&self.st.insert_affiliate, (affiliate.id.0 as i64, json(affiliate)), key, &principal).await
     }
 
     async fn get_affiliate(&self, id: AffiliateId) -> StoreResult<Option<Affiliate>> {
@@ -391,6 +382,20 @@ impl Store for ScyllaStore {
 }
 
 impl ScyllaStore {
+    /// A party row and its secret key in one logged batch: both appear or neither.
+    async fn put_with_key(
+        &self,
+        st: &PreparedStatement,
+        row: (i64, String),
+        key: KeyHash,
+        who: &Principal,
+    ) -> StoreResult<()> {
+        let mut batch = CqlBatch::new(BatchType::Logged);
+        batch.append_statement(st.clone());
+        batch.append_statement(self.st.insert_api_key.clone());
+        self.session.batch(&batch, (row, (key.to_vec(), json(who)))).await.map(drop).map_err(err)
+    }
+
     /// The pair already had a code: return it, and repair the code row if an
     /// earlier approval died between its two writes.
     async fn existing_approval(&self, proposed: &TrackingCode, pair: (i64, i64)) -> StoreResult<TrackingCode> {
