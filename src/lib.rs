@@ -4,15 +4,18 @@
 //!
 //! ```text
 //! main ─► server (accept loop, connection bounds, graceful shutdown)
-//!           └─► http::handle (router) ─► http::{admin, campaigns, ingest, ops}
-//!                 │  decode JSON, check keys (http::auth), map errors (http::error)
+//!           └─► http::handle (router) ─► http::{admin, campaigns, ingest, ops, snippet}
+//!                 │  decode JSON, check keys (http::auth), map errors (http::error),
+//!                 │  serve affiliate.js (http::snippet), CORS for the browser path
 //!                 └─► engine::Engine
 //!                       ├─ catalog   campaigns / tracking codes / keys in DashMaps
 //!                       ├─ ingest    click, conversion and postback rules
+//!                       ├─ limiter   abuse limit for publishable-key calls
 //!                       └─ registry ─► campaign::CampaignActor (one per campaign)
 //!                                        bloom filter + idempotency window,
 //!                                        group commit ─► store::Store
-//!                                                         └─ embedded (redb)
+//!                                                         ├─ embedded (redb)
+//!                                                         └─ cql (ScyllaDB / Cassandra)
 //! domain/   pure rules: ids, click tokens, payout math, validation, bot detection
 //! metrics   every metric name; config  settings; secrets  generated keys
 //! ```
