@@ -190,3 +190,25 @@ async fn publishable_keys_open_nothing_but_browser_conversions() {
     let unknown = from_page(&server, Some(SHOP), json!({"clickId": "x", "publishableKey": "pk_aff_org_nope"})).await;
     assert_eq!(unknown.status, 401);
 }
+
+#[tokio::test]
+async fn made_up_keys_from_one_client_are_limited_before_any_lookup() {
+    let server = TestServer::start_with(&[
+        ("CLICKLEDGER_HTTP_BROWSER_BURST", "3"),
+        ("CLICKLEDGER_HTTP_BROWSER_RATE_PER_SEC", "0.01"),
+    ])
+    .await;
+    let world = browser_world(&server, json!([])).await;
+    let real = |token: String| json!({"clickId": token, "publishableKey": world.org_publishable_key});
+    let first = from_page(&server, Some(SHOP), real(world.click_token(&server).await)).await;
+    assert_eq!(first.status, 201, "{}", first.text);
+    for i in 0..2 {
+        let r =
+            from_page(&server, Some(SHOP), json!({"clickId": "x", "publishableKey": format!("pk_aff_fake{i}")})).await;
+        assert_eq!(r.status, 401, "{}", r.text);
+    }
+    let r = from_page(&server, Some(SHOP), json!({"clickId": "x", "publishableKey": "pk_aff_fake9"})).await;
+    assert_eq!(r.status, 429, "made-up keys stop costing lookups: {}", r.text);
+    let known = from_page(&server, Some(SHOP), real(world.click_token(&server).await)).await;
+    assert_eq!(known.status, 201, "a key this node already knows is not held up: {}", known.text);
+}

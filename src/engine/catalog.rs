@@ -61,6 +61,11 @@ impl Catalog {
         Ok(found)
     }
 
+    /// Whether resolving `key` would need no store read.
+    pub fn knows_key(&self, key: &str) -> bool {
+        self.principals.contains_key(&hash_key(key))
+    }
+
     pub async fn campaign(&self, id: CampaignId) -> StoreResult<Option<Arc<Campaign>>> {
         let cached = self.campaigns.get(&id).map(|e| e.value().clone());
         match cached {

@@ -1,6 +1,7 @@
 //! The edge: the redirect, the conversions endpoint and the postback.
 
 use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
 
 use hyper::body::Incoming;
 use hyper::{header, Request, StatusCode};
@@ -10,7 +11,7 @@ use serde_json::{json, Map, Number, Value};
 use super::auth::{presented_key, require_principal};
 use super::body::{json_response, text_response, Resp};
 use super::{read_body, Ctx};
-use crate::domain::keys::{hash_key, Principal};
+use crate::domain::keys::{hash_key, KeyHash, Principal};
 use crate::domain::validate::invalid;
 use crate::engine::ingest::{ClickInput, ConversionAnswer, ConversionInput, PostbackAnswer, PostbackInput};
 use crate::error::{Error, Result};
@@ -56,6 +57,9 @@ fn client_ip(ctx: &Ctx, req: &Request<Incoming>, remote: SocketAddr) -> IpAddr {
     remote.ip()
 }
 
+/// The abuse-limit bucket shared by every not-yet-known key from one client.
+const UNKNOWN_KEYS: KeyHash = [0; 32];
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct ConversionBody {
@@ -72,7 +76,7 @@ pub async fn conversion(ctx: &Ctx, req: Request<Incoming>, remote: SocketAddr) -
     let client = client_ip(ctx, &req, remote);
     let header_key = presented_key(req.headers()).map(String::from);
     let body: ConversionBody = read_body(ctx, req).await?;
-    let (key, who) = conversion_caller(ctx, header_key, body.publishable_key).await?;
+    let (key, who) = conversion_caller(ctx, header_key, body.publishable_key, client).await?;
     let input = ConversionInput {
         click_id: body.click_id,
         email: body.email,
@@ -99,11 +103,23 @@ pub async fn conversion(ctx: &Ctx, req: Request<Incoming>, remote: SocketAddr) -
 
 /// A key in the headers (secret or publishable), else a publishable key in
 /// the body. Secret keys are refused in bodies: they belong to servers.
-async fn conversion_caller(ctx: &Ctx, header: Option<String>, body: Option<String>) -> Result<(String, Principal)> {
+async fn conversion_caller(
+    ctx: &Ctx,
+    header: Option<String>,
+    body: Option<String>,
+    client: IpAddr,
+) -> Result<(String, Principal)> {
     let from_body = header.is_none();
     let key = header.or(body).filter(|k| !k.trim().is_empty()).ok_or(Error::Unauthorized(
         "send a secret key (x-api-key or Authorization: Bearer) or a publishable key (publishableKey)",
     ))?;
+    // Anyone can send a page a made-up key; each one not yet known would cost
+    // a store read, so unknown body keys spend a per-client bucket first.
+    let engine = &ctx.engine;
+    if from_body && !engine.catalog.knows_key(key.trim()) && !engine.limiter.allow(UNKNOWN_KEYS, client, Instant::now())
+    {
+        return Err(Error::RateLimited);
+    }
     let who = ctx.engine.catalog.principal(key.trim()).await?.ok_or(Error::Unauthorized("the API key is not valid"))?;
     if from_body && !matches!(who, Principal::Publishable { .. }) {
         return Err(Error::Unauthorized("only publishable keys may be sent in the body; send secret keys in a header"));
