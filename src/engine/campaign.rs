@@ -107,13 +107,6 @@ impl Pending {
     }
 }
 
-pub fn dedup_key(keyed: &Keyed) -> DedupKey {
-    match keyed {
-        Keyed::Conversion(c) => DedupKey::Click(c.click_id),
-        Keyed::Lead(l) => DedupKey::External(l.external_id.clone()),
-    }
-}
-
 impl Actor for CampaignActor {
     type Msg = CampaignMsg;
     type State = CampaignState;
@@ -210,7 +203,7 @@ impl CampaignState {
     }
 
     async fn on_keyed(&mut self, keyed: Keyed, reply: RpcReplyPort<KeyedReply>, me: &ActorRef<CampaignMsg>) {
-        let key = dedup_key(&keyed);
+        let key = keyed.dedup_key();
         if let Some(found) = self.window.get(&key, Instant::now()) {
             metrics::dedup_path("window_hit");
             self.answer_duplicate(reply, found, me);
@@ -342,7 +335,7 @@ impl CampaignState {
     fn answer(&mut self, keyed: &[Keyed], replies: Vec<RpcReplyPort<KeyedReply>>, outcomes: Vec<Outcome>) {
         let now = Instant::now();
         for ((mine, reply), outcome) in keyed.iter().zip(replies).zip(outcomes) {
-            let key = dedup_key(mine);
+            let key = mine.dedup_key();
             let winner = match outcome {
                 Outcome::Inserted => {
                     let _ = reply.send(KeyedReply::Recorded(mine.clone()));
@@ -368,7 +361,7 @@ impl CampaignState {
         tracing::warn!(campaign = %self.id, error, "group commit failed");
         for (keyed, reply) in batch.keyed.iter().zip(replies) {
             let _ = reply.send(KeyedReply::Unavailable(error.to_string()));
-            for waiter in self.waiters.remove(&dedup_key(keyed)).unwrap_or_default() {
+            for waiter in self.waiters.remove(&keyed.dedup_key()).unwrap_or_default() {
                 let _ = waiter.send(KeyedReply::Unavailable(error.to_string()));
             }
         }

@@ -40,6 +40,14 @@ pub enum Keyed {
 }
 
 impl Keyed {
+    /// The key that may be recorded only once per campaign.
+    pub fn dedup_key(&self) -> DedupKey {
+        match self {
+            Keyed::Conversion(c) => DedupKey::Click(c.click_id),
+            Keyed::Lead(l) => DedupKey::External(l.external_id.clone()),
+        }
+    }
+
     pub fn campaign(&self) -> CampaignId {
         match self {
             Keyed::Conversion(c) => c.campaign_id,

@@ -19,7 +19,7 @@ use scylla::response::query_result::QueryResult;
 use scylla::serialize::row::SerializeRow;
 use scylla::statement::batch::{Batch as CqlBatch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
-use scylla::value::{Counter, CqlValue, Row};
+use scylla::value::{Counter, CqlValue};
 use serde::de::DeserializeOwned;
 use tokio::sync::Semaphore;
 
@@ -129,15 +129,14 @@ impl ScyllaStore {
     /// Runs a conditional write: `None` if it applied, else the existing row's body.
     async fn conditional(&self, st: &PreparedStatement, values: impl SerializeRow) -> StoreResult<Option<String>> {
         let rows = self.exec(st, values).await?.into_rows_result().map_err(err)?;
+        let (applied, row) = schema::applied_row(&rows)?;
+        if applied {
+            return Ok(None);
+        }
         let body_at = rows.column_specs().iter().position(|c| c.name() == "body");
-        let row: Row = rows.first_row().map_err(err)?;
-        match row.columns.first() {
-            Some(Some(CqlValue::Boolean(true))) => Ok(None),
-            Some(Some(CqlValue::Boolean(false))) => match body_at.and_then(|i| row.columns.get(i).cloned().flatten()) {
-                Some(CqlValue::Text(body)) => Ok(Some(body)),
-                other => Err(StoreError(format!("a lost conditional insert returned no body: {other:?}"))),
-            },
-            other => Err(StoreError(format!("a conditional write answered without [applied]: {other:?}"))),
+        match body_at.and_then(|i| row.columns.get(i).cloned().flatten()) {
+            Some(CqlValue::Text(body)) => Ok(Some(body)),
+            other => Err(StoreError(format!("a lost conditional insert returned no body: {other:?}"))),
         }
     }
 
@@ -203,7 +202,7 @@ impl ScyllaStore {
                 Keyed::Conversion(c) => (c.campaign_id, c.created_at),
                 Keyed::Lead(l) => (l.campaign_id, l.created_at),
             };
-            let key = dedup_text(&crate::engine::campaign::dedup_key(keyed));
+            let key = dedup_text(&keyed.dedup_key());
             let row = DedupRow { campaign_id: campaign.0 as i64, day: day_of_secs(at), key };
             partitions.entry((row.campaign_id, row.day)).or_default().push(row);
         }

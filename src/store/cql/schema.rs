@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use scylla::client::session::Session;
-use scylla::response::query_result::QueryResult;
+use scylla::response::query_result::{QueryResult, QueryRowsResult};
 use scylla::statement::unprepared::Statement;
 use scylla::value::{CqlValue, Row};
 
@@ -37,9 +37,15 @@ async fn run(session: &Session, profiles: &Profiles, cql: &str) -> StoreResult<Q
 /// The `[applied]` column of a conditional statement's answer.
 pub fn applied(result: QueryResult) -> StoreResult<bool> {
     let rows = result.into_rows_result().map_err(|e| StoreError(e.to_string()))?;
+    applied_row(&rows).map(|(applied, _)| applied)
+}
+
+/// `[applied]` and the whole row: a lost conditional write carries the
+/// existing row's columns after it.
+pub fn applied_row(rows: &QueryRowsResult) -> StoreResult<(bool, Row)> {
     let row: Row = rows.first_row().map_err(|e| StoreError(e.to_string()))?;
     match row.columns.first() {
-        Some(Some(CqlValue::Boolean(b))) => Ok(*b),
+        Some(Some(CqlValue::Boolean(b))) => Ok((*b, row)),
         other => Err(StoreError(format!("a conditional write answered without [applied]: {other:?}"))),
     }
 }
