@@ -19,12 +19,12 @@ use crate::engine::Engine;
 use crate::http::{self, Ctx};
 use crate::store::cql::ScyllaStore;
 use crate::store::embedded::EmbeddedStore;
-use crate::store::Store;
+use crate::store::Backend;
 
 /// How long shutdown waits for open requests before it flushes and exits.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, String> {
+pub async fn open_store(config: &Config) -> Result<Arc<dyn Backend>, String> {
     Ok(match config.store {
         StoreKind::Embedded => {
             Arc::new(EmbeddedStore::open(&config.data_dir, config.engine.store_queue).map_err(|e| e.to_string())?)

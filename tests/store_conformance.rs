@@ -58,7 +58,12 @@ fn lead(campaign: u64, external: &str, payout: u64) -> Keyed {
         event_type: EventType::Purchase,
         revenue_cents: None,
         payout_cents: payout,
-        status: "pending".into(),
+        status: LeadStatus::Verified,
+        source: LeadSource::Postback,
+        evidence: vec![],
+        referral_id: None,
+        reviewed_at: None,
+        rejection_reason: None,
         fields: Fields::new(),
         extra: Fields::new(),
         created_at: clickledger::domain::unix_now(),
@@ -75,6 +80,7 @@ fn conversion(campaign: u64, click: u128) -> Keyed {
         fields: Fields::new(),
         extra: Fields::new(),
         created_at: clickledger::domain::unix_now(),
+        payout_cents: 0,
     })
 }
 

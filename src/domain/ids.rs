@@ -66,6 +66,10 @@ id_type!(CampaignId, u64, "cmp_", 16);
 id_type!(ClickId, u128, "clk_", 32);
 id_type!(ConversionId, u128, "cnv_", 32);
 id_type!(LeadId, u128, "lead_", 32);
+id_type!(ReferralId, u128, "ref_", 32);
+// A payout shares the 128 bits of the conversion or lead it pays for, so a
+// record can have at most one payout and retries find the same one.
+id_type!(PayoutId, u128, "pay_", 32);
 
 /// 48 bits of Unix milliseconds, then 80 random bits (the ULID layout): ids
 /// sort by creation time, so event tables grow at their right edge instead
@@ -105,6 +109,18 @@ impl Default for ConversionId {
 impl LeadId {
     pub fn new() -> Self {
         Self(time_ordered())
+    }
+}
+
+impl ReferralId {
+    pub fn new() -> Self {
+        Self(time_ordered())
+    }
+}
+
+impl Default for ReferralId {
+    fn default() -> Self {
+        Self::new()
     }
 }
 

@@ -4,8 +4,11 @@ pub mod bot;
 pub mod ids;
 pub mod keys;
 pub mod model;
+pub mod money;
 pub mod payout;
 pub mod redirect;
+pub mod referral;
+pub mod review;
 pub mod token;
 pub mod validate;
 

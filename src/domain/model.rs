@@ -111,6 +111,10 @@ pub struct Conversion {
     /// Everything else that was sent, stored alongside.
     pub extra: Fields,
     pub created_at: u64,
+    /// What this conversion pays: the campaign's fixed payout; REV_SHARE
+    /// clicks carry no revenue, so they pay through postbacks instead.
+    #[serde(default)]
+    pub payout_cents: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,7 +142,7 @@ impl EventType {
     }
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Lead {
     pub id: LeadId,
@@ -149,11 +153,100 @@ pub struct Lead {
     pub event_type: EventType,
     pub revenue_cents: Option<u64>,
     pub payout_cents: u64,
-    /// `pending` until escrow and review exist (a later part of the engine).
-    pub status: String,
+    /// Postbacks and confirmed referrals are verified at once; direct leads
+    /// wait for the advertiser's review. The payout follows verification.
+    pub status: LeadStatus,
     pub fields: Fields,
     pub extra: Fields,
     pub created_at: u64,
+    #[serde(default)]
+    pub source: LeadSource,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evidence: Vec<Evidence>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub referral_id: Option<ReferralId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reviewed_at: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejection_reason: Option<String>,
+}
+
+/// Leads keyed by something other than an advertiser's externalId use this
+/// reserved prefix, which postbacks may not use, so the two never collide.
+pub const INTERNAL_KEY_PREFIX: &str = "clickledger:";
+
+impl Lead {
+    /// The dedup key of a referral's lead: one confirmation per referral.
+    pub fn referral_key(referral: ReferralId) -> String {
+        format!("{INTERNAL_KEY_PREFIX}referral:{referral}")
+    }
+
+    /// Direct leads are not deduplicated: each submission is its own lead.
+    pub fn direct_key(lead: LeadId) -> String {
+        format!("{INTERNAL_KEY_PREFIX}direct:{lead}")
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeadStatus {
+    PendingReview,
+    /// Earlier versions wrote `pending` for postback leads, which were never reviewed.
+    #[serde(alias = "pending")]
+    Verified,
+    Rejected,
+}
+
+impl LeadStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PendingReview => "pending_review",
+            Self::Verified => "verified",
+            Self::Rejected => "rejected",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::PendingReview, Self::Verified, Self::Rejected].into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeadSource {
+    #[default]
+    Postback,
+    Referral,
+    Direct,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EvidenceType {
+    Tweet,
+    BlogPost,
+    Email,
+    Conversation,
+    ApiCall,
+    CodeCommit,
+}
+
+impl EvidenceType {
+    pub const ALL: &'static str = "tweet, blog_post, email, conversation, api_call, code_commit";
+}
+
+/// Proof attached to a direct lead for the advertiser's review.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Evidence {
+    #[serde(rename = "type")]
+    pub kind: EvidenceType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
 }
 
 /// Counters per campaign, added to in the same durable batch as the events.

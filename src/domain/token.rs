@@ -79,6 +79,19 @@ impl TokenKeys {
     }
 }
 
+impl TokenKeys {
+    /// The full HMAC-SHA256 tag of `body` under the signing key, for other
+    /// token kinds (referral tokens) that carry their own version byte.
+    pub fn tag(&self, body: &[u8]) -> [u8; 32] {
+        mac(&self.keys[0], body).finalize().into_bytes().into()
+    }
+
+    /// Whether any current key produced `tag` over `body` (constant time).
+    pub fn verifies(&self, body: &[u8], tag: &[u8]) -> bool {
+        self.keys.iter().any(|key| mac(key, body).verify_slice(tag).is_ok())
+    }
+}
+
 fn mac(key: &[u8], body: &[u8]) -> Hmac<Sha256> {
     let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC accepts any key length");
     mac.update(body);

@@ -64,10 +64,15 @@ fn lead(external_id: &str) -> Keyed {
         event_type: EventType::Purchase,
         revenue_cents: None,
         payout_cents: 500,
-        status: "pending".into(),
+        status: LeadStatus::Verified,
         fields: Fields::new(),
         extra: Fields::new(),
         created_at: 0,
+        source: LeadSource::Postback,
+        evidence: vec![],
+        referral_id: None,
+        reviewed_at: None,
+        rejection_reason: None,
     })
 }
 

@@ -154,6 +154,10 @@ impl Engine {
             fields,
             extra,
             created_at: self.now(),
+            payout_cents: match campaign.compensation_model {
+                CompensationModel::Fixed => campaign.payout_cents.unwrap_or(0),
+                CompensationModel::RevShare => 0,
+            },
         };
         match self.record(Keyed::Conversion(conversion), false).await? {
             (true, Keyed::Conversion(c)) => Ok(ConversionAnswer::Recorded(c.id)),
@@ -247,10 +251,15 @@ impl Engine {
             event_type,
             revenue_cents: revenue,
             payout_cents,
-            status: "pending".into(),
+            status: LeadStatus::Verified,
             fields,
             extra,
             created_at: self.now(),
+            source: LeadSource::Postback,
+            evidence: vec![],
+            referral_id: None,
+            reviewed_at: None,
+            rejection_reason: None,
         };
         match self.record(Keyed::Lead(lead), true).await? {
             (true, Keyed::Lead(l)) => Ok(PostbackAnswer::Recorded(l)),

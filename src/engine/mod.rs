@@ -18,13 +18,14 @@ use crate::config::Config;
 use crate::domain::keys::{hash_key, KeyHash};
 use crate::domain::token::TokenKeys;
 use crate::secrets::Secrets;
-use crate::store::{Store, StoreResult};
+use crate::store::{Backend, Ledger, Store, StoreResult};
 use catalog::Catalog;
 use registry::Registry;
 
 pub struct Engine {
     pub config: Config,
     pub store: Arc<dyn Store>,
+    pub ledger: Arc<dyn Ledger>,
     pub catalog: Catalog,
     pub registry: Registry,
     pub tokens: TokenKeys,
@@ -38,10 +39,12 @@ pub struct Engine {
 impl Engine {
     pub async fn start(
         config: Config,
-        store: Arc<dyn Store>,
+        backend: Arc<dyn Backend>,
         secrets: &Secrets,
         public_base: String,
     ) -> StoreResult<Self> {
+        let store: Arc<dyn Store> = backend.clone();
+        let ledger: Arc<dyn Ledger> = backend;
         let refresh = std::time::Duration::from_millis(config.engine.catalog_refresh_ms);
         let catalog = Catalog::load(store.clone(), refresh).await?;
         let registry = Registry::new(store.clone(), config.engine.clone());
@@ -51,6 +54,7 @@ impl Engine {
             limiter,
             config,
             store,
+            ledger,
             catalog,
             registry,
             tokens,

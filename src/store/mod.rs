@@ -9,12 +9,22 @@
 //! | `commit`                       | batched append + insert-if-absent keys   |
 //! | `dedup_keys`                   | one campaign's keys (bloom rebuild)      |
 //! | `list_*`                       | start-up load of the small catalog       |
+//! | `due` / `put_due` / `remove_due` | due-time index, oldest first per queue |
+//! | `apply_move` / `fund`          | one campaign's money, compare-and-set    |
+//! | `post_wallet`                  | insert-if-absent wallet lines            |
 //!
-//! Scans by due time (escrow release, referral expiry) arrive with the money
-//! path; nothing in the engine core needs them yet.
+//! Money writes follow one rule on every backend: the campaign side of a
+//! movement (payout status, its ledger entries, the balance row) commits as
+//! one conditional write; the wallet side is a set of lines with
+//! deterministic ids, inserted if absent, so repeating it is harmless. Due
+//! items a movement schedules are written before it (CQL) or with it
+//! (embedded), so a crash never strands a payout.
 
 pub mod cql;
+pub mod due;
 pub mod embedded;
+
+pub use due::{Due, DueItem, Queue};
 
 use std::sync::Arc;
 
@@ -23,6 +33,8 @@ use async_trait::async_trait;
 use crate::domain::ids::*;
 use crate::domain::keys::{KeyHash, Principal};
 use crate::domain::model::*;
+use crate::domain::money::{Balance, Entry, Funding, Move, Payout, WalletEntry, WalletTotals};
+use crate::domain::referral::{Referral, ReferralStatus};
 
 #[derive(Debug, thiserror::Error)]
 #[error("storage failed: {0}")]
@@ -54,6 +66,48 @@ impl Keyed {
             Keyed::Lead(l) => l.campaign_id,
         }
     }
+
+    /// The payout this record earns, if it is verified and pays anything.
+    /// Its id is the record's own, so a record has at most one payout.
+    pub fn payout(&self, now: u64) -> Option<Payout> {
+        let (id, source, affiliate, cents) = match self {
+            Keyed::Conversion(c) => (c.id.0, c.id.to_string(), c.affiliate_id, c.payout_cents),
+            Keyed::Lead(l) if l.status == LeadStatus::Verified => {
+                (l.id.0, l.id.to_string(), l.affiliate_id, l.payout_cents)
+            }
+            Keyed::Lead(_) => return None,
+        };
+        (cents > 0).then(|| Payout::new(PayoutId(id), self.campaign(), affiliate, source, cents, now))
+    }
+}
+
+/// What became of a money movement.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MoveOutcome {
+    Applied,
+    /// The stored payout no longer had the expected status; this is it now.
+    Moved(Payout),
+    /// Escrow only: `available` does not cover the payout.
+    InsufficientFunds,
+}
+
+/// A page of an affiliate's wallet, newest lines first.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WalletPage {
+    pub totals: WalletTotals,
+    pub entries: Vec<WalletEntry>,
+    /// Pass back as `before` for the next page; `None` on the last page.
+    pub next: Option<String>,
+}
+
+/// Where a page of leads starts and how long it is.
+#[derive(Clone, Debug)]
+pub struct LeadQuery {
+    pub campaign: CampaignId,
+    pub status: Option<LeadStatus>,
+    /// Only leads older than this one (the previous page's last id).
+    pub before: Option<LeadId>,
+    pub limit: usize,
 }
 
 /// What became of one keyed write.
@@ -86,7 +140,7 @@ impl Batch {
 }
 
 /// A dedup key as the campaign actor's bloom filter sees it.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum DedupKey {
     Click(ClickId),
     External(String),
@@ -124,6 +178,60 @@ pub trait Store: Send + Sync + 'static {
     async fn get_click(&self, campaign: CampaignId, click: ClickId) -> StoreResult<Option<Click>>;
     async fn dedup_keys(&self, campaign: CampaignId) -> StoreResult<Vec<DedupKey>>;
     async fn get_stats(&self, campaign: CampaignId) -> StoreResult<CampaignStats>;
+}
+
+/// A whole backend: both traits on one connection or one database file.
+pub trait Backend: Store + Ledger {}
+
+impl<T: Store + Ledger> Backend for T {}
+
+/// Everything after attribution: review, referrals, the due-time index and
+/// the money. A trait of its own so the supervisors' tests can wrap it and
+/// fail its Nth call, and so the event path's trait stays small.
+#[async_trait]
+pub trait Ledger: Send + Sync + 'static {
+    /// A lead by id (any campaign), for review and reversal by id.
+    async fn get_lead_by_id(&self, id: LeadId) -> StoreResult<Option<Lead>>;
+    /// A conversion by id, for reversal by id.
+    async fn get_conversion_by_id(&self, id: ConversionId) -> StoreResult<Option<Conversion>>;
+    /// Replaces a lead only if the stored one still has `expected` status.
+    async fn replace_lead(&self, lead: &Lead, expected: LeadStatus) -> StoreResult<bool>;
+    /// One campaign's leads, newest first, optionally of one status.
+    async fn list_leads(&self, query: &LeadQuery) -> StoreResult<Vec<Lead>>;
+
+    /// Stores a new referral and schedules its expiry.
+    async fn put_referral(&self, referral: &Referral) -> StoreResult<()>;
+    async fn get_referral(&self, id: ReferralId) -> StoreResult<Option<Referral>>;
+    /// Replaces a referral only if the stored one still has `expected` status.
+    async fn replace_referral(&self, referral: &Referral, expected: ReferralStatus) -> StoreResult<bool>;
+
+    /// Schedules work; an item already there is left as it is.
+    async fn put_due(&self, items: &[Due]) -> StoreResult<()>;
+    /// Up to `limit` items of `queue` due at or before `up_to`, oldest first.
+    async fn due(&self, queue: Queue, up_to: u64, limit: usize) -> StoreResult<Vec<Due>>;
+    async fn remove_due(&self, item: &Due) -> StoreResult<()>;
+
+    /// Records a payout unless its id exists (then returns the stored one),
+    /// indexes it as awaiting funds, writes its wallet's pending line and
+    /// schedules its escrow.
+    async fn create_payout(&self, payout: &Payout) -> StoreResult<Payout>;
+    async fn get_payout(&self, id: PayoutId) -> StoreResult<Option<Payout>>;
+    /// A campaign's payouts still awaiting funds, oldest first.
+    async fn awaiting_payouts(&self, campaign: CampaignId, limit: usize) -> StoreResult<Vec<Payout>>;
+    /// Applies one transition if the payout still has `mv.before` (and, for
+    /// escrow, `available` covers it): payout, entries and balance together;
+    /// then the wallet lines; and schedules what comes next (release at
+    /// `release_at` after escrow, wallet crediting after release or reversal).
+    async fn apply_move(&self, mv: &Move) -> StoreResult<MoveOutcome>;
+    /// Deposits funds unless `funding.txn` was applied before (then `false`);
+    /// schedules the campaign's awaiting payouts for escrow.
+    async fn fund(&self, funding: &Funding) -> StoreResult<bool>;
+    async fn get_balance(&self, campaign: CampaignId) -> StoreResult<Balance>;
+    /// Every ledger entry on a campaign's accounts (audits and invariant checks).
+    async fn campaign_entries(&self, campaign: CampaignId) -> StoreResult<Vec<Entry>>;
+    /// Inserts the wallet lines whose ids are not there yet.
+    async fn post_wallet(&self, lines: &[WalletEntry]) -> StoreResult<()>;
+    async fn get_wallet(&self, affiliate: AffiliateId, before: Option<&str>, limit: usize) -> StoreResult<WalletPage>;
 }
 
 /// What inserting `keyed` adds to its campaign's counters.

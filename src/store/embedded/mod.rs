@@ -16,6 +16,8 @@ use tokio::sync::oneshot;
 
 use super::*;
 
+mod money;
+
 const ADVERTISERS: TableDefinition<u64, &[u8]> = TableDefinition::new("advertisers");
 const AFFILIATES: TableDefinition<u64, &[u8]> = TableDefinition::new("affiliates");
 const API_KEYS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("api_keys");
@@ -27,6 +29,13 @@ const CLICKS: TableDefinition<(u64, u128), &[u8]> = TableDefinition::new("clicks
 const CONVERSIONS: TableDefinition<(u64, u128), &[u8]> = TableDefinition::new("conversions");
 const LEADS: TableDefinition<(u64, &str), &[u8]> = TableDefinition::new("leads");
 const STATS: TableDefinition<u64, &[u8]> = TableDefinition::new("campaign_stats");
+/// (campaign, lead id) → externalId: newest-first listing and lookup by id.
+const LEAD_INDEX: TableDefinition<(u64, u128), &str> = TableDefinition::new("lead_index");
+/// lead id → campaign.
+const LEAD_CAMPAIGN: TableDefinition<u128, u64> = TableDefinition::new("lead_campaign");
+/// conversion id → (campaign, click).
+const CONVERSION_INDEX: TableDefinition<u128, (u64, u128)> = TableDefinition::new("conversion_index");
+const REFERRALS: TableDefinition<u128, &[u8]> = TableDefinition::new("referrals");
 
 /// How many waiting batches one transaction may fold together.
 const MAX_FOLD: usize = 256;
@@ -125,6 +134,11 @@ fn open_all_tables(txn: &WriteTransaction) -> StoreResult<()> {
     txn.open_table(CONVERSIONS).map_err(err)?;
     txn.open_table(LEADS).map_err(err)?;
     txn.open_table(STATS).map_err(err)?;
+    txn.open_table(LEAD_INDEX).map_err(err)?;
+    txn.open_table(LEAD_CAMPAIGN).map_err(err)?;
+    txn.open_table(CONVERSION_INDEX).map_err(err)?;
+    txn.open_table(REFERRALS).map_err(err)?;
+    money::open_tables(txn)?;
     Ok(())
 }
 
@@ -182,6 +196,7 @@ fn apply(db: &Database, batches: &[&Batch]) -> StoreResult<Vec<Vec<Outcome>>> {
                 let outcome = insert_keyed(&mut conversions, &mut leads, keyed)?;
                 if matches!(outcome, Outcome::Inserted) {
                     add(keyed.campaign(), &recorded_delta(keyed));
+                    index_keyed(&txn, keyed)?;
                 }
                 outcomes.push(outcome);
             }
@@ -217,6 +232,61 @@ fn insert_keyed(
         }
     }
     Ok(Outcome::Inserted)
+}
+
+/// The lookups by id, and the record's payout intent in the same
+/// transaction, so every stored record that pays is sure to be paid.
+fn index_keyed(txn: &WriteTransaction, keyed: &Keyed) -> StoreResult<()> {
+    let campaign = keyed.campaign();
+    match keyed {
+        Keyed::Conversion(c) => {
+            let mut index = txn.open_table(CONVERSION_INDEX).map_err(err)?;
+            index.insert(c.id.0, (campaign.0, c.click_id.0)).map_err(err)?;
+        }
+        Keyed::Lead(l) => {
+            let mut index = txn.open_table(LEAD_INDEX).map_err(err)?;
+            index.insert((campaign.0, l.id.0), l.external_id.as_str()).map_err(err)?;
+            txn.open_table(LEAD_CAMPAIGN).map_err(err)?.insert(l.id.0, campaign.0).map_err(err)?;
+        }
+    }
+    if keyed.payout(0).is_some() {
+        let created = match keyed {
+            Keyed::Conversion(c) => c.created_at,
+            Keyed::Lead(l) => l.created_at,
+        };
+        money::put_due(txn, &[Due::new(Queue::Escrow, created, DueItem::Record(campaign, keyed.dedup_key()))])?;
+    }
+    Ok(())
+}
+
+fn lead_by_id(txn: &redb::ReadTransaction, id: LeadId) -> StoreResult<Option<Lead>> {
+    let Some(campaign) = txn.open_table(LEAD_CAMPAIGN).map_err(err)?.get(id.0).map_err(err)?.map(|v| v.value()) else {
+        return Ok(None);
+    };
+    let index = txn.open_table(LEAD_INDEX).map_err(err)?;
+    let Some(external) = index.get((campaign, id.0)).map_err(err)? else {
+        return Ok(None);
+    };
+    get_json(txn, LEADS, (campaign, external.value()))
+}
+
+fn list_leads(txn: &redb::ReadTransaction, q: &LeadQuery) -> StoreResult<Vec<Lead>> {
+    let index = txn.open_table(LEAD_INDEX).map_err(err)?;
+    let leads = txn.open_table(LEADS).map_err(err)?;
+    let end = q.before.map_or(u128::MAX, |b| b.0);
+    let mut out = Vec::new();
+    for row in index.range((q.campaign.0, 0u128)..(q.campaign.0, end)).map_err(err)?.rev() {
+        let (_, external) = row.map_err(err)?;
+        let Some(found) = leads.get((q.campaign.0, external.value())).map_err(err)? else { continue };
+        let lead: Lead = dec(found.value())?;
+        if q.status.is_none_or(|s| s == lead.status) {
+            out.push(lead);
+            if out.len() >= q.limit {
+                break;
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn add_stats(table: &mut Table<u64, &[u8]>, campaign: CampaignId, delta: &CampaignStats) -> StoreResult<()> {
@@ -404,5 +474,125 @@ impl Store for EmbeddedStore {
 
     async fn get_stats(&self, campaign: CampaignId) -> StoreResult<CampaignStats> {
         self.read(move |txn| get_json(txn, STATS, campaign.0)).await.map(Option::unwrap_or_default)
+    }
+}
+
+#[async_trait]
+impl Ledger for EmbeddedStore {
+    async fn get_lead_by_id(&self, id: LeadId) -> StoreResult<Option<Lead>> {
+        self.read(move |txn| lead_by_id(txn, id)).await
+    }
+
+    async fn get_conversion_by_id(&self, id: ConversionId) -> StoreResult<Option<Conversion>> {
+        self.read(move |txn| {
+            let found = txn.open_table(CONVERSION_INDEX).map_err(err)?.get(id.0).map_err(err)?.map(|v| v.value());
+            match found {
+                Some(key) => get_json(txn, CONVERSIONS, key),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    async fn replace_lead(&self, lead: &Lead, expected: LeadStatus) -> StoreResult<bool> {
+        let lead = lead.clone();
+        self.write(move |txn| {
+            let mut leads = txn.open_table(LEADS).map_err(err)?;
+            let key = (lead.campaign_id.0, lead.external_id.as_str());
+            let current: Option<Lead> = leads.get(key).map_err(err)?.map(|v| dec(v.value())).transpose()?;
+            if current.map(|l| l.status) != Some(expected) {
+                return Ok(false);
+            }
+            leads.insert(key, enc(&lead).as_slice()).map_err(err)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn list_leads(&self, query: &LeadQuery) -> StoreResult<Vec<Lead>> {
+        let query = query.clone();
+        self.read(move |txn| list_leads(txn, &query)).await
+    }
+
+    async fn put_referral(&self, referral: &Referral) -> StoreResult<()> {
+        let (id, value, expires) = (referral.id, enc(referral), referral.expires_at);
+        self.write(move |txn| {
+            txn.open_table(REFERRALS).map_err(err)?.insert(id.0, value.as_slice()).map_err(err)?;
+            money::put_due(txn, &[Due::new(Queue::Expire, expires, DueItem::Referral(id))])
+        })
+        .await
+    }
+
+    async fn get_referral(&self, id: ReferralId) -> StoreResult<Option<Referral>> {
+        self.read(move |txn| get_json(txn, REFERRALS, id.0)).await
+    }
+
+    async fn replace_referral(&self, referral: &Referral, expected: ReferralStatus) -> StoreResult<bool> {
+        let (id, value) = (referral.id, enc(referral));
+        self.write(move |txn| {
+            let mut table = txn.open_table(REFERRALS).map_err(err)?;
+            let current: Option<Referral> = table.get(id.0).map_err(err)?.map(|v| dec(v.value())).transpose()?;
+            if current.map(|r| r.status) != Some(expected) {
+                return Ok(false);
+            }
+            table.insert(id.0, value.as_slice()).map_err(err)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn put_due(&self, items: &[Due]) -> StoreResult<()> {
+        let items = items.to_vec();
+        self.write(move |txn| money::put_due(txn, &items)).await
+    }
+
+    async fn due(&self, queue: Queue, up_to: u64, limit: usize) -> StoreResult<Vec<Due>> {
+        self.read(move |txn| money::due(txn, queue, up_to, limit)).await
+    }
+
+    async fn remove_due(&self, item: &Due) -> StoreResult<()> {
+        let item = item.clone();
+        self.write(move |txn| money::remove_due(txn, &item)).await
+    }
+
+    async fn create_payout(&self, payout: &Payout) -> StoreResult<Payout> {
+        let payout = payout.clone();
+        self.write(move |txn| money::create_payout(txn, &payout)).await
+    }
+
+    async fn get_payout(&self, id: PayoutId) -> StoreResult<Option<Payout>> {
+        self.read(move |txn| money::get_payout(txn, id)).await
+    }
+
+    async fn awaiting_payouts(&self, campaign: CampaignId, limit: usize) -> StoreResult<Vec<Payout>> {
+        self.read(move |txn| money::awaiting(txn, campaign, limit)).await
+    }
+
+    async fn apply_move(&self, mv: &Move) -> StoreResult<MoveOutcome> {
+        let mv = mv.clone();
+        self.write(move |txn| money::apply_move(txn, &mv)).await
+    }
+
+    async fn fund(&self, funding: &Funding) -> StoreResult<bool> {
+        let funding = funding.clone();
+        self.write(move |txn| money::fund(txn, &funding)).await
+    }
+
+    async fn get_balance(&self, campaign: CampaignId) -> StoreResult<Balance> {
+        self.read(move |txn| money::balance(txn, campaign)).await
+    }
+
+    async fn campaign_entries(&self, campaign: CampaignId) -> StoreResult<Vec<Entry>> {
+        self.read(move |txn| money::entries(txn, campaign)).await
+    }
+
+    async fn post_wallet(&self, lines: &[WalletEntry]) -> StoreResult<()> {
+        let lines = lines.to_vec();
+        self.write(move |txn| money::post_wallet(txn, &lines)).await
+    }
+
+    async fn get_wallet(&self, affiliate: AffiliateId, before: Option<&str>, limit: usize) -> StoreResult<WalletPage> {
+        let before = before.map(str::to_string);
+        self.read(move |txn| money::wallet(txn, affiliate, before.as_deref(), limit)).await
     }
 }

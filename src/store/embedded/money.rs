@@ -1,0 +1,228 @@
+//! The money tables of the embedded store. Every movement is one redb write
+//! transaction: payout status, ledger entries, balance row, wallet lines and
+//! the due items it schedules commit together or not at all.
+
+use redb::{ReadTransaction, ReadableTable, Table, TableDefinition, WriteTransaction};
+
+use super::{dec, enc, err};
+use crate::domain::ids::*;
+use crate::domain::money::*;
+use crate::store::{due::scheduled_by, Due, DueItem, MoveOutcome, Queue, StoreResult, WalletPage};
+
+/// (queue, due at, item key) → nothing: read in key order = oldest first.
+pub const DUE: TableDefinition<(u8, u64, &str), ()> = TableDefinition::new("due");
+const PAYOUTS: TableDefinition<u128, &[u8]> = TableDefinition::new("payouts");
+/// (campaign, payout): ids are time-ordered, so this is oldest first.
+const AWAITING: TableDefinition<(u64, u128), ()> = TableDefinition::new("awaiting_payouts");
+const BALANCES: TableDefinition<u64, &[u8]> = TableDefinition::new("balances");
+/// (campaign, entry id) → entry.
+const ENTRIES: TableDefinition<(u64, &str), &[u8]> = TableDefinition::new("ledger_entries");
+/// (affiliate, at, line id) → line: newest-first paging walks it backwards.
+const WALLET: TableDefinition<(u64, u64, &str), &[u8]> = TableDefinition::new("wallet_lines");
+/// (affiliate, line id) → at: the insert-if-absent check.
+const WALLET_IDS: TableDefinition<(u64, &str), u64> = TableDefinition::new("wallet_line_ids");
+const WALLET_TOTALS: TableDefinition<u64, &[u8]> = TableDefinition::new("wallet_totals");
+
+pub fn open_tables(txn: &WriteTransaction) -> StoreResult<()> {
+    txn.open_table(DUE).map_err(err)?;
+    txn.open_table(PAYOUTS).map_err(err)?;
+    txn.open_table(AWAITING).map_err(err)?;
+    txn.open_table(BALANCES).map_err(err)?;
+    txn.open_table(ENTRIES).map_err(err)?;
+    txn.open_table(WALLET).map_err(err)?;
+    txn.open_table(WALLET_IDS).map_err(err)?;
+    txn.open_table(WALLET_TOTALS).map_err(err)?;
+    Ok(())
+}
+
+fn queue_byte(q: Queue) -> u8 {
+    Queue::ALL.iter().position(|x| *x == q).expect("every queue is in ALL") as u8
+}
+
+pub fn put_due(txn: &WriteTransaction, items: &[Due]) -> StoreResult<()> {
+    let mut table = txn.open_table(DUE).map_err(err)?;
+    for d in items {
+        table.insert((queue_byte(d.queue), d.at, d.item.key().as_str()), ()).map_err(err)?;
+    }
+    Ok(())
+}
+
+pub fn remove_due(txn: &WriteTransaction, d: &Due) -> StoreResult<()> {
+    let mut table = txn.open_table(DUE).map_err(err)?;
+    table.remove((queue_byte(d.queue), d.at, d.item.key().as_str())).map_err(err)?;
+    Ok(())
+}
+
+pub fn due(txn: &ReadTransaction, queue: Queue, up_to: u64, limit: usize) -> StoreResult<Vec<Due>> {
+    let table = txn.open_table(DUE).map_err(err)?;
+    let q = queue_byte(queue);
+    let mut out = Vec::new();
+    for row in table.range((q, 0u64, "")..(q, up_to.saturating_add(1), "")).map_err(err)? {
+        let (key, _) = row.map_err(err)?;
+        let (_, at, item) = key.value();
+        // An unreadable key is skipped rather than wedging the whole queue.
+        if let Some(item) = DueItem::parse(item) {
+            out.push(Due::new(queue, at, item));
+        }
+        if out.len() >= limit {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+pub fn get_payout_in<T: ReadableTable<u128, &'static [u8]>>(table: &T, id: PayoutId) -> StoreResult<Option<Payout>> {
+    table.get(id.0).map_err(err)?.map(|v| dec(v.value())).transpose()
+}
+
+pub fn get_payout(txn: &ReadTransaction, id: PayoutId) -> StoreResult<Option<Payout>> {
+    get_payout_in(&txn.open_table(PAYOUTS).map_err(err)?, id)
+}
+
+pub fn create_payout(txn: &WriteTransaction, p: &Payout) -> StoreResult<Payout> {
+    let mut payouts = txn.open_table(PAYOUTS).map_err(err)?;
+    if let Some(stored) = get_payout_in(&payouts, p.id)? {
+        return Ok(stored);
+    }
+    payouts.insert(p.id.0, enc(p).as_slice()).map_err(err)?;
+    if p.status == PayoutStatus::AwaitingFunds {
+        txn.open_table(AWAITING).map_err(err)?.insert((p.campaign_id.0, p.id.0), ()).map_err(err)?;
+    }
+    post_wallet(txn, &wallet_entries(p))?;
+    put_due(txn, &[Due::new(Queue::Escrow, p.created_at, DueItem::Payout(p.id))])?;
+    Ok(p.clone())
+}
+
+pub fn awaiting(txn: &ReadTransaction, campaign: CampaignId, limit: usize) -> StoreResult<Vec<Payout>> {
+    let index = txn.open_table(AWAITING).map_err(err)?;
+    let payouts = txn.open_table(PAYOUTS).map_err(err)?;
+    let mut out = Vec::new();
+    for row in index.range((campaign.0, 0u128)..=(campaign.0, u128::MAX)).map_err(err)?.take(limit) {
+        let (key, _) = row.map_err(err)?;
+        if let Some(p) = get_payout_in(&payouts, PayoutId(key.value().1))? {
+            out.push(p);
+        }
+    }
+    Ok(out)
+}
+
+fn balance_in<T: ReadableTable<u64, &'static [u8]>>(table: &T, campaign: CampaignId) -> StoreResult<Balance> {
+    Ok(table.get(campaign.0).map_err(err)?.map(|v| dec(v.value())).transpose()?.unwrap_or_default())
+}
+
+pub fn balance(txn: &ReadTransaction, campaign: CampaignId) -> StoreResult<Balance> {
+    balance_in(&txn.open_table(BALANCES).map_err(err)?, campaign)
+}
+
+/// Inserts the entries not yet posted and moves the balance row by exactly
+/// those, so a replayed transaction changes nothing. Returns how many were new.
+fn post_entries(txn: &WriteTransaction, campaign: CampaignId, entries: &[Entry]) -> StoreResult<usize> {
+    let mut table = txn.open_table(ENTRIES).map_err(err)?;
+    let mut fresh = Vec::new();
+    for e in entries {
+        if table.get((campaign.0, e.id.as_str())).map_err(err)?.is_none() {
+            table.insert((campaign.0, e.id.as_str()), enc(e).as_slice()).map_err(err)?;
+            fresh.push(e.clone());
+        }
+    }
+    if !fresh.is_empty() {
+        let mut balances = txn.open_table(BALANCES).map_err(err)?;
+        let mut b = balance_in(&balances, campaign)?;
+        b.apply(&Balance::of(&fresh));
+        balances.insert(campaign.0, enc(&b).as_slice()).map_err(err)?;
+    }
+    Ok(fresh.len())
+}
+
+pub fn apply_move(txn: &WriteTransaction, mv: &Move) -> StoreResult<MoveOutcome> {
+    let p = &mv.after;
+    let mut payouts = txn.open_table(PAYOUTS).map_err(err)?;
+    let stored = get_payout_in(&payouts, p.id)?.ok_or_else(|| crate::store::StoreError("no such payout".into()))?;
+    if stored.status != mv.before {
+        return Ok(MoveOutcome::Moved(stored));
+    }
+    if mv.needs_available > 0 {
+        let available = balance_in(&txn.open_table(BALANCES).map_err(err)?, p.campaign_id)?.available_cents;
+        if available < i64::try_from(mv.needs_available).unwrap_or(i64::MAX) {
+            return Ok(MoveOutcome::InsufficientFunds);
+        }
+    }
+    payouts.insert(p.id.0, enc(p).as_slice()).map_err(err)?;
+    drop(payouts);
+    if mv.before == PayoutStatus::AwaitingFunds {
+        txn.open_table(AWAITING).map_err(err)?.remove((p.campaign_id.0, p.id.0)).map_err(err)?;
+    }
+    post_entries(txn, p.campaign_id, &mv.campaign_entries)?;
+    post_wallet(txn, &mv.wallet)?;
+    put_due(txn, &scheduled_by(mv))?;
+    Ok(MoveOutcome::Applied)
+}
+
+pub fn fund(txn: &WriteTransaction, f: &Funding) -> StoreResult<bool> {
+    let fresh = post_entries(txn, f.campaign, &f.entries())? > 0;
+    if fresh {
+        put_due(txn, &[Due::new(Queue::Escrow, f.at, DueItem::Campaign(f.campaign))])?;
+    }
+    Ok(fresh)
+}
+
+pub fn entries(txn: &ReadTransaction, campaign: CampaignId) -> StoreResult<Vec<Entry>> {
+    let table = txn.open_table(ENTRIES).map_err(err)?;
+    let mut out = Vec::new();
+    for row in table.range((campaign.0, "")..).map_err(err)? {
+        let (key, value) = row.map_err(err)?;
+        if key.value().0 != campaign.0 {
+            break;
+        }
+        out.push(dec(value.value())?);
+    }
+    Ok(out)
+}
+
+pub fn post_wallet(txn: &WriteTransaction, lines: &[WalletEntry]) -> StoreResult<()> {
+    let mut ids = txn.open_table(WALLET_IDS).map_err(err)?;
+    let mut wallet = txn.open_table(WALLET).map_err(err)?;
+    let mut totals_table: Table<u64, &[u8]> = txn.open_table(WALLET_TOTALS).map_err(err)?;
+    for line in lines {
+        let aff = line.affiliate_id.0;
+        if ids.get((aff, line.id.as_str())).map_err(err)?.is_some() {
+            continue;
+        }
+        ids.insert((aff, line.id.as_str()), line.at).map_err(err)?;
+        wallet.insert((aff, line.at, line.id.as_str()), enc(line).as_slice()).map_err(err)?;
+        let mut totals: WalletTotals =
+            totals_table.get(aff).map_err(err)?.map(|v| dec(v.value())).transpose()?.unwrap_or_default();
+        totals.add(line);
+        totals_table.insert(aff, enc(&totals).as_slice()).map_err(err)?;
+    }
+    Ok(())
+}
+
+/// `before` is the previous page's cursor: `{at}:{line id}` of its last line.
+pub fn wallet(txn: &ReadTransaction, aff: AffiliateId, before: Option<&str>, limit: usize) -> StoreResult<WalletPage> {
+    let limit = limit.max(1);
+    let totals: WalletTotals = txn
+        .open_table(WALLET_TOTALS)
+        .map_err(err)?
+        .get(aff.0)
+        .map_err(err)?
+        .map(|v| dec(v.value()))
+        .transpose()?
+        .unwrap_or_default();
+    let table = txn.open_table(WALLET).map_err(err)?;
+    let cursor = before.and_then(|c| c.split_once(':')).and_then(|(at, id)| Some((at.parse::<u64>().ok()?, id)));
+    let rows = match cursor {
+        Some((at, id)) => table.range((aff.0, 0u64, "")..(aff.0, at, id)).map_err(err)?,
+        None => table.range((aff.0, 0u64, "")..(aff.0, u64::MAX, "")).map_err(err)?,
+    };
+    let mut entries: Vec<WalletEntry> = Vec::new();
+    for row in rows.rev().take(limit + 1) {
+        entries.push(dec(row.map_err(err)?.1.value())?);
+    }
+    let next = (entries.len() > limit).then(|| {
+        entries.truncate(limit);
+        let last = entries.last().expect("limit is at least one");
+        format!("{}:{}", last.at, last.id)
+    });
+    Ok(WalletPage { totals, entries, next })
+}
