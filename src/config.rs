@@ -26,6 +26,18 @@ pub struct Config {
     pub engine: EngineConfig,
     pub scylla: ScyllaConfig,
     pub limits: LimitsConfig,
+    pub money: MoneyConfig,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MoneyConfig {
+    pub tick_ms: u64,
+    pub batch: usize,
+    pub restart_min_ms: u64,
+    pub restart_max_ms: u64,
+    pub record_grace_secs: u64,
+    pub test_clock: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]

@@ -19,6 +19,13 @@ pub const STORE_FLUSH_ERRORS: &str = "clickledger_store_flush_errors_total";
 pub const MAILBOX_DEPTH: &str = "clickledger_actor_mailbox_depth";
 pub const CAMPAIGN_ACTORS: &str = "clickledger_campaign_actors";
 pub const OVERLOAD: &str = "clickledger_overload_rejections_total";
+pub const MONEY_CENTS: &str = "clickledger_money_moved_cents_total";
+pub const PAYOUTS: &str = "clickledger_payouts_total";
+pub const REFERRALS: &str = "clickledger_referrals_total";
+pub const LEADS: &str = "clickledger_leads_total";
+pub const SUPERVISOR_RESTARTS: &str = "clickledger_supervisor_restarts_total";
+pub const SUPERVISOR_LAG: &str = "clickledger_supervisor_lag_seconds";
+pub const SUPERVISOR_ERRORS: &str = "clickledger_supervisor_errors_total";
 
 /// Request latency: a redirect takes tens of microseconds, a conversion waits
 /// for an fsync (hundreds of microseconds to milliseconds), so the buckets
@@ -66,6 +73,51 @@ fn describe() {
     describe_gauge!(MAILBOX_DEPTH, "Messages waiting in campaign actor mailboxes, summed.");
     describe_gauge!(CAMPAIGN_ACTORS, "Live campaign actors.");
     describe_counter!(OVERLOAD, "Requests refused with 503 because a bound was reached.");
+    describe_counter!(MONEY_CENTS, Unit::Count, "Cents moved by step: fund, escrow, release, credit, cancel, clawback.");
+    describe_counter!(PAYOUTS, "Payout transitions: created, escrowed, released, credited, reversed.");
+    describe_counter!(REFERRALS, "Referral events: created, confirmed, expired.");
+    describe_counter!(LEADS, "Direct lead events: submitted, verified, rejected.");
+    describe_counter!(SUPERVISOR_RESTARTS, "Money supervisor children restarted after a failure.");
+    describe_gauge!(SUPERVISOR_LAG, Unit::Seconds, "Age of the oldest due item each money supervisor has not done yet.");
+    describe_counter!(SUPERVISOR_ERRORS, "Ticks of a money supervisor child that failed.");
+}
+
+/// One money movement of `cents` (step: fund, escrow, release, credit, cancel, clawback).
+pub fn money_moved(step: &'static str, cents: u64) {
+    counter!(MONEY_CENTS, "step" => step).increment(cents);
+    if step != "fund" {
+        let event = match step {
+            "escrow" => "escrowed",
+            "release" => "released",
+            "credit" => "credited",
+            _ => "reversed",
+        };
+        counter!(PAYOUTS, "event" => event).increment(1);
+    }
+}
+
+pub fn payout_created() {
+    counter!(PAYOUTS, "event" => "created").increment(1);
+}
+
+pub fn referral(event: &'static str) {
+    counter!(REFERRALS, "event" => event).increment(1);
+}
+
+pub fn lead(event: &'static str) {
+    counter!(LEADS, "event" => event).increment(1);
+}
+
+pub fn supervisor_restart(name: &'static str) {
+    counter!(SUPERVISOR_RESTARTS, "supervisor" => name).increment(1);
+}
+
+pub fn supervisor_error(name: &'static str) {
+    counter!(SUPERVISOR_ERRORS, "supervisor" => name).increment(1);
+}
+
+pub fn supervisor_lag(name: &'static str, seconds: u64) {
+    gauge!(SUPERVISOR_LAG, "supervisor" => name).set(seconds as f64);
 }
 
 pub fn http_request(route: &'static str, method: &str, status: u16, elapsed: Duration) {

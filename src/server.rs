@@ -56,6 +56,7 @@ pub async fn run(
     let store = open_store(&config).await?;
     let public_base = config.public_base(bound);
     let engine = Engine::start(config.clone(), store, &secrets, public_base).await.map_err(|e| e.to_string())?;
+    let supervisor = crate::engine::supervisor::start(engine.money.clone()).await?;
     let ctx = Arc::new(Ctx { engine: Arc::new(engine), prometheus });
     tracing::info!(%bound, store = ?config.store, data_dir = %config.data_dir.display(), "serving");
 
@@ -107,6 +108,8 @@ pub async fn run(
         tracing::warn!("open connections did not finish in time");
     }
     ctx.engine.registry.drain().await;
+    // Each money step is idempotent, so stopping between steps is safe.
+    let _ = supervisor.stop_and_wait(None, Some(DRAIN_TIMEOUT)).await;
     tracing::info!("all campaign writes flushed; bye");
     Ok(())
 }

@@ -3,10 +3,13 @@
 
 pub mod campaign;
 pub mod catalog;
+pub mod clock;
 pub mod dedup;
 pub mod ingest;
 pub mod limiter;
+pub mod money;
 pub mod registry;
+pub mod supervisor;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -30,6 +33,10 @@ pub struct Engine {
     pub registry: Registry,
     pub tokens: TokenKeys,
     pub limiter: limiter::Limiter,
+    pub money: Arc<money::Money>,
+    pub clock: Arc<dyn clock::Clock>,
+    /// Present only with `money.test_clock`: lets tests move time forward.
+    pub test_clock: Option<Arc<clock::OffsetClock>>,
     /// Base URL for partners' `/r/{code}` links.
     pub public_base: String,
     ip_key: Vec<u8>,
@@ -50,7 +57,24 @@ impl Engine {
         let registry = Registry::new(store.clone(), config.engine.clone());
         let tokens = TokenKeys::new(secrets.token_keys.iter().map(|k| k.as_bytes().to_vec()).collect());
         let limiter = limiter::Limiter::new(config.http.browser_rate_per_sec, f64::from(config.http.browser_burst));
+        let test_clock = config
+            .money
+            .test_clock
+            .then(|| Arc::new(clock::OffsetClock::load(Some(config.data_dir.join("clock_offset")))));
+        let clock: Arc<dyn clock::Clock> = match &test_clock {
+            Some(c) => c.clone(),
+            None => Arc::new(clock::SystemClock),
+        };
+        let money = Arc::new(money::Money {
+            ledger: ledger.clone(),
+            store: store.clone(),
+            clock: clock.clone(),
+            config: config.money.clone(),
+        });
         Ok(Self {
+            money,
+            clock,
+            test_clock,
             limiter,
             config,
             store,
@@ -80,7 +104,7 @@ impl Engine {
     }
 
     pub fn now(&self) -> u64 {
-        crate::domain::unix_now()
+        self.clock.now()
     }
 }
 

@@ -1,0 +1,212 @@
+//! What each due item means, done so that running it twice, or crashing
+//! half-way and running it again, gives the same final state. The
+//! supervisors call `work` on a timer; the HTTP handlers call `fund`,
+//! `pay` and `reverse`; tests call all of them with a clock they move.
+
+use std::sync::Arc;
+
+use super::clock::Clock;
+use crate::config::MoneyConfig;
+use crate::domain::ids::*;
+use crate::domain::money::{self, Balance, Funding, Move, Payout, PayoutStatus, Step, TransitionError};
+use crate::domain::referral::{Referral, ReferralStatus};
+use crate::error::{Error, Result};
+use crate::metrics;
+use crate::store::{DedupKey, Due, DueItem, Keyed, Ledger, MoveOutcome, Queue, Store, StoreResult};
+
+pub struct Money {
+    pub ledger: Arc<dyn Ledger>,
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub config: MoneyConfig,
+}
+
+/// What one pass over a queue did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pass {
+    pub done: usize,
+    /// Age in seconds of the oldest due item found (0: none was due).
+    pub lag: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Escrow {
+    Escrowed,
+    NoFunds,
+    NotAwaiting,
+}
+
+impl Money {
+    pub fn now(&self) -> u64 {
+        self.clock.now()
+    }
+
+    /// Does up to `money.batch` due items of `queue`; an item is removed only
+    /// once its work is done.
+    pub async fn work(&self, queue: Queue) -> StoreResult<Pass> {
+        let now = self.now();
+        let items = self.ledger.due(queue, now, self.config.batch).await?;
+        let lag = items.iter().map(|d| now.saturating_sub(d.at)).max().unwrap_or(0);
+        let mut done = 0;
+        for due in &items {
+            if self.handle(due, now).await? {
+                self.ledger.remove_due(due).await?;
+                done += 1;
+            }
+        }
+        Ok(Pass { done, lag })
+    }
+
+    /// `Ok(false)`: not yet (keep the item for a later pass).
+    async fn handle(&self, due: &Due, now: u64) -> StoreResult<bool> {
+        match (due.queue, &due.item) {
+            (Queue::Escrow, DueItem::Record(campaign, key)) => self.pay_record(*campaign, key, due.at, now).await,
+            (Queue::Escrow, DueItem::Payout(id)) => self.escrow(*id, now).await.map(|_| true),
+            (Queue::Escrow, DueItem::Campaign(id)) => self.escrow_awaiting(*id, now).await.map(|_| true),
+            (Queue::Release, DueItem::Payout(id)) => self.release(*id, now).await,
+            (Queue::Credit, DueItem::Payout(id)) => self.credit(*id, now).await.map(|_| true),
+            (Queue::Expire, DueItem::Referral(id)) => self.expire(*id, now).await,
+            (queue, item) => {
+                tracing::warn!(queue = queue.as_str(), item = %item.key(), "due item in the wrong queue; dropped");
+                Ok(true)
+            }
+        }
+    }
+
+    /// A stored record's payout intent. On CQL the intent is written before
+    /// the record, so a missing record is waited for until the grace ends.
+    async fn pay_record(&self, campaign: CampaignId, key: &DedupKey, at: u64, now: u64) -> StoreResult<bool> {
+        let record = match key {
+            DedupKey::Click(click) => self.store.get_conversion(campaign, *click).await?.map(Keyed::Conversion),
+            DedupKey::External(ext) => self.store.get_lead(campaign, ext).await?.map(Keyed::Lead),
+        };
+        match record {
+            Some(record) => self.pay(&record).await.map(|_| true),
+            None => Ok(now.saturating_sub(at) > self.config.record_grace_secs),
+        }
+    }
+
+    /// Ensures the record's payout exists and tries to escrow it at once.
+    /// `None`: the record pays nothing (zero payout, or a lead not verified).
+    pub async fn pay(&self, record: &Keyed) -> StoreResult<Option<Payout>> {
+        let now = self.now();
+        let Some(wanted) = record.payout(now) else { return Ok(None) };
+        let stored = self.ledger.create_payout(&wanted).await?;
+        if stored == wanted {
+            metrics::payout_created();
+        }
+        if stored.status == PayoutStatus::AwaitingFunds {
+            self.escrow(stored.id, now).await?;
+        }
+        Ok(self.ledger.get_payout(stored.id).await?.or(Some(stored)))
+    }
+
+    async fn escrow(&self, id: PayoutId, now: u64) -> StoreResult<Escrow> {
+        let Some(p) = self.ledger.get_payout(id).await? else { return Ok(Escrow::NotAwaiting) };
+        if p.status != PayoutStatus::AwaitingFunds {
+            return Ok(Escrow::NotAwaiting);
+        }
+        let hold = self.store.get_campaign(p.campaign_id).await?.map_or(0, |c| c.hold_days);
+        let Ok(mv) = money::escrow(&p, now, hold) else { return Ok(Escrow::NotAwaiting) };
+        Ok(match self.apply(&mv).await? {
+            MoveOutcome::Applied => Escrow::Escrowed,
+            MoveOutcome::InsufficientFunds => Escrow::NoFunds,
+            MoveOutcome::Moved(_) => Escrow::NotAwaiting,
+        })
+    }
+
+    /// Funds arrived: escrow what now fits, oldest first. A payout that does
+    /// not fit waits in the awaiting index for the next deposit.
+    async fn escrow_awaiting(&self, campaign: CampaignId, now: u64) -> StoreResult<()> {
+        for p in self.ledger.awaiting_payouts(campaign, self.config.batch).await? {
+            self.escrow(p.id, now).await?;
+        }
+        Ok(())
+    }
+
+    async fn release(&self, id: PayoutId, now: u64) -> StoreResult<bool> {
+        let Some(p) = self.ledger.get_payout(id).await? else { return Ok(true) };
+        match money::release(&p, now) {
+            Ok(mv) => self.apply(&mv).await.map(|_| true),
+            // Another node's clock is ahead of ours: try again later.
+            Err(TransitionError::NotDue) => Ok(false),
+            // Reversed meanwhile, or already released: nothing to do.
+            Err(_) => Ok(true),
+        }
+    }
+
+    /// Credits a released payout; for any other status re-posts the wallet
+    /// lines its status implies (repairs a crash between the two writes).
+    async fn credit(&self, id: PayoutId, now: u64) -> StoreResult<()> {
+        let Some(p) = self.ledger.get_payout(id).await? else { return Ok(()) };
+        match money::credit(&p, now) {
+            Ok(mv) => self.apply(&mv).await.map(drop),
+            Err(_) => self.ledger.post_wallet(&money::wallet_entries(&p)).await,
+        }
+    }
+
+    async fn expire(&self, id: ReferralId, now: u64) -> StoreResult<bool> {
+        let Some(r) = self.ledger.get_referral(id).await? else { return Ok(true) };
+        if r.status != ReferralStatus::Active {
+            return Ok(true);
+        }
+        if now < r.expires_at {
+            return Ok(false);
+        }
+        let expired = Referral { status: ReferralStatus::Expired, ..r };
+        if self.ledger.replace_referral(&expired, ReferralStatus::Active).await? {
+            metrics::referral("expired");
+        }
+        Ok(true)
+    }
+
+    async fn apply(&self, mv: &Move) -> StoreResult<MoveOutcome> {
+        let outcome = self.ledger.apply_move(mv).await?;
+        if outcome == MoveOutcome::Applied {
+            let step = match mv.step {
+                Step::Escrow => "escrow",
+                Step::Release => "release",
+                Step::Credit => "credit",
+                Step::Cancel => "cancel",
+                Step::Clawback => "clawback",
+            };
+            metrics::money_moved(step, mv.after.amount_cents);
+            tracing::info!(payout = %mv.after.id, step, cents = mv.after.amount_cents, "money moved");
+        }
+        Ok(outcome)
+    }
+
+    /// Deposits funds (idempotent on `key`) and returns the balance after.
+    pub async fn fund(&self, campaign: CampaignId, key: &str, cents: u64) -> StoreResult<(bool, Balance)> {
+        let funding = Funding::new(campaign, key, cents, self.now());
+        let fresh = self.ledger.fund(&funding).await?;
+        if fresh {
+            metrics::money_moved("fund", cents);
+        }
+        Ok((fresh, self.ledger.get_balance(campaign).await?))
+    }
+
+    /// Reverses the record's payout: cancel before credit, clawback after.
+    /// Reversing twice answers the reversed payout again.
+    pub async fn reverse(&self, record: &Keyed, reason: &str) -> Result<Payout> {
+        let Some(mut p) = self.pay(record).await? else {
+            return Err(Error::Conflict {
+                code: "nothing_to_reverse",
+                message: "this conversion has no payout (it pays nothing or is not verified)".into(),
+            });
+        };
+        // A bounded retry: each lost race means the payout moved a step on.
+        for _ in 0..8 {
+            let mv = match money::reverse(&p, reason, self.now()) {
+                Ok(mv) => mv,
+                Err(_) => return Ok(p),
+            };
+            match self.apply(&mv).await? {
+                MoveOutcome::Applied => return Ok(mv.after),
+                MoveOutcome::Moved(now) => p = now,
+                MoveOutcome::InsufficientFunds => unreachable!("a reversal needs no funds"),
+            }
+        }
+        Err(Error::Unavailable("the payout kept moving while being reversed; retry".into()))
+    }
+}
