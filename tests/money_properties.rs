@@ -1,0 +1,301 @@
+//! Property test of the money path: random sequences of conversions,
+//! replays, reversals, deposits, clock jumps and supervisor passes, with the
+//! ledger's invariants checked after every step and an exact model of the
+//! final state checked once the supervisors have caught up.
+//!
+//! Runs on the embedded store, and on a CQL node too when
+//! CLICKLEDGER_TEST_CQL is set (fewer cases: each is a fresh keyspace).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use proptest::prelude::*;
+
+use clickledger::config::{Config, Overrides};
+use clickledger::domain::ids::*;
+use clickledger::domain::model::*;
+use clickledger::domain::money::{Payout, PayoutStatus, WalletKind, SECONDS_PER_DAY};
+use clickledger::engine::clock::Clock;
+use clickledger::engine::money::Money;
+use clickledger::store::cql::ScyllaStore;
+use clickledger::store::embedded::EmbeddedStore;
+use clickledger::store::*;
+
+const CAMPAIGN: CampaignId = CampaignId(77);
+const AFFILIATES: [AffiliateId; 2] = [AffiliateId(1), AffiliateId(2)];
+
+struct TestClock(AtomicU64);
+
+impl Clock for TestClock {
+    fn now(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Convert { affiliate: usize, cents: u64 },
+    Fund { cents: u64, key: u8 },
+    Reverse { pick: usize },
+    Replay { pick: usize },
+    Advance { hours: u64 },
+    Work,
+    /// Two engine nodes: a reversal racing a supervisor pass on another node.
+    ReverseDuringWork { pick: usize },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => (0..2usize, 1..5_000u64).prop_map(|(affiliate, cents)| Op::Convert { affiliate, cents }),
+        2 => (0..12_000u64, 0..4u8).prop_map(|(cents, key)| Op::Fund { cents: cents + 1, key }),
+        1 => any::<usize>().prop_map(|pick| Op::Reverse { pick }),
+        1 => any::<usize>().prop_map(|pick| Op::Replay { pick }),
+        2 => (0..96u64).prop_map(|hours| Op::Advance { hours }),
+        3 => Just(Op::Work),
+        1 => any::<usize>().prop_map(|pick| Op::ReverseDuringWork { pick }),
+    ]
+}
+
+fn campaign(hold_days: u32) -> Campaign {
+    Campaign {
+        id: CAMPAIGN,
+        advertiser_id: AdvertiserId(1),
+        name: "c".into(),
+        landing_url: "https://a.example/".into(),
+        compensation_model: CompensationModel::Fixed,
+        payout_cents: Some(100),
+        payout_bp: None,
+        promo_code: None,
+        allowed_origins: vec![],
+        field_mapping: Default::default(),
+        attribution_window_days: 90,
+        hold_days,
+        status: CampaignStatus::Active,
+        test_tracking_code: "TEST0077".into(),
+        publishable_key: "pk_aff_x".into(),
+        tracking_confirmed_at: None,
+        created_at: 0,
+        version: 0,
+    }
+}
+
+fn lead(affiliate: AffiliateId, cents: u64, now: u64) -> Lead {
+    let id = LeadId::new();
+    Lead {
+        id,
+        campaign_id: CAMPAIGN,
+        affiliate_id: affiliate,
+        tracking_code: "CODE".into(),
+        external_id: format!("order-{id}"),
+        event_type: EventType::Purchase,
+        revenue_cents: None,
+        payout_cents: cents,
+        status: LeadStatus::Verified,
+        fields: Fields::new(),
+        extra: Fields::new(),
+        created_at: now,
+        source: LeadSource::Postback,
+        evidence: vec![],
+        referral_id: None,
+        reviewed_at: None,
+        rejection_reason: None,
+    }
+}
+
+struct Run {
+    money: Money,
+    clock: Arc<TestClock>,
+    leads: Vec<Lead>,
+}
+
+impl Run {
+    async fn step(&mut self, op: &Op) {
+        let m = &self.money;
+        match op {
+            Op::Convert { affiliate, cents } => {
+                let lead = lead(AFFILIATES[*affiliate], *cents, self.clock.now());
+                let batch = Batch { keyed: vec![Keyed::Lead(lead.clone())], ..Default::default() };
+                m.store.commit(Arc::new(batch)).await.unwrap();
+                self.leads.push(lead);
+            }
+            Op::Fund { cents, key } => {
+                m.fund(CAMPAIGN, &format!("k{key}-{cents}"), *cents).await.unwrap();
+            }
+            Op::Reverse { pick } if !self.leads.is_empty() => {
+                let lead = &self.leads[pick % self.leads.len()];
+                m.reverse(&Keyed::Lead(lead.clone()), "refund").await.unwrap();
+            }
+            Op::Replay { pick } if !self.leads.is_empty() => {
+                m.pay(&Keyed::Lead(self.leads[pick % self.leads.len()].clone())).await.unwrap();
+            }
+            Op::Advance { hours } => {
+                self.clock.0.fetch_add(hours * 3600, Ordering::SeqCst);
+            }
+            Op::Work => {
+                let (a, b) = tokio::join!(self.work_once(), self.work_once());
+                let _ = (a, b);
+            }
+            Op::ReverseDuringWork { pick } if !self.leads.is_empty() => {
+                let lead = Keyed::Lead(self.leads[pick % self.leads.len()].clone());
+                let (reversed, _) = tokio::join!(m.reverse(&lead, "chargeback"), self.work_once());
+                reversed.unwrap();
+            }
+            _ => {}
+        }
+    }
+
+    async fn work_once(&self) -> usize {
+        let mut done = 0;
+        for queue in Queue::ALL {
+            done += self.money.work(queue).await.unwrap().done;
+        }
+        done
+    }
+
+    async fn payouts(&self) -> Vec<Payout> {
+        let mut out = Vec::new();
+        for lead in &self.leads {
+            if let Some(p) = self.money.ledger.get_payout(PayoutId(lead.id.0)).await.unwrap() {
+                out.push(p);
+            }
+        }
+        out
+    }
+
+    /// Invariants that hold after every step on every backend.
+    async fn check_always(&self) {
+        let ledger = &self.money.ledger;
+        let balance = ledger.get_balance(CAMPAIGN).await.unwrap();
+        assert!(balance.available_cents >= 0, "escrow never exceeds deposits: {balance:?}");
+        assert!(balance.escrowed_cents >= 0 && balance.clearing_cents >= 0, "{balance:?}");
+        let entries = ledger.campaign_entries(CAMPAIGN).await.unwrap();
+        let folded = clickledger::domain::money::Balance::of(&entries);
+        assert_eq!(folded, balance, "the balance row is the fold of its entries");
+        for aff in AFFILIATES {
+            let lines = all_lines(ledger.as_ref(), aff).await;
+            let page = ledger.get_wallet(aff, None, 1).await.unwrap();
+            let money: i64 = lines.iter().filter(|l| l.kind.is_money()).map(|l| l.amount_cents).sum();
+            assert_eq!(page.totals.available_cents, money, "a wallet equals the sum of its entries");
+            let mut credits: HashMap<PayoutId, usize> = HashMap::new();
+            for l in lines.iter().filter(|l| l.kind == WalletKind::Credit) {
+                *credits.entry(l.payout_id).or_default() += 1;
+            }
+            assert!(credits.values().all(|n| *n == 1), "no payout is credited twice");
+        }
+    }
+
+    /// Once nothing is due: the ledger sums to zero and matches the payouts.
+    async fn check_settled(&self) {
+        let ledger = &self.money.ledger;
+        let entries = ledger.campaign_entries(CAMPAIGN).await.unwrap();
+        let mut wallet_money = 0;
+        let mut credited_by_aff: HashMap<AffiliateId, i64> = HashMap::new();
+        for aff in AFFILIATES {
+            let page = ledger.get_wallet(aff, None, 1).await.unwrap();
+            wallet_money += page.totals.available_cents;
+            credited_by_aff.insert(aff, page.totals.available_cents);
+        }
+        let campaign_sum: i64 = entries.iter().map(|e| e.amount_cents).sum();
+        assert_eq!(campaign_sum + wallet_money, 0, "the ledger sums to zero");
+
+        let balance = ledger.get_balance(CAMPAIGN).await.unwrap();
+        let payouts = self.payouts().await;
+        let sum = |status| payouts.iter().filter(|p| p.status == status).map(|p| p.amount_cents as i64).sum::<i64>();
+        assert_eq!(balance.escrowed_cents, sum(PayoutStatus::Escrowed));
+        assert_eq!(balance.clearing_cents, 0, "every released payout was credited");
+        assert_eq!(sum(PayoutStatus::Released), 0);
+        for aff in AFFILIATES {
+            let expected: i64 = payouts
+                .iter()
+                .filter(|p| p.affiliate_id == aff && p.status == PayoutStatus::Credited)
+                .map(|p| p.amount_cents as i64)
+                .sum();
+            assert_eq!(credited_by_aff[&aff], expected, "wallet = credited payouts, clawbacks netted");
+        }
+        let paid: i64 = sum(PayoutStatus::Credited);
+        assert_eq!(balance.paid_cents(), paid, "paid = what reached wallets and stayed");
+        for p in payouts.iter().filter(|p| p.status == PayoutStatus::AwaitingFunds) {
+            assert!((p.amount_cents as i64) > balance.available_cents, "{p:?} waits only if it does not fit");
+        }
+        assert_eq!(payouts.len(), self.leads.len(), "every paying record got exactly one payout");
+    }
+}
+
+async fn all_lines(ledger: &dyn Ledger, aff: AffiliateId) -> Vec<clickledger::domain::money::WalletEntry> {
+    let mut lines = Vec::new();
+    let mut before: Option<String> = None;
+    loop {
+        let page = ledger.get_wallet(aff, before.as_deref(), 7).await.unwrap();
+        lines.extend(page.entries);
+        match page.next {
+            Some(next) => before = Some(next),
+            None => return lines,
+        }
+    }
+}
+
+async fn run_case(backend: Arc<dyn Backend>, hold_days: u32, ops: Vec<Op>) {
+    backend.put_campaign(&campaign(hold_days)).await.unwrap();
+    let clock = Arc::new(TestClock(AtomicU64::new(1_700_000_000)));
+    let mut config = Config::load_from(None, &[], &Overrides::default()).unwrap().money;
+    config.batch = 64;
+    let store: Arc<dyn Store> = backend.clone();
+    let money = Money { ledger: backend, store, clock: clock.clone(), config };
+    let mut run = Run { money, clock, leads: Vec::new() };
+    for op in &ops {
+        run.step(op).await;
+        run.check_always().await;
+    }
+    // Catch up: past the record grace, then past every hold that escrow
+    // during the catch-up itself starts, until nothing moves.
+    for days in [1, 10, 10] {
+        run.clock.0.fetch_add(days * SECONDS_PER_DAY, Ordering::SeqCst);
+        for _ in 0..50 {
+            if run.work_once().await == 0 {
+                break;
+            }
+        }
+    }
+    run.check_always().await;
+    run.check_settled().await;
+}
+
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(default)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(48), ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_ledger_invariants_hold_on_the_embedded_store(hold in 0..3u32, ops in prop::collection::vec(op(), 1..40)) {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let backend: Arc<dyn Backend> = Arc::new(EmbeddedStore::open(dir.path(), 64).unwrap());
+            run_case(backend, hold, ops).await;
+        });
+    }
+}
+
+async fn cql_backend(node: String) -> Arc<dyn Backend> {
+    let keyspace = format!("p_{}", random_base62(12).to_ascii_lowercase());
+    let env = [("CLICKLEDGER_SCYLLA_NODES".to_string(), node), ("CLICKLEDGER_SCYLLA_KEYSPACE".to_string(), keyspace)];
+    let config = Config::load_from(None, &env, &Overrides::default()).unwrap().scylla;
+    ScyllaStore::migrate(&config).await.unwrap();
+    Arc::new(ScyllaStore::connect(&config).await.unwrap())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(6), ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_ledger_invariants_hold_on_the_cql_store(hold in 0..3u32, ops in prop::collection::vec(op(), 1..30)) {
+        let Some(node) = std::env::var("CLICKLEDGER_TEST_CQL").ok().filter(|n| !n.is_empty()) else {
+            return Ok(());
+        };
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async { run_case(cql_backend(node).await, hold, ops).await });
+    }
+}
