@@ -83,3 +83,12 @@ fn old_pending_postback_leads_read_as_verified() {
     let status: LeadStatus = serde_json::from_value(json!("pending")).unwrap();
     assert_eq!(status, LeadStatus::Verified);
 }
+
+#[test]
+fn a_reason_is_required_trimmed_and_bounded() {
+    assert_eq!(reason(Some("  spam  ")), Ok("spam".to_string()));
+    assert_eq!(reason(None).unwrap_err().field, "reason");
+    assert!(reason(Some("   ")).is_err());
+    assert!(reason(Some(&"é".repeat(MAX_REASON))).is_ok());
+    assert!(reason(Some(&"é".repeat(MAX_REASON + 1))).is_err());
+}
