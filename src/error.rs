@@ -22,6 +22,13 @@ pub enum Error {
     NotFound(String),
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    /// A conflict about a record that already exists: the answer names it
+    /// under `id_field` (e.g. `leadId`) so the caller can fetch it.
+    #[error("{message}")]
+    Exists { code: &'static str, message: String, id_field: &'static str, id: String },
+    /// The thing existed but is no longer usable (an expired referral).
+    #[error("{message}")]
+    Gone { code: &'static str, message: String },
     #[error("the request body is larger than {limit} bytes")]
     TooLarge { limit: usize },
     #[error("{method} is not allowed here; use {allow}")]

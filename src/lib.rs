@@ -4,19 +4,25 @@
 //!
 //! ```text
 //! main ─► server (accept loop, connection bounds, graceful shutdown)
-//!           └─► http::handle (router) ─► http::{admin, campaigns, ingest, ops, snippet}
-//!                 │  decode JSON, check keys (http::auth), map errors (http::error),
-//!                 │  serve affiliate.js (http::snippet), CORS for the browser path
+//!           └─► http::handle (router) ─► http::{admin, campaigns, ingest, ops, snippet,
+//!                 │                                  referrals, leads, money}
+//!                 │  decode JSON and query strings (http::query), check keys (http::auth),
+//!                 │  map errors (http::error), serve affiliate.js, CORS for the browser path
 //!                 └─► engine::Engine
-//!                       ├─ catalog   campaigns / tracking codes / keys in DashMaps
-//!                       ├─ ingest    click, conversion and postback rules
+//!                       ├─ catalog   campaigns / tracking codes / approvals / keys in DashMaps
+//!                       ├─ ingest    click, conversion and postback (and refund) rules
+//!                       ├─ referrals agent referrals: create, check a token, confirm
+//!                       ├─ leads     direct leads with evidence: submit, list, review
+//!                       ├─ payments  fund, balance, wallet, reverse ─► money::Money
+//!                       │            (supervisor: escrow, release, credit, expiry on timers)
 //!                       ├─ limiter   abuse limit for publishable-key calls
 //!                       └─ registry ─► campaign::CampaignActor (one per campaign)
 //!                                        bloom filter + idempotency window,
 //!                                        group commit ─► store::Store
 //!                                                         ├─ embedded (redb)
 //!                                                         └─ cql (ScyllaDB / Cassandra)
-//! domain/   pure rules: ids, click tokens, payout math, validation, bot detection
+//! domain/   pure rules: ids, click and referral tokens, payout math, money moves,
+//!           review transitions, validation, bot detection
 //! metrics   every metric name; config  settings; secrets  generated keys
 //! ```
 

@@ -73,12 +73,20 @@ fn describe() {
     describe_gauge!(MAILBOX_DEPTH, "Messages waiting in campaign actor mailboxes, summed.");
     describe_gauge!(CAMPAIGN_ACTORS, "Live campaign actors.");
     describe_counter!(OVERLOAD, "Requests refused with 503 because a bound was reached.");
-    describe_counter!(MONEY_CENTS, Unit::Count, "Cents moved by step: fund, escrow, release, credit, cancel, clawback.");
+    describe_counter!(
+        MONEY_CENTS,
+        Unit::Count,
+        "Cents moved by step: fund, escrow, release, credit, cancel, clawback."
+    );
     describe_counter!(PAYOUTS, "Payout transitions: created, escrowed, released, credited, reversed.");
     describe_counter!(REFERRALS, "Referral events: created, confirmed, expired.");
     describe_counter!(LEADS, "Direct lead events: submitted, verified, rejected.");
     describe_counter!(SUPERVISOR_RESTARTS, "Money supervisor children restarted after a failure.");
-    describe_gauge!(SUPERVISOR_LAG, Unit::Seconds, "Age of the oldest due item each money supervisor has not done yet.");
+    describe_gauge!(
+        SUPERVISOR_LAG,
+        Unit::Seconds,
+        "Age of the oldest due item each money supervisor has not done yet."
+    );
     describe_counter!(SUPERVISOR_ERRORS, "Ticks of a money supervisor child that failed.");
 }
 

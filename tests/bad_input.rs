@@ -601,7 +601,7 @@ async fn a_postback_with_an_unknown_event_type_is_a_400_listing_the_event_types(
     let server = TestServer::start().await;
     let w = World::fixed(&server, 500).await;
     let before = w.stats(&server).await;
-    for event in ["REFUND", "purchase", ""] {
+    for event in ["CHARGEBACK", "purchase", "refund", ""] {
         let r = server
             .post(
                 "/api/v1/postback",
@@ -612,7 +612,7 @@ async fn a_postback_with_an_unknown_event_type_is_a_400_listing_the_event_types(
         let v = assert_invalid(&r, "eventType");
         if !event.is_empty() {
             let m = v["message"].as_str().unwrap();
-            for t in ["PURCHASE", "SIGNUP", "INSTALL", "LEAD", "SUBSCRIPTION"] {
+            for t in ["PURCHASE", "SIGNUP", "INSTALL", "LEAD", "SUBSCRIPTION", "REFUND"] {
                 assert!(m.contains(t), "message does not list {t}: {m}");
             }
         }

@@ -101,7 +101,9 @@ async fn wallet(server: &TestServer, key: &str) -> (Value, Vec<Value>) {
     let mut entries = Vec::new();
     let mut before = String::new();
     loop {
-        let path = if before.is_empty() { "/api/v1/wallet?limit=50".to_string() } else {
+        let path = if before.is_empty() {
+            "/api/v1/wallet?limit=50".to_string()
+        } else {
             format!("/api/v1/wallet?limit=50&before={before}")
         };
         let page = server.get(&path, Some(key)).await;

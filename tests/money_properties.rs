@@ -35,14 +35,28 @@ impl Clock for TestClock {
 
 #[derive(Clone, Debug)]
 enum Op {
-    Convert { affiliate: usize, cents: u64 },
-    Fund { cents: u64, key: u8 },
-    Reverse { pick: usize },
-    Replay { pick: usize },
-    Advance { hours: u64 },
+    Convert {
+        affiliate: usize,
+        cents: u64,
+    },
+    Fund {
+        cents: u64,
+        key: u8,
+    },
+    Reverse {
+        pick: usize,
+    },
+    Replay {
+        pick: usize,
+    },
+    Advance {
+        hours: u64,
+    },
     Work,
     /// Two engine nodes: a reversal racing a supervisor pass on another node.
-    ReverseDuringWork { pick: usize },
+    ReverseDuringWork {
+        pick: usize,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {

@@ -20,6 +20,17 @@ pub enum Scope {
     AffiliateWrite,
 }
 
+impl Scope {
+    /// The name as the API documents it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Campaigns => "campaigns",
+            Scope::Postbacks => "postbacks",
+            Scope::AffiliateWrite => "affiliate:write",
+        }
+    }
+}
+
 /// Who a secret key belongs to and what it may do.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

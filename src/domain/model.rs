@@ -128,7 +128,10 @@ pub enum EventType {
 }
 
 impl EventType {
-    pub const ALL: &'static str = "PURCHASE, SIGNUP, INSTALL, LEAD, SUBSCRIPTION";
+    /// What a postback's `eventType` may be. `REFUND` is not a stored type:
+    /// it reverses the lead an earlier postback recorded.
+    pub const ALL: &'static str = "PURCHASE, SIGNUP, INSTALL, LEAD, SUBSCRIPTION, REFUND";
+    pub const REFUND: &'static str = "REFUND";
 
     pub fn parse(text: &str) -> Option<Self> {
         Some(match text {

@@ -72,7 +72,14 @@ pub struct Payout {
 }
 
 impl Payout {
-    pub fn new(id: PayoutId, campaign: CampaignId, affiliate: AffiliateId, source: String, cents: u64, now: u64) -> Self {
+    pub fn new(
+        id: PayoutId,
+        campaign: CampaignId,
+        affiliate: AffiliateId,
+        source: String,
+        cents: u64,
+        now: u64,
+    ) -> Self {
         Self {
             id,
             campaign_id: campaign,

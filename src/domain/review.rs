@@ -65,6 +65,15 @@ fn sha256_hex(hash: &str) -> Result<String, &'static str> {
     }
 }
 
+/// A rejection's or reversal's reason: required, trimmed, bounded.
+pub fn reason(text: Option<&str>) -> Result<String, Invalid> {
+    let text = text.map(str::trim).unwrap_or("");
+    if text.is_empty() || text.chars().count() > MAX_REASON {
+        return Err(invalid("reason", format!("is required: 1 to {MAX_REASON} characters saying why")));
+    }
+    Ok(text.to_string())
+}
+
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ReviewError {
     #[error("the lead is already {0}; review decisions are final")]

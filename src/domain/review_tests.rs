@@ -48,7 +48,10 @@ fn each_bad_evidence_field_is_named() {
     assert_eq!(field_of(json!([{"type": "email", "url": "javascript:alert(1)"}])), "evidence[0].url");
     assert_eq!(field_of(json!([{"type": "email", "hash": "abc"}])), "evidence[0].hash");
     assert_eq!(field_of(json!([{"type": "email", "hash": "g".repeat(64)}])), "evidence[0].hash");
-    assert_eq!(field_of(json!([{"type": "email", "description": "x".repeat(MAX_DESCRIPTION + 1)}])), "evidence[0].description");
+    assert_eq!(
+        field_of(json!([{"type": "email", "description": "x".repeat(MAX_DESCRIPTION + 1)}])),
+        "evidence[0].description"
+    );
     assert_eq!(field_of(json!([{"type": "email", "extra": 1}])), "evidence[0].extra");
     assert_eq!(field_of(json!(["tweet"])), "evidence[0]");
 }
@@ -82,4 +85,13 @@ fn rejecting_keeps_the_reason_and_cannot_be_undone() {
 fn old_pending_postback_leads_read_as_verified() {
     let status: LeadStatus = serde_json::from_value(json!("pending")).unwrap();
     assert_eq!(status, LeadStatus::Verified);
+}
+
+#[test]
+fn a_reason_is_required_trimmed_and_bounded() {
+    assert_eq!(reason(Some("  spam  ")), Ok("spam".to_string()));
+    assert_eq!(reason(None).unwrap_err().field, "reason");
+    assert!(reason(Some("   ")).is_err());
+    assert!(reason(Some(&"é".repeat(MAX_REASON))).is_ok());
+    assert!(reason(Some(&"é".repeat(MAX_REASON + 1))).is_err());
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 
-use crate::domain::ids::CampaignId;
+use crate::domain::ids::{AffiliateId, CampaignId};
 use crate::domain::keys::{hash_key, KeyHash, Principal};
 use crate::domain::model::{Campaign, TrackingCode};
 use crate::store::{Store, StoreResult};
@@ -22,6 +22,10 @@ pub struct Catalog {
     campaigns: DashMap<CampaignId, (Arc<Campaign>, Instant)>,
     refresh: Duration,
     codes: DashMap<String, Arc<TrackingCode>>,
+    /// (campaign, affiliate) → its code: who is approved where.
+    approvals: DashMap<(CampaignId, AffiliateId), Arc<TrackingCode>>,
+    /// When every code was last read from the store (see `approval`).
+    codes_loaded: tokio::sync::Mutex<Instant>,
     principals: DashMap<KeyHash, Principal>,
 }
 
@@ -32,15 +36,48 @@ impl Catalog {
             campaigns: DashMap::new(),
             refresh,
             codes: DashMap::new(),
+            approvals: DashMap::new(),
+            codes_loaded: tokio::sync::Mutex::new(Instant::now()),
             principals: DashMap::new(),
         };
         for c in store.list_campaigns().await? {
             catalog.remember(c);
         }
         for code in store.list_tracking_codes().await? {
-            catalog.codes.insert(code.code.clone(), Arc::new(code));
+            catalog.index_code(Arc::new(code));
         }
         Ok(catalog)
+    }
+
+    fn index_code(&self, code: Arc<TrackingCode>) {
+        if let Some(affiliate) = code.affiliate_id {
+            self.approvals.insert((code.campaign_id, affiliate), code.clone());
+        }
+        self.codes.insert(code.code.clone(), code);
+    }
+
+    /// The affiliate's code on the campaign: `Some` exactly when it is
+    /// approved there. A miss may be an approval made on another node since
+    /// this one loaded, so the codes are re-read from the store, but at most
+    /// once per `refresh`, so that a caller who is not approved cannot turn
+    /// every request into a scan. (Approvals are never revoked, so a hit
+    /// needs no re-check.)
+    pub async fn approval(
+        &self,
+        campaign: CampaignId,
+        affiliate: AffiliateId,
+    ) -> StoreResult<Option<Arc<TrackingCode>>> {
+        if let Some(code) = self.approvals.get(&(campaign, affiliate)) {
+            return Ok(Some(code.clone()));
+        }
+        let mut loaded = self.codes_loaded.lock().await;
+        if loaded.elapsed() >= self.refresh {
+            for code in self.store.list_tracking_codes().await? {
+                self.index_code(Arc::new(code));
+            }
+            *loaded = Instant::now();
+        }
+        Ok(self.approvals.get(&(campaign, affiliate)).map(|c| c.clone()))
     }
 
     pub fn campaign_count(&self) -> usize {
@@ -124,7 +161,7 @@ impl Catalog {
         }
         Ok(self.store.get_tracking_code(code).await?.map(|c| {
             let c = Arc::new(c);
-            self.codes.insert(c.code.clone(), c.clone());
+            self.index_code(c.clone());
             c
         }))
     }
@@ -133,7 +170,7 @@ impl Catalog {
     /// already has.
     pub async fn add_code(&self, code: TrackingCode) -> StoreResult<Arc<TrackingCode>> {
         let stored = Arc::new(self.store.insert_tracking_code(&code).await?);
-        self.codes.insert(stored.code.clone(), stored.clone());
+        self.index_code(stored.clone());
         Ok(stored)
     }
 }

@@ -13,6 +13,7 @@ use super::Engine;
 use crate::domain::ids::*;
 use crate::domain::keys::{KeyHash, Principal, Scope};
 use crate::domain::model::*;
+use crate::domain::money::Payout;
 use crate::domain::redirect::append_query;
 use crate::domain::token::{within_window, ClickClaims};
 use crate::domain::validate::{self, invalid};
@@ -66,9 +67,36 @@ pub struct PostbackInput {
 
 #[derive(Debug)]
 pub enum PostbackAnswer {
-    Test { campaign: CampaignId, confirmed_at: u64 },
+    Test {
+        campaign: CampaignId,
+        confirmed_at: u64,
+    },
     Recorded(Lead),
     Duplicate(Lead),
+    /// A `REFUND`: the lead's payout was reversed (or already was).
+    Reversed {
+        lead: Lead,
+        payout: Payout,
+    },
+}
+
+/// Which counter a keyed write's outcome goes to. Direct and referral leads
+/// have their own (`metrics::lead`, `metrics::referral`), counted by callers.
+#[derive(Clone, Copy)]
+enum Path {
+    Conversion,
+    Postback,
+    Lead,
+}
+
+impl Path {
+    fn outcome(self, outcome: &'static str, reason: &'static str) {
+        match self {
+            Path::Conversion => metrics::keyed_outcome(false, outcome, reason),
+            Path::Postback => metrics::keyed_outcome(true, outcome, reason),
+            Path::Lead => {}
+        }
+    }
 }
 
 impl Engine {
@@ -159,7 +187,7 @@ impl Engine {
                 CompensationModel::RevShare => 0,
             },
         };
-        match self.record(Keyed::Conversion(conversion), false).await? {
+        match self.record(Keyed::Conversion(conversion), Path::Conversion).await? {
             (true, Keyed::Conversion(c)) => Ok(ConversionAnswer::Recorded(c.id)),
             (false, Keyed::Conversion(c)) => Ok(ConversionAnswer::Duplicate(c.id)),
             _ => unreachable!("a conversion key only ever holds a conversion"),
@@ -205,9 +233,15 @@ impl Engine {
             let max = self.config.limits.max_external_id_len;
             return Err(invalid("externalId", format!("must be at most {max} characters")).into());
         }
+        if external_id.starts_with(INTERNAL_KEY_PREFIX) {
+            return Err(invalid("externalId", format!("must not start with '{INTERNAL_KEY_PREFIX}' (reserved)")).into());
+        }
         let event = required(input.event_type, "eventType")?;
-        let event_type = EventType::parse(&event)
-            .ok_or_else(|| invalid("eventType", format!("must be one of {}", EventType::ALL)))?;
+        let event = match EventType::parse(&event) {
+            Some(t) => Some(t),
+            None if event == EventType::REFUND => None,
+            None => return Err(invalid("eventType", format!("must be one of {}", EventType::ALL)).into()),
+        };
         let revenue = match input.revenue_cents {
             Some(r) if r < 0 => return Err(invalid("revenueCents", "must be zero or more cents").into()),
             r => r.map(|r| r as u64),
@@ -225,6 +259,12 @@ impl Engine {
         if campaign.advertiser_id != *advertiser {
             return Err(Error::Forbidden("this swarm_ref belongs to another advertiser's campaign".into()));
         }
+        // A refund undoes an earlier lead, so it is answered before the
+        // dedup path (which would take it for a repeat of that lead), in any
+        // campaign state, and whatever revenue it carries.
+        let Some(event_type) = event else {
+            return self.refund(&campaign, &external_id).await;
+        };
         let payout_cents = payout_for(&campaign, revenue)?;
         let (fields, extra) = validate::split_fields(
             "metadata",
@@ -261,9 +301,33 @@ impl Engine {
             reviewed_at: None,
             rejection_reason: None,
         };
-        match self.record(Keyed::Lead(lead), true).await? {
+        match self.record(Keyed::Lead(lead), Path::Postback).await? {
             (true, Keyed::Lead(l)) => Ok(PostbackAnswer::Recorded(l)),
             (false, Keyed::Lead(l)) => Ok(PostbackAnswer::Duplicate(l)),
+            _ => unreachable!("a lead key only ever holds a lead"),
+        }
+    }
+
+    /// `eventType: "REFUND"`: reverses the payout of the lead the original
+    /// postback recorded under this externalId.
+    async fn refund(&self, campaign: &Campaign, external_id: &str) -> Result<PostbackAnswer> {
+        let Some(lead) = self.store.get_lead(campaign.id, external_id).await? else {
+            metrics::keyed_outcome(true, "rejected", "unknown_external_id");
+            return Err(Error::NotFound(format!(
+                "no conversion with this externalId ('{external_id}') in this campaign; nothing to refund"
+            )));
+        };
+        let payout = self.money.reverse(&Keyed::Lead(lead.clone()), "refund").await?;
+        metrics::keyed_outcome(true, "refunded", "none");
+        Ok(PostbackAnswer::Reversed { lead, payout })
+    }
+
+    /// Records a direct or referral lead through its campaign's actor (the
+    /// same dedup path as postbacks) and waits until it is durable. Returns
+    /// (newly recorded?, the lead on file under its key).
+    pub(crate) async fn record_lead(&self, lead: Lead) -> Result<(bool, Lead)> {
+        match self.record(Keyed::Lead(lead), Path::Lead).await? {
+            (fresh, Keyed::Lead(l)) => Ok((fresh, l)),
             _ => unreachable!("a lead key only ever holds a lead"),
         }
     }
@@ -286,25 +350,25 @@ impl Engine {
 
     /// Sends a keyed write to its campaign's actor and waits until it is
     /// durable. Returns (newly recorded?, the record on file).
-    async fn record(&self, keyed: Keyed, postback: bool) -> Result<(bool, Keyed)> {
+    async fn record(&self, keyed: Keyed, path: Path) -> Result<(bool, Keyed)> {
         let (tx, rx) = oneshot::channel();
         self.registry.send(keyed.campaign(), CampaignMsg::Keyed(keyed, tx.into())).await.inspect_err(|_| {
-            metrics::keyed_outcome(postback, "rejected", "overloaded");
+            path.outcome("rejected", "overloaded");
         })?;
         let reply = rx
             .await
             .map_err(|_| Error::Unavailable("the campaign actor stopped; nothing was recorded, retry".into()))?;
         match reply {
             KeyedReply::Recorded(k) => {
-                metrics::keyed_outcome(postback, "recorded", "none");
+                path.outcome("recorded", "none");
                 Ok((true, k))
             }
             KeyedReply::Duplicate(k) => {
-                metrics::keyed_outcome(postback, "duplicate", "none");
+                path.outcome("duplicate", "none");
                 Ok((false, k))
             }
             KeyedReply::Unavailable(e) => {
-                metrics::keyed_outcome(postback, "rejected", "store_unavailable");
+                path.outcome("rejected", "store_unavailable");
                 Err(crate::store::StoreError(e).into())
             }
         }
@@ -330,7 +394,8 @@ fn required(value: Option<String>, field: &str) -> Result<String> {
     }
 }
 
-fn payout_for(campaign: &Campaign, revenue: Option<u64>) -> Result<u64> {
+/// What a verified lead pays: the fixed payout, or the share of `revenue`.
+pub(crate) fn payout_for(campaign: &Campaign, revenue: Option<u64>) -> Result<u64> {
     match campaign.compensation_model {
         CompensationModel::Fixed => Ok(campaign.payout_cents.unwrap_or(0)),
         CompensationModel::RevShare => {

@@ -1,13 +1,18 @@
 //! The engine: the catalog the front end reads, the registry of per-campaign
-//! actors it shards work to, and the ingest rules between them.
+//! actors it shards work to, and the ingest rules between them; after
+//! attribution, referrals, direct-lead review and payments, which turn
+//! records into money through `money`.
 
 pub mod campaign;
 pub mod catalog;
 pub mod clock;
 pub mod dedup;
 pub mod ingest;
+pub mod leads;
 pub mod limiter;
 pub mod money;
+pub mod payments;
+pub mod referrals;
 pub mod registry;
 pub mod supervisor;
 
@@ -18,8 +23,11 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::config::Config;
+use crate::domain::ids::{AdvertiserId, CampaignId};
 use crate::domain::keys::{hash_key, KeyHash};
+use crate::domain::model::Campaign;
 use crate::domain::token::TokenKeys;
+use crate::error::{Error, Result};
 use crate::secrets::Secrets;
 use crate::store::{Backend, Ledger, Store, StoreResult};
 use catalog::Catalog;
@@ -105,6 +113,17 @@ impl Engine {
 
     pub fn now(&self) -> u64 {
         self.clock.now()
+    }
+
+    /// The campaign, if `advertiser` owns it: unknown is 404, another
+    /// advertiser's is 403 (the money and review endpoints' rule).
+    pub async fn owned_campaign(&self, advertiser: AdvertiserId, id: CampaignId) -> Result<Arc<Campaign>> {
+        let campaign =
+            self.catalog.campaign(id).await?.ok_or_else(|| Error::NotFound(format!("no campaign '{id}'")))?;
+        if campaign.advertiser_id != advertiser {
+            return Err(Error::Forbidden(format!("campaign '{id}' belongs to another advertiser")));
+        }
+        Ok(campaign)
     }
 }
 

@@ -1,5 +1,6 @@
 //! Operator endpoints (admin key): create advertisers and affiliates. Secret
-//! keys are returned once here and kept only as hashes.
+//! keys are returned once here and kept only as hashes. With
+//! `money.test_clock`, also moving the engine's clock forward (tests only).
 
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
@@ -13,7 +14,17 @@ use crate::domain::ids::{AdvertiserId, AffiliateId};
 use crate::domain::keys::{hash_key, new_org_publishable_key, new_secret_key, Principal};
 use crate::domain::model::{Advertiser, Affiliate};
 use crate::domain::validate;
-use crate::error::Result;
+use crate::domain::validate::invalid;
+use crate::error::{Error, Result};
+
+/// Ten years: more than any hold or referral expiry a test needs to skip.
+const MAX_ADVANCE_SECS: u64 = 10 * 366 * 86_400;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Advance {
+    seconds: u64,
+}
 
 #[derive(Deserialize)]
 struct NewParty {
@@ -63,4 +74,22 @@ pub async fn create_affiliate(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp>
             "apiKey": api_key,
         }),
     ))
+}
+
+/// Moves the test clock forward. Without `money.test_clock` the route does
+/// not exist (404), whatever the key.
+pub async fn advance_clock(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp> {
+    let Some(clock) = ctx.engine.test_clock.clone() else {
+        return Err(Error::NoRoute(req.uri().path().to_string()));
+    };
+    require_admin(&ctx.engine, req.headers())?;
+    let input: Advance = read_body(ctx, req).await?;
+    if input.seconds == 0 || input.seconds > MAX_ADVANCE_SECS {
+        return Err(invalid("seconds", format!("must be from 1 to {MAX_ADVANCE_SECS}")).into());
+    }
+    let now = clock.advance(input.seconds).map_err(|e| {
+        tracing::error!(error = %e, "could not save the test clock's offset");
+        Error::Unavailable("could not save the clock offset; retry".into())
+    })?;
+    Ok(json_response(StatusCode::OK, &json!({ "now": now, "advancedSeconds": input.seconds })))
 }

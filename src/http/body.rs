@@ -23,6 +23,25 @@ pub async fn read_json<T: DeserializeOwned>(
     limit: usize,
     timeout: Duration,
 ) -> Result<T, Error> {
+    parse_json(&read_bytes(req, limit, timeout).await?)
+}
+
+/// Like `read_json`, but an empty body means `T::default()`: for actions
+/// whose every field is optional (`POST /leads/{id}/verify`).
+pub async fn read_json_or_default<T: DeserializeOwned + Default>(
+    req: Request<Incoming>,
+    limit: usize,
+    timeout: Duration,
+) -> Result<T, Error> {
+    let bytes = read_bytes(req, limit, timeout).await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    parse_json(&bytes)
+}
+
+/// The body's bytes, at most `limit` of them, within `timeout`.
+async fn read_bytes(req: Request<Incoming>, limit: usize, timeout: Duration) -> Result<Bytes, Error> {
     let declared =
         req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if let Some(n) = declared.filter(|n| *n > limit as u64) {
@@ -44,7 +63,7 @@ pub async fn read_json<T: DeserializeOwned>(
         }
         Err(e) => return Err(Error::BadJson(format!("could not read the request body: {e}"))),
     };
-    parse_json(&bytes)
+    Ok(bytes)
 }
 
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {

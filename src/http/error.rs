@@ -16,7 +16,8 @@ pub fn status_and_code(e: &Error) -> (StatusCode, &'static str) {
         Error::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
         Error::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
         Error::NoRoute(_) => (StatusCode::NOT_FOUND, "no_route"),
-        Error::Conflict { code, .. } => (StatusCode::CONFLICT, code),
+        Error::Conflict { code, .. } | Error::Exists { code, .. } => (StatusCode::CONFLICT, code),
+        Error::Gone { code, .. } => (StatusCode::GONE, code),
         Error::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
         Error::MethodNotAllowed { .. } => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
         Error::Timeout => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
@@ -29,8 +30,10 @@ pub fn status_and_code(e: &Error) -> (StatusCode, &'static str) {
 pub fn error_response(e: &Error, retry_after_secs: u32) -> Resp {
     let (status, code) = status_and_code(e);
     let mut body = serde_json::json!({ "error": code, "message": e.to_string() });
-    if let Error::Invalid(invalid) = e {
-        body["field"] = invalid.field.clone().into();
+    match e {
+        Error::Invalid(invalid) => body["field"] = invalid.field.clone().into(),
+        Error::Exists { id_field, id, .. } => body[*id_field] = id.clone().into(),
+        _ => {}
     }
     let mut resp = json_response(status, &body);
     let headers = resp.headers_mut();

@@ -193,6 +193,10 @@ pub async fn postback(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp> {
         PostbackAnswer::Duplicate(lead) => {
             json_response(StatusCode::OK, &json!({"status": "duplicate", "leadId": lead.id, "lead": lead}))
         }
+        PostbackAnswer::Reversed { lead, payout } => json_response(
+            StatusCode::OK,
+            &json!({"status": "reversed", "reversed": true, "leadId": lead.id, "payout": payout}),
+        ),
     })
 }
 
@@ -209,7 +213,7 @@ fn external_id(value: Option<Value>) -> Result<Option<String>> {
 
 /// `Math.round(total * 100)` can arrive as `9900` or `9900.0`; both are whole
 /// cents. Fractions of a cent are refused rather than rounded silently.
-fn whole_cents(n: &Number) -> Result<i64> {
+pub(crate) fn whole_cents(n: &Number) -> Result<i64> {
     if let Some(i) = n.as_i64() {
         return Ok(i);
     }

@@ -7,7 +7,11 @@ pub mod body;
 pub mod campaigns;
 pub mod error;
 pub mod ingest;
+pub mod leads;
+pub mod money;
 pub mod ops;
+pub mod query;
+pub mod referrals;
 pub mod snippet;
 
 use std::net::SocketAddr;
@@ -18,6 +22,7 @@ use hyper::body::Incoming;
 use hyper::{Method, Request};
 use metrics_exporter_prometheus::PrometheusHandle;
 
+use crate::domain::model::LeadStatus;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use body::Resp;
@@ -36,13 +41,24 @@ enum Route<'a> {
     Redirect(&'a str),
     AdminAdvertisers,
     AdminAffiliates,
+    AdminClockAdvance,
     Campaigns,
     Campaign(&'a str),
     CampaignAffiliates(&'a str),
     CampaignActivate(&'a str),
     CampaignPause(&'a str),
+    CampaignFund(&'a str),
+    CampaignBalance(&'a str),
     Conversions,
+    ConversionReverse(&'a str),
     Postback,
+    Referrals,
+    ReferralVerify,
+    ReferralConfirm(&'a str),
+    Leads,
+    LeadVerify(&'a str),
+    LeadReject(&'a str),
+    Wallet,
     Snippet,
 }
 
@@ -54,13 +70,24 @@ impl Route<'_> {
             Route::Redirect(_) => "/r/{code}",
             Route::AdminAdvertisers => "/api/v1/admin/advertisers",
             Route::AdminAffiliates => "/api/v1/admin/affiliates",
+            Route::AdminClockAdvance => "/api/v1/admin/clock/advance",
             Route::Campaigns => "/api/v1/campaigns",
             Route::Campaign(_) => "/api/v1/campaigns/{id}",
             Route::CampaignAffiliates(_) => "/api/v1/campaigns/{id}/affiliates",
             Route::CampaignActivate(_) => "/api/v1/campaigns/{id}/activate",
             Route::CampaignPause(_) => "/api/v1/campaigns/{id}/pause",
+            Route::CampaignFund(_) => "/api/v1/campaigns/{id}/fund",
+            Route::CampaignBalance(_) => "/api/v1/campaigns/{id}/balance",
             Route::Conversions => "/api/v1/affiliate/conversions",
+            Route::ConversionReverse(_) => "/api/v1/conversions/{id}/reverse",
             Route::Postback => "/api/v1/postback",
+            Route::Referrals => "/api/v1/referrals",
+            Route::ReferralVerify => "/api/v1/referrals/verify",
+            Route::ReferralConfirm(_) => "/api/v1/referrals/{id}/confirm",
+            Route::Leads => "/api/v1/leads",
+            Route::LeadVerify(_) => "/api/v1/leads/{id}/verify",
+            Route::LeadReject(_) => "/api/v1/leads/{id}/reject",
+            Route::Wallet => "/api/v1/wallet",
             Route::Snippet => "/affiliate.js",
         }
     }
@@ -70,8 +97,9 @@ impl Route<'_> {
         match self {
             Route::Healthz | Route::Redirect(_) | Route::Snippet => "GET, HEAD",
             Route::Conversions => "POST, OPTIONS",
-            Route::Metrics => "GET",
+            Route::Metrics | Route::Wallet | Route::CampaignBalance(_) => "GET",
             Route::Campaign(_) => "GET, PATCH",
+            Route::Leads => "GET, POST",
             _ => "POST",
         }
     }
@@ -87,13 +115,24 @@ fn match_route(path: &str) -> Option<Route<'_>> {
         ["api", "v1", rest @ ..] => match rest {
             ["admin", "advertisers"] => Route::AdminAdvertisers,
             ["admin", "affiliates"] => Route::AdminAffiliates,
+            ["admin", "clock", "advance"] => Route::AdminClockAdvance,
             ["campaigns"] => Route::Campaigns,
             ["campaigns", id] => Route::Campaign(id),
             ["campaigns", id, "affiliates"] => Route::CampaignAffiliates(id),
             ["campaigns", id, "activate"] => Route::CampaignActivate(id),
             ["campaigns", id, "pause"] => Route::CampaignPause(id),
+            ["campaigns", id, "fund"] => Route::CampaignFund(id),
+            ["campaigns", id, "balance"] => Route::CampaignBalance(id),
             ["affiliate", "conversions"] => Route::Conversions,
+            ["conversions", id, "reverse"] => Route::ConversionReverse(id),
             ["postback"] => Route::Postback,
+            ["referrals"] => Route::Referrals,
+            ["referrals", "verify"] => Route::ReferralVerify,
+            ["referrals", id, "confirm"] => Route::ReferralConfirm(id),
+            ["leads"] => Route::Leads,
+            ["leads", id, "verify"] => Route::LeadVerify(id),
+            ["leads", id, "reject"] => Route::LeadReject(id),
+            ["wallet"] => Route::Wallet,
             _ => return None,
         },
         _ => return None,
@@ -131,12 +170,24 @@ async fn dispatch(ctx: &Ctx, route: Route<'_>, req: Request<Incoming>, remote: S
         }
         Route::AdminAdvertisers => admin::create_advertiser(ctx, req).await,
         Route::AdminAffiliates => admin::create_affiliate(ctx, req).await,
+        Route::AdminClockAdvance => admin::advance_clock(ctx, req).await,
         Route::Campaigns => campaigns::create(ctx, req).await,
         Route::Campaign(id) if m == Method::GET => campaigns::show(ctx, req, id).await,
         Route::Campaign(id) => campaigns::update(ctx, req, id).await,
         Route::CampaignAffiliates(id) => campaigns::approve_affiliate(ctx, req, id).await,
         Route::CampaignActivate(id) => campaigns::set_status(ctx, req, id, true).await,
         Route::CampaignPause(id) => campaigns::set_status(ctx, req, id, false).await,
+        Route::CampaignFund(id) => money::fund(ctx, req, id).await,
+        Route::CampaignBalance(id) => money::balance(ctx, req, id).await,
+        Route::ConversionReverse(id) => money::reverse(ctx, req, id).await,
+        Route::Wallet => money::wallet(ctx, req).await,
+        Route::Referrals => referrals::create(ctx, req).await,
+        Route::ReferralVerify => referrals::verify(ctx, req).await,
+        Route::ReferralConfirm(id) => referrals::confirm(ctx, req, id).await,
+        Route::Leads if m == Method::GET => leads::list(ctx, req).await,
+        Route::Leads => leads::submit(ctx, req).await,
+        Route::LeadVerify(id) => leads::decide(ctx, req, id, LeadStatus::Verified).await,
+        Route::LeadReject(id) => leads::decide(ctx, req, id, LeadStatus::Rejected).await,
         Route::Conversions if m == Method::OPTIONS => Ok(ingest::preflight(&req)),
         Route::Conversions => ingest::conversion(ctx, req, remote).await,
         Route::Snippet => Ok(snippet::serve(&req)),
@@ -148,4 +199,14 @@ async fn dispatch(ctx: &Ctx, route: Route<'_>, req: Request<Incoming>, remote: S
 pub async fn read_body<T: serde::de::DeserializeOwned>(ctx: &Ctx, req: Request<Incoming>) -> Result<T> {
     let http = &ctx.engine.config.http;
     body::read_json(req, http.body_limit_bytes, std::time::Duration::from_millis(http.body_read_timeout_ms)).await
+}
+
+/// `read_body` for actions whose fields are all optional: no body is `{}`.
+pub async fn read_body_or_default<T: serde::de::DeserializeOwned + Default>(
+    ctx: &Ctx,
+    req: Request<Incoming>,
+) -> Result<T> {
+    let http = &ctx.engine.config.http;
+    let timeout = std::time::Duration::from_millis(http.body_read_timeout_ms);
+    body::read_json_or_default(req, http.body_limit_bytes, timeout).await
 }

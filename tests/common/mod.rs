@@ -69,6 +69,13 @@ async fn cql_env() -> Vec<(String, String)> {
 }
 pub const TOKEN_KEY: &str = "test-token-key-0123456789abcdef";
 
+/// For the money tests: a clock tests can move (`advance_days`) and
+/// supervisors that look at their queues every 50 ms.
+pub const MONEY_ENV: &[(&str, &str)] = &[("CLICKLEDGER_MONEY_TEST_CLOCK", "true"), ("CLICKLEDGER_MONEY_TICK_MS", "50")];
+
+/// How long `until` waits for money to move (CQL round trips included).
+const MONEY_DEADLINE: Duration = Duration::from_secs(30);
+
 pub struct TestServer {
     pub base: String,
     pub data_dir: PathBuf,
@@ -96,6 +103,11 @@ impl Reply {
 impl TestServer {
     pub async fn start() -> Self {
         Self::start_with(&[]).await
+    }
+
+    /// A server for the money tests (see `MONEY_ENV`).
+    pub async fn start_money() -> Self {
+        Self::start_with(MONEY_ENV).await
     }
 
     /// Starts a server with extra `CLICKLEDGER_*` variables.
@@ -191,6 +203,42 @@ impl TestServer {
         self.json_request(Method::POST, path, key, body).await
     }
 
+    /// A JSON POST with extra headers (e.g. `Idempotency-Key`).
+    pub async fn post_with(&self, path: &str, key: &str, extra: &[(&str, &str)], body: Value) -> Reply {
+        let auth = format!("Bearer {key}");
+        let mut headers = vec![("content-type", "application/json"), ("authorization", auth.as_str())];
+        headers.extend_from_slice(extra);
+        self.send(Method::POST, path, &headers, serde_json::to_vec(&body).unwrap()).await
+    }
+
+    /// Moves the server's test clock forward; returns its new time.
+    pub async fn advance_clock(&self, seconds: u64) -> u64 {
+        let r = self.post("/api/v1/admin/clock/advance", Some(ADMIN_KEY), json!({ "seconds": seconds })).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.json()["now"].as_u64().expect("now")
+    }
+
+    pub async fn advance_days(&self, days: u64) -> u64 {
+        self.advance_clock(days * 86_400).await
+    }
+
+    /// Polls `probe` until it returns `Some` (money moves on the
+    /// supervisors' timers), failing after a generous deadline.
+    pub async fn until<T, F, Fut>(&self, what: &str, mut probe: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        let deadline = tokio::time::Instant::now() + MONEY_DEADLINE;
+        loop {
+            if let Some(found) = probe().await {
+                return found;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
     pub async fn patch(&self, path: &str, key: Option<&str>, body: Value) -> Reply {
         self.json_request(Method::PATCH, path, key, body).await
     }
@@ -250,6 +298,7 @@ pub struct World {
     pub key: String,
     pub org_publishable_key: String,
     pub affiliate_id: String,
+    pub affiliate_key: String,
     pub campaign: Value,
     pub campaign_id: String,
     pub code: String,
@@ -308,6 +357,7 @@ impl World {
             key,
             org_publishable_key: adv["publishableKey"].as_str().unwrap().to_string(),
             affiliate_id: aff["id"].as_str().unwrap().to_string(),
+            affiliate_key: aff["apiKey"].as_str().unwrap().to_string(),
             campaign: active.json(),
             campaign_id,
             code: approval.json()["trackingCode"].as_str().unwrap().to_string(),
@@ -338,4 +388,126 @@ impl World {
         assert_eq!(r.status, 200, "{}", r.text);
         r.json()["stats"].clone()
     }
+}
+
+/// A new affiliate: (id, apiKey).
+pub async fn new_affiliate(server: &TestServer, name: &str) -> (String, String) {
+    let r = server.post("/api/v1/admin/affiliates", Some(ADMIN_KEY), json!({ "name": name })).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let v = r.json();
+    (v["id"].as_str().unwrap().to_string(), v["apiKey"].as_str().unwrap().to_string())
+}
+
+/// Money, referrals and leads on a `World`.
+impl World {
+    /// Approves another affiliate on this campaign: (id, apiKey, tracking code).
+    pub async fn another_affiliate(&self, server: &TestServer) -> (String, String, String) {
+        let (id, key) = new_affiliate(server, "Second blogger").await;
+        let path = format!("/api/v1/campaigns/{}/affiliates", self.campaign_id);
+        let r = server.post(&path, Some(&self.key), json!({ "affiliateId": id })).await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        let code = r.json()["trackingCode"].as_str().unwrap().to_string();
+        (id, key, code)
+    }
+
+    pub async fn fund(&self, server: &TestServer, cents: u64) -> Value {
+        let r = self.fund_with_key(server, cents, None).await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        r.json()
+    }
+
+    pub async fn fund_with_key(&self, server: &TestServer, cents: u64, key: Option<&str>) -> Reply {
+        let path = format!("/api/v1/campaigns/{}/fund", self.campaign_id);
+        let extra: Vec<(&str, &str)> = key.iter().map(|k| ("idempotency-key", *k)).collect();
+        server.post_with(&path, &self.key, &extra, json!({ "amountCents": cents })).await
+    }
+
+    pub async fn balance(&self, server: &TestServer) -> Value {
+        let r = server.get(&format!("/api/v1/campaigns/{}/balance", self.campaign_id), Some(&self.key)).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.json()
+    }
+
+    pub async fn wallet(&self, server: &TestServer) -> Value {
+        wallet_of(server, &self.affiliate_key).await
+    }
+
+    /// Polls the balance until `check` holds.
+    pub async fn balance_until(&self, server: &TestServer, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+        server.until(what, || async { Some(self.balance(server).await).filter(|b| check(b)) }).await
+    }
+
+    /// Polls the affiliate's wallet until `check` holds.
+    pub async fn wallet_until(&self, server: &TestServer, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+        server.until(what, || async { Some(self.wallet(server).await).filter(|w| check(w)) }).await
+    }
+
+    /// Creates a referral as the world's affiliate (asserting a 201).
+    pub async fn referral(&self, server: &TestServer, extra: Value) -> Value {
+        let mut body = json!({ "campaignId": self.campaign_id });
+        for (k, v) in extra.as_object().cloned().unwrap_or_default() {
+            body[k] = v;
+        }
+        let r = server.post("/api/v1/referrals", Some(&self.affiliate_key), body).await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        r.json()
+    }
+
+    pub async fn confirm(&self, server: &TestServer, referral_id: &str, body: Value) -> Reply {
+        server.post(&format!("/api/v1/referrals/{referral_id}/confirm"), Some(&self.key), body).await
+    }
+
+    /// Submits a direct lead with one evidence item as the world's affiliate.
+    pub async fn submit_lead(&self, server: &TestServer) -> Value {
+        let body = json!({
+            "campaignId": self.campaign_id,
+            "trackingCode": self.code,
+            "evidence": [{ "type": "tweet", "url": "https://x.com/agent/status/123456" }],
+        });
+        let r = server.post("/api/v1/leads", Some(&self.affiliate_key), body).await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        r.json()
+    }
+
+    pub async fn review(&self, server: &TestServer, lead_id: &str, decision: &str, body: Value) -> Reply {
+        server.post(&format!("/api/v1/leads/{lead_id}/{decision}"), Some(&self.key), body).await
+    }
+
+    pub async fn reverse(&self, server: &TestServer, id: &str, reason: &str) -> Reply {
+        server.post(&format!("/api/v1/conversions/{id}/reverse"), Some(&self.key), json!({ "reason": reason })).await
+    }
+}
+
+pub async fn wallet_of(server: &TestServer, affiliate_key: &str) -> Value {
+    let r = server.get("/api/v1/wallet", Some(affiliate_key)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.json()
+}
+
+/// The first page of a campaign's leads as its advertiser sees them.
+pub async fn leads_of(server: &TestServer, w: &World, query: &str) -> Reply {
+    server.get(&format!("/api/v1/leads?campaignId={}{query}", w.campaign_id), Some(&w.key)).await
+}
+
+/// Asserts a JSON error answer `{error: code, message}` with `status`.
+pub fn expect_error(r: &Reply, status: u16, code: &str) -> Value {
+    assert_eq!(r.status.as_u16(), status, "unexpected status; body: {}", r.text);
+    let body = r.json();
+    assert_eq!(body["error"], code, "error code; body: {}", r.text);
+    assert!(body["message"].as_str().is_some_and(|m| !m.trim().is_empty()), "no message: {}", r.text);
+    body
+}
+
+/// Asserts a 400 about `field`: caught while decoding (`invalid_json`, the
+/// message names it) or while validating (`validation_failed`, `field` set).
+pub fn expect_invalid(r: &Reply, field: &str) -> Value {
+    assert_eq!(r.status, 400, "{}", r.text);
+    let body = r.json();
+    let message = body["message"].as_str().unwrap_or_default();
+    match body["error"].as_str() {
+        Some("validation_failed") => assert_eq!(body["field"], field, "field; body: {}", r.text),
+        Some("invalid_json") => assert!(message.contains(field), "message does not name {field}: {}", r.text),
+        other => panic!("error code {other:?}: {}", r.text),
+    }
+    body
 }

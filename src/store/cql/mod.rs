@@ -384,25 +384,63 @@ impl Store for ScyllaStore {
 impl Ledger for ScyllaStore {
     // NOT BUILT YET on CQL: the money path. Each answers a storage error, so
     // the engine reports 503 rather than pretending.
-    async fn get_lead_by_id(&self, _: LeadId) -> StoreResult<Option<Lead>> { missing() }
-    async fn get_conversion_by_id(&self, _: ConversionId) -> StoreResult<Option<Conversion>> { missing() }
-    async fn replace_lead(&self, _: &Lead, _: LeadStatus) -> StoreResult<bool> { missing() }
-    async fn list_leads(&self, _: &LeadQuery) -> StoreResult<Vec<Lead>> { missing() }
-    async fn put_referral(&self, _: &Referral) -> StoreResult<()> { missing() }
-    async fn get_referral(&self, _: ReferralId) -> StoreResult<Option<Referral>> { missing() }
-    async fn replace_referral(&self, _: &Referral, _: ReferralStatus) -> StoreResult<bool> { missing() }
-    async fn put_due(&self, _: &[Due]) -> StoreResult<()> { missing() }
-    async fn due(&self, _: Queue, _: u64, _: usize) -> StoreResult<Vec<Due>> { missing() }
-    async fn remove_due(&self, _: &Due) -> StoreResult<()> { missing() }
-    async fn create_payout(&self, _: &Payout) -> StoreResult<Payout> { missing() }
-    async fn get_payout(&self, _: PayoutId) -> StoreResult<Option<Payout>> { missing() }
-    async fn awaiting_payouts(&self, _: CampaignId, _: usize) -> StoreResult<Vec<Payout>> { missing() }
-    async fn apply_move(&self, _: &Move) -> StoreResult<MoveOutcome> { missing() }
-    async fn fund(&self, _: &Funding) -> StoreResult<bool> { missing() }
-    async fn get_balance(&self, _: CampaignId) -> StoreResult<Balance> { missing() }
-    async fn campaign_entries(&self, _: CampaignId) -> StoreResult<Vec<Entry>> { missing() }
-    async fn post_wallet(&self, _: &[WalletEntry]) -> StoreResult<()> { missing() }
-    async fn get_wallet(&self, _: AffiliateId, _: Option<&str>, _: usize) -> StoreResult<WalletPage> { missing() }
+    async fn get_lead_by_id(&self, _: LeadId) -> StoreResult<Option<Lead>> {
+        missing()
+    }
+    async fn get_conversion_by_id(&self, _: ConversionId) -> StoreResult<Option<Conversion>> {
+        missing()
+    }
+    async fn replace_lead(&self, _: &Lead, _: LeadStatus) -> StoreResult<bool> {
+        missing()
+    }
+    async fn list_leads(&self, _: &LeadQuery) -> StoreResult<Vec<Lead>> {
+        missing()
+    }
+    async fn put_referral(&self, _: &Referral) -> StoreResult<()> {
+        missing()
+    }
+    async fn get_referral(&self, _: ReferralId) -> StoreResult<Option<Referral>> {
+        missing()
+    }
+    async fn replace_referral(&self, _: &Referral, _: ReferralStatus) -> StoreResult<bool> {
+        missing()
+    }
+    async fn put_due(&self, _: &[Due]) -> StoreResult<()> {
+        missing()
+    }
+    async fn due(&self, _: Queue, _: u64, _: usize) -> StoreResult<Vec<Due>> {
+        missing()
+    }
+    async fn remove_due(&self, _: &Due) -> StoreResult<()> {
+        missing()
+    }
+    async fn create_payout(&self, _: &Payout) -> StoreResult<Payout> {
+        missing()
+    }
+    async fn get_payout(&self, _: PayoutId) -> StoreResult<Option<Payout>> {
+        missing()
+    }
+    async fn awaiting_payouts(&self, _: CampaignId, _: usize) -> StoreResult<Vec<Payout>> {
+        missing()
+    }
+    async fn apply_move(&self, _: &Move) -> StoreResult<MoveOutcome> {
+        missing()
+    }
+    async fn fund(&self, _: &Funding) -> StoreResult<bool> {
+        missing()
+    }
+    async fn get_balance(&self, _: CampaignId) -> StoreResult<Balance> {
+        missing()
+    }
+    async fn campaign_entries(&self, _: CampaignId) -> StoreResult<Vec<Entry>> {
+        missing()
+    }
+    async fn post_wallet(&self, _: &[WalletEntry]) -> StoreResult<()> {
+        missing()
+    }
+    async fn get_wallet(&self, _: AffiliateId, _: Option<&str>, _: usize) -> StoreResult<WalletPage> {
+        missing()
+    }
 }
 
 fn missing<T>() -> StoreResult<T> {

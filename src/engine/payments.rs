@@ -1,0 +1,57 @@
+//! The money endpoints' service: who may fund, read or reverse what, before
+//! `money::Money` does the movement. Funding is idempotent on the caller's
+//! key; reversal is idempotent by the payout's status.
+
+use super::Engine;
+use crate::domain::ids::*;
+use crate::domain::money::{Balance, Payout};
+use crate::domain::review;
+use crate::error::{Error, Result};
+use crate::store::{Keyed, WalletPage};
+
+/// Largest single deposit: ten billion dollars, far below where cents
+/// could overflow the ledger's i64 sums.
+pub const MAX_FUND_CENTS: u64 = 1_000_000_000_000;
+
+pub struct Deposit {
+    pub campaign: CampaignId,
+    /// The caller's `Idempotency-Key`; `None` makes every call a new deposit.
+    pub key: Option<String>,
+    pub cents: u64,
+}
+
+impl Engine {
+    /// Deposits into the advertiser's campaign. `true`: a new deposit;
+    /// `false`: the key was used before and nothing moved.
+    pub async fn fund(&self, advertiser: AdvertiserId, deposit: Deposit) -> Result<(bool, Balance)> {
+        let campaign = self.owned_campaign(advertiser, deposit.campaign).await?;
+        let key = deposit.key.unwrap_or_else(|| random_base62(24));
+        Ok(self.money.fund(campaign.id, &key, deposit.cents).await?)
+    }
+
+    pub async fn balance(&self, advertiser: AdvertiserId, campaign: CampaignId) -> Result<Balance> {
+        let campaign = self.owned_campaign(advertiser, campaign).await?;
+        Ok(self.ledger.get_balance(campaign.id).await?)
+    }
+
+    pub async fn wallet(&self, affiliate: AffiliateId, before: Option<&str>, limit: usize) -> Result<WalletPage> {
+        Ok(self.ledger.get_wallet(affiliate, before, limit).await?)
+    }
+
+    /// Reverses the payout of a conversion (`cnv_…`) or lead (`lead_…`):
+    /// cancelled before it reached the wallet, clawed back after.
+    pub async fn reverse(&self, advertiser: AdvertiserId, id: &str, reason: Option<&str>) -> Result<(Keyed, Payout)> {
+        let reason = review::reason(reason)?;
+        let record = if let Ok(id) = id.parse::<ConversionId>() {
+            self.ledger.get_conversion_by_id(id).await?.map(Keyed::Conversion)
+        } else if let Ok(id) = id.parse::<LeadId>() {
+            self.ledger.get_lead_by_id(id).await?.map(Keyed::Lead)
+        } else {
+            None
+        };
+        let record = record.ok_or_else(|| Error::NotFound(format!("no conversion or lead '{id}'")))?;
+        self.owned_campaign(advertiser, record.campaign()).await?;
+        let payout = self.money.reverse(&record, &reason).await?;
+        Ok((record, payout))
+    }
+}
