@@ -15,7 +15,10 @@ use crate::config::ScyllaConfig;
 use crate::store::{StoreError, StoreResult};
 
 /// (version, name, CQL). Append only: a shipped migration never changes.
-pub const MIGRATIONS: &[(i32, &str, &str)] = &[(1, "init", include_str!("../../../migrations/cql/0001_init.cql"))];
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "init", include_str!("../../../migrations/cql/0001_init.cql")),
+    (2, "ledger", include_str!("../../../migrations/cql/0002_ledger.cql")),
+];
 
 pub fn latest() -> i32 {
     MIGRATIONS.last().map_or(0, |m| m.0)
