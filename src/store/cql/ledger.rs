@@ -124,7 +124,7 @@ impl ScyllaStore {
                 rows.extend(id_of(&row.lead_id).map(|id| (id, row.external_id, *status)));
             }
         }
-        rows.sort_by(|a, b| b.0.cmp(&a.0));
+        rows.sort_by_key(|r| std::cmp::Reverse(r.0));
         rows.dedup_by_key(|r| r.0);
         rows.truncate(want);
         Ok(rows)

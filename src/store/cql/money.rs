@@ -99,7 +99,8 @@ impl ScyllaStore {
         let (campaign, id) = (p.campaign_id.0 as i64, p.id.to_string());
         self.exec(&st.insert_payout_id, (id.clone(), campaign)).await?;
         self.put_due_items(&[Due::new(Queue::Escrow, p.created_at, DueItem::Payout(p.id))]).await?;
-        let row = PayoutInsert { campaign_id: campaign, id: id.clone(), status: p.status.as_str().into(), body: json(p) };
+        let row =
+            PayoutInsert { campaign_id: campaign, id: id.clone(), status: p.status.as_str().into(), body: json(p) };
         let mut writes: Vec<Write> = vec![(&st.insert_payout_if_absent, Box::new(row))];
         if p.status == PayoutStatus::AwaitingFunds {
             writes.push((&st.insert_awaiting, Box::new(MoneyKey { campaign_id: campaign, id })));
@@ -118,11 +119,8 @@ impl ScyllaStore {
         let limit = i32::try_from(limit).unwrap_or(i32::MAX);
         let rows = self.exec(&self.st.ledger.select_money_rows, (campaign.0 as i64, "awaiting", limit)).await?;
         let rows = rows.into_rows_result().map_err(err)?;
-        let ids: Vec<PayoutId> = rows
-            .rows::<IdBodyRow>()
-            .map_err(err)?
-            .filter_map(|r| r.ok().and_then(|r| r.id.parse().ok()))
-            .collect();
+        let ids: Vec<PayoutId> =
+            rows.rows::<IdBodyRow>().map_err(err)?.filter_map(|r| r.ok().and_then(|r| r.id.parse().ok())).collect();
         let found = join_all(ids.into_iter().map(|id| self.payout_money(campaign, id))).await;
         let mut out = Vec::new();
         for p in found {
@@ -215,7 +213,10 @@ impl ScyllaStore {
             let mut writes: Vec<Write> =
                 vec![(&st.update_balance_if, Box::new(BalanceUpdate::new(campaign, &balance, statics.version)))];
             for e in &entries {
-                writes.push((&st.insert_entry, Box::new(EntryInsert { campaign_id: campaign, id: e.id.clone(), body: json(e) })));
+                writes.push((
+                    &st.insert_entry,
+                    Box::new(EntryInsert { campaign_id: campaign, id: e.id.clone(), body: json(e) }),
+                ));
             }
             if self.lwt_batch(writes).await? {
                 return Ok(true);

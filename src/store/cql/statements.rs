@@ -233,8 +233,11 @@ impl LedgerStatements {
                    WHERE campaign_id = ? AND kind = 'payout' AND id = ?"),
             )
             .await?,
-            select_money_statics: p(SerialRead, s("SELECT {statics} FROM {ks}.campaign_money WHERE campaign_id = ? LIMIT 1"))
-                .await?,
+            select_money_statics: p(
+                SerialRead,
+                s("SELECT {statics} FROM {ks}.campaign_money WHERE campaign_id = ? LIMIT 1"),
+            )
+            .await?,
             select_money_rows: p(
                 Plain,
                 "SELECT id, body FROM {ks}.campaign_money WHERE campaign_id = ? AND kind = ? LIMIT ?".into(),
@@ -312,11 +315,8 @@ impl LedgerStatements {
             )
             .await?,
             insert_due: p(Plain, "INSERT INTO {ks}.due (queue, bucket, at, item) VALUES (?, ?, ?, ?)".into()).await?,
-            delete_due: p(
-                Plain,
-                "DELETE FROM {ks}.due WHERE queue = ? AND bucket = ? AND at = ? AND item = ?".into(),
-            )
-            .await?,
+            delete_due: p(Plain, "DELETE FROM {ks}.due WHERE queue = ? AND bucket = ? AND at = ? AND item = ?".into())
+                .await?,
             select_due: p(
                 Plain,
                 "SELECT at, item FROM {ks}.due WHERE queue = ? AND bucket = ? AND at <= ? LIMIT ?".into(),
@@ -345,7 +345,8 @@ impl LedgerStatements {
                 "INSERT INTO {ks}.leads_by_id (id, campaign_id, external_id) VALUES (?, ?, ?)".into(),
             )
             .await?,
-            select_lead_id: p(Plain, "SELECT campaign_id, external_id FROM {ks}.leads_by_id WHERE id = ?".into()).await?,
+            select_lead_id: p(Plain, "SELECT campaign_id, external_id FROM {ks}.leads_by_id WHERE id = ?".into())
+                .await?,
             insert_conversion_id: p(
                 Plain,
                 "INSERT INTO {ks}.conversions_by_id (id, campaign_id, click_id) VALUES (?, ?, ?)".into(),
@@ -358,7 +359,8 @@ impl LedgerStatements {
             .await?,
             insert_lead_index: p(
                 Plain,
-                "INSERT INTO {ks}.leads_by_campaign (campaign_id, status, lead_id, external_id) VALUES (?, ?, ?, ?)".into(),
+                "INSERT INTO {ks}.leads_by_campaign (campaign_id, status, lead_id, external_id) VALUES (?, ?, ?, ?)"
+                    .into(),
             )
             .await?,
             delete_lead_index: p(

@@ -62,7 +62,12 @@ impl ScyllaStore {
             let mut writes: Vec<super::money::Write> = Vec::new();
             for line in &missing {
                 totals.add(line);
-                let row = WalletLineInsert { affiliate_id: aff.0 as i64, at: line.at as i64, id: line.id.clone(), body: json(*line) };
+                let row = WalletLineInsert {
+                    affiliate_id: aff.0 as i64,
+                    at: line.at as i64,
+                    id: line.id.clone(),
+                    body: json(*line),
+                };
                 writes.push((&st.insert_wallet_line, Box::new(row)));
             }
             let update = WalletTotalsUpdate::new(aff.0 as i64, &totals, current.version);
@@ -75,14 +80,21 @@ impl ScyllaStore {
     }
 
     /// `before` is the previous page's cursor: `{at}:{line id}` of its last line.
-    pub(super) async fn wallet_page(&self, aff: AffiliateId, before: Option<&str>, limit: usize) -> StoreResult<WalletPage> {
+    pub(super) async fn wallet_page(
+        &self,
+        aff: AffiliateId,
+        before: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<WalletPage> {
         let st = &self.st.ledger;
         let limit = limit.max(1);
         let totals: WalletTotals = self.wallet_totals(aff).await?.totals();
         let cursor = before.and_then(|c| c.split_once(':')).and_then(|(at, id)| Some((at.parse::<i64>().ok()?, id)));
         let want = i32::try_from(limit + 1).unwrap_or(i32::MAX);
         let result = match cursor {
-            Some((at, id)) => self.exec(&st.select_wallet_page_before, (aff.0 as i64, at, id.to_string(), want)).await?,
+            Some((at, id)) => {
+                self.exec(&st.select_wallet_page_before, (aff.0 as i64, at, id.to_string(), want)).await?
+            }
             None => self.exec(&st.select_wallet_page, (aff.0 as i64, want)).await?,
         };
         let rows = result.into_rows_result().map_err(err)?;
