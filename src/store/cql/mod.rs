@@ -2,6 +2,10 @@
 //! method is one statement on one table (see `migrations/cql/`); keyed writes
 //! are conditional inserts, so two engine nodes receiving the same event at
 //! once record it exactly once and both answer with the winner's id.
+//!
+//! `Ledger` (migration 2) lives beside it: `ledger.rs` (the trait, leads,
+//! referrals), `money.rs` (a campaign's money as single-partition conditional
+//! batches), `wallet.rs`, `due.rs` (the due-time index), `ledger_rows.rs`.
 
 mod due;
 mod ledger;

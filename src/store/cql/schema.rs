@@ -188,5 +188,6 @@ mod tests {
         let s = statements("-- a comment; with a semicolon\nCREATE TABLE a (x int PRIMARY KEY);\n\nCREATE TABLE b (y int PRIMARY KEY);\n");
         assert_eq!(s, vec!["CREATE TABLE a (x int PRIMARY KEY)", "CREATE TABLE b (y int PRIMARY KEY)"]);
         assert!(statements(MIGRATIONS[0].2).len() >= 12);
+        assert_eq!(statements(MIGRATIONS[1].2).len(), 10, "the ledger's ten tables");
     }
 }
