@@ -1,5 +1,5 @@
-//! The `Store` contract, written once against `dyn Store` so every backend
-//! runs the same suite (the embedded one today).
+//! The `Store` and `Ledger` contracts, written once against the traits so
+//! every backend runs the same suite (embedded always, CQL when a node is set).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -13,7 +13,10 @@ use clickledger::store::cql::ScyllaStore;
 use clickledger::store::embedded::EmbeddedStore;
 use clickledger::store::*;
 
-async fn open_embedded(dir: &Path) -> Arc<dyn Store> {
+#[path = "store_conformance/ledger.rs"]
+mod ledger;
+
+async fn open_embedded(dir: &Path) -> Arc<EmbeddedStore> {
     // A dropped store releases its file lock when its writer thread ends;
     // retry briefly so a reopen right after a drop does not race it.
     for _ in 0..100 {
@@ -105,10 +108,12 @@ async fn commit(store: &Arc<dyn Store>, batch: Batch) -> Vec<Outcome> {
 #[tokio::test]
 async fn embedded_store_passes_the_conformance_suite() {
     let dir = tempfile::tempdir().unwrap();
-    let store = open_embedded(dir.path()).await;
+    let embedded = open_embedded(dir.path()).await;
+    let (store, backend): (Arc<dyn Store>, Arc<dyn Backend>) = (embedded.clone(), embedded);
     suite(&store).await;
-    drop(store);
-    let reopened = open_embedded(dir.path()).await;
+    ledger::suite(&backend).await;
+    drop((store, backend));
+    let reopened: Arc<dyn Store> = open_embedded(dir.path()).await;
     everything_survives_a_reopen(&reopened).await;
 }
 
@@ -127,11 +132,13 @@ async fn cql_store_passes_the_conformance_suite() {
     let config = Config::load_from(None, &env, &Overrides::default()).unwrap().scylla;
     let refused = ScyllaStore::connect(&config).await.err().expect("serving an unmigrated keyspace must be refused");
     assert!(refused.0.contains("run `clickledger migrate`"), "{refused}");
-    assert_eq!(ScyllaStore::migrate(&config).await.unwrap(), 1);
-    assert_eq!(ScyllaStore::migrate(&config).await.unwrap(), 1, "migrate is idempotent");
-    let store: Arc<dyn Store> = Arc::new(ScyllaStore::connect(&config).await.unwrap());
+    assert_eq!(ScyllaStore::migrate(&config).await.unwrap(), 2);
+    assert_eq!(ScyllaStore::migrate(&config).await.unwrap(), 2, "migrate is idempotent");
+    let cql = Arc::new(ScyllaStore::connect(&config).await.unwrap());
+    let (store, backend): (Arc<dyn Store>, Arc<dyn Backend>) = (cql.clone(), cql);
     suite(&store).await;
-    drop(store);
+    ledger::suite(&backend).await;
+    drop((store, backend));
     let reopened: Arc<dyn Store> = Arc::new(ScyllaStore::connect(&config).await.unwrap());
     everything_survives_a_reopen(&reopened).await;
 }

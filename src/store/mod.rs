@@ -111,6 +111,9 @@ pub struct LeadQuery {
 }
 
 /// What became of one keyed write.
+// Short-lived (one per keyed write, consumed by the actor that sent it), so
+// boxing the record would cost an allocation per duplicate and save nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum Outcome {
     Inserted,

@@ -2,11 +2,20 @@
 //! method is one statement on one table (see `migrations/cql/`); keyed writes
 //! are conditional inserts, so two engine nodes receiving the same event at
 //! once record it exactly once and both answer with the winner's id.
+//!
+//! `Ledger` (migration 2) lives beside it: `ledger.rs` (the trait, leads,
+//! referrals), `money.rs` (a campaign's money as single-partition conditional
+//! batches), `wallet.rs`, `due.rs` (the due-time index), `ledger_rows.rs`.
 
+mod due;
+mod ledger;
+pub mod ledger_rows;
+mod money;
 pub mod rows;
 pub mod schema;
 pub mod session;
 pub mod statements;
+mod wallet;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -35,6 +44,8 @@ pub struct ScyllaStore {
     permits: Arc<Semaphore>,
     shards: u32,
     rebuild_days: u32,
+    /// Due-index hours this process has already listed in `due_buckets`.
+    due_seen: std::sync::Mutex<std::collections::HashSet<(Queue, i64)>>,
 }
 
 fn err(e: impl std::fmt::Display) -> StoreError {
@@ -91,6 +102,7 @@ impl ScyllaStore {
             permits: Arc::new(Semaphore::new(config.max_in_flight)),
             shards: config.click_shards,
             rebuild_days: config.bloom_rebuild_days,
+            due_seen: Default::default(),
         })
     }
 
@@ -140,7 +152,10 @@ impl ScyllaStore {
         }
     }
 
+    /// The record's escrow intent first (if it pays), then the conditional
+    /// insert, then (if it went in) its lookups by id.
     async fn insert_keyed(&self, keyed: &Keyed) -> StoreResult<Outcome> {
+        self.intend_payout(keyed).await?;
         let existing = match keyed {
             Keyed::Conversion(c) => {
                 let row = ConversionRow {
@@ -164,6 +179,9 @@ impl ScyllaStore {
                 found.map(|b| parse::<Lead>(&b)).transpose()?.filter(|w| w.id != l.id).map(Keyed::Lead)
             }
         };
+        if existing.is_none() {
+            self.index_keyed(keyed).await?;
+        }
         Ok(existing.map_or(Outcome::Inserted, Outcome::Existing))
     }
 
@@ -378,73 +396,6 @@ impl Store for ScyllaStore {
         }
         Ok(stats)
     }
-}
-
-#[async_trait]
-impl Ledger for ScyllaStore {
-    // NOT BUILT YET on CQL: the money path. Each answers a storage error, so
-    // the engine reports 503 rather than pretending.
-    async fn get_lead_by_id(&self, _: LeadId) -> StoreResult<Option<Lead>> {
-        missing()
-    }
-    async fn get_conversion_by_id(&self, _: ConversionId) -> StoreResult<Option<Conversion>> {
-        missing()
-    }
-    async fn replace_lead(&self, _: &Lead, _: LeadStatus) -> StoreResult<bool> {
-        missing()
-    }
-    async fn list_leads(&self, _: &LeadQuery) -> StoreResult<Vec<Lead>> {
-        missing()
-    }
-    async fn put_referral(&self, _: &Referral) -> StoreResult<()> {
-        missing()
-    }
-    async fn get_referral(&self, _: ReferralId) -> StoreResult<Option<Referral>> {
-        missing()
-    }
-    async fn replace_referral(&self, _: &Referral, _: ReferralStatus) -> StoreResult<bool> {
-        missing()
-    }
-    async fn put_due(&self, _: &[Due]) -> StoreResult<()> {
-        missing()
-    }
-    async fn due(&self, _: Queue, _: u64, _: usize) -> StoreResult<Vec<Due>> {
-        missing()
-    }
-    async fn remove_due(&self, _: &Due) -> StoreResult<()> {
-        missing()
-    }
-    async fn create_payout(&self, _: &Payout) -> StoreResult<Payout> {
-        missing()
-    }
-    async fn get_payout(&self, _: PayoutId) -> StoreResult<Option<Payout>> {
-        missing()
-    }
-    async fn awaiting_payouts(&self, _: CampaignId, _: usize) -> StoreResult<Vec<Payout>> {
-        missing()
-    }
-    async fn apply_move(&self, _: &Move) -> StoreResult<MoveOutcome> {
-        missing()
-    }
-    async fn fund(&self, _: &Funding) -> StoreResult<bool> {
-        missing()
-    }
-    async fn get_balance(&self, _: CampaignId) -> StoreResult<Balance> {
-        missing()
-    }
-    async fn campaign_entries(&self, _: CampaignId) -> StoreResult<Vec<Entry>> {
-        missing()
-    }
-    async fn post_wallet(&self, _: &[WalletEntry]) -> StoreResult<()> {
-        missing()
-    }
-    async fn get_wallet(&self, _: AffiliateId, _: Option<&str>, _: usize) -> StoreResult<WalletPage> {
-        missing()
-    }
-}
-
-fn missing<T>() -> StoreResult<T> {
-    Err(StoreError("the money path is not built on the CQL backend yet".into()))
 }
 
 impl ScyllaStore {

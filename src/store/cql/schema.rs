@@ -15,7 +15,10 @@ use crate::config::ScyllaConfig;
 use crate::store::{StoreError, StoreResult};
 
 /// (version, name, CQL). Append only: a shipped migration never changes.
-pub const MIGRATIONS: &[(i32, &str, &str)] = &[(1, "init", include_str!("../../../migrations/cql/0001_init.cql"))];
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "init", include_str!("../../../migrations/cql/0001_init.cql")),
+    (2, "ledger", include_str!("../../../migrations/cql/0002_ledger.cql")),
+];
 
 pub fn latest() -> i32 {
     MIGRATIONS.last().map_or(0, |m| m.0)
@@ -185,5 +188,6 @@ mod tests {
         let s = statements("-- a comment; with a semicolon\nCREATE TABLE a (x int PRIMARY KEY);\n\nCREATE TABLE b (y int PRIMARY KEY);\n");
         assert_eq!(s, vec!["CREATE TABLE a (x int PRIMARY KEY)", "CREATE TABLE b (y int PRIMARY KEY)"]);
         assert!(statements(MIGRATIONS[0].2).len() >= 12);
+        assert_eq!(statements(MIGRATIONS[1].2).len(), 10, "the ledger's ten tables");
     }
 }

@@ -1,6 +1,7 @@
 //! Every CQL statement the store runs, prepared once at start-up and kept in
 //! one struct, each with the execution profile it needs.
 
+use scylla::client::execution_profile::ExecutionProfileHandle;
 use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
 use scylla::statement::Consistency;
@@ -36,6 +37,52 @@ pub struct Statements {
     pub add_ignored: PreparedStatement,
     pub select_counters: PreparedStatement,
     pub select_ignored: PreparedStatement,
+    pub ledger: LedgerStatements,
+}
+
+/// The money path, the due-time index, referrals and the lookups by id
+/// (migration 2). Statements marked `Batched` only ever run inside a
+/// conditional batch, which carries its own (LWT) profile.
+pub struct LedgerStatements {
+    /// What conditional batches run under (a batch ignores its statements' profiles).
+    pub lwt: ExecutionProfileHandle,
+    pub select_money_payout: PreparedStatement,
+    pub select_money_statics: PreparedStatement,
+    pub select_money_rows: PreparedStatement,
+    pub select_money_entry: PreparedStatement,
+    pub insert_payout_if_absent: PreparedStatement,
+    pub insert_awaiting: PreparedStatement,
+    pub delete_awaiting: PreparedStatement,
+    pub update_payout_if: PreparedStatement,
+    pub insert_entry: PreparedStatement,
+    pub update_balance_if: PreparedStatement,
+    pub insert_payout_id: PreparedStatement,
+    pub select_payout_id: PreparedStatement,
+    pub select_wallet_totals: PreparedStatement,
+    pub select_wallet_line: PreparedStatement,
+    pub select_wallet_page: PreparedStatement,
+    pub select_wallet_page_before: PreparedStatement,
+    pub insert_wallet_line: PreparedStatement,
+    pub update_wallet_totals_if: PreparedStatement,
+    pub insert_due: PreparedStatement,
+    pub delete_due: PreparedStatement,
+    pub select_due: PreparedStatement,
+    pub insert_due_bucket: PreparedStatement,
+    pub select_due_buckets: PreparedStatement,
+    pub select_watermark: PreparedStatement,
+    pub insert_watermark_if_absent: PreparedStatement,
+    pub update_watermark_if: PreparedStatement,
+    pub insert_lead_id: PreparedStatement,
+    pub select_lead_id: PreparedStatement,
+    pub insert_conversion_id: PreparedStatement,
+    pub select_conversion_id: PreparedStatement,
+    pub insert_lead_index: PreparedStatement,
+    pub delete_lead_index: PreparedStatement,
+    pub select_lead_index: PreparedStatement,
+    pub update_lead_if: PreparedStatement,
+    pub insert_referral_if_absent: PreparedStatement,
+    pub select_referral: PreparedStatement,
+    pub update_referral_if: PreparedStatement,
 }
 
 #[derive(Clone, Copy)]
@@ -51,6 +98,8 @@ enum Kind {
     Counter,
     /// A start-up scan: long timeout, large pages.
     Scan,
+    /// Only run inside a batch, which brings its own profile.
+    Batched,
 }
 
 /// Tables are named with their keyspace (`{ks}.table`): Cassandra warns that
@@ -81,6 +130,7 @@ async fn prepare(
             p.set_page_size(5000);
             p.set_is_idempotent(true);
         }
+        Kind::Batched => p.set_is_idempotent(true),
     }
     Ok(p)
 }
@@ -161,6 +211,186 @@ impl Statements {
             )
             .await?,
             select_ignored: p(Plain, "SELECT reason, n FROM {ks}.campaign_ignored WHERE campaign_id = ?").await?,
+            ledger: LedgerStatements::prepare(session, profiles, ks).await?,
+        })
+    }
+}
+
+const MONEY_STATICS: &str = "funded, available, escrowed, clearing, version";
+
+impl LedgerStatements {
+    async fn prepare(session: &Session, profiles: &Profiles, ks: &str) -> StoreResult<Self> {
+        use Kind::*;
+        let p = |kind, cql: String| async move { prepare(session, profiles, ks, kind, &cql).await };
+        let s = |cql: &str| cql.replace("{statics}", MONEY_STATICS);
+        Ok(Self {
+            lwt: profiles.lwt.clone(),
+            // The payout row and the balance in one read: one consistent snapshot
+            // for the move's checks.
+            select_money_payout: p(
+                SerialRead,
+                s("SELECT status, body, {statics} FROM {ks}.campaign_money \
+                   WHERE campaign_id = ? AND kind = 'payout' AND id = ?"),
+            )
+            .await?,
+            select_money_statics: p(
+                SerialRead,
+                s("SELECT {statics} FROM {ks}.campaign_money WHERE campaign_id = ? LIMIT 1"),
+            )
+            .await?,
+            select_money_rows: p(
+                Plain,
+                "SELECT id, body FROM {ks}.campaign_money WHERE campaign_id = ? AND kind = ? LIMIT ?".into(),
+            )
+            .await?,
+            select_money_entry: p(
+                SerialRead,
+                "SELECT id FROM {ks}.campaign_money WHERE campaign_id = ? AND kind = 'entry' AND id = ?".into(),
+            )
+            .await?,
+            insert_payout_if_absent: p(
+                Batched,
+                "INSERT INTO {ks}.campaign_money (campaign_id, kind, id, status, body) \
+                 VALUES (?, 'payout', ?, ?, ?) IF NOT EXISTS"
+                    .into(),
+            )
+            .await?,
+            insert_awaiting: p(
+                Batched,
+                "INSERT INTO {ks}.campaign_money (campaign_id, kind, id) VALUES (?, 'awaiting', ?)".into(),
+            )
+            .await?,
+            delete_awaiting: p(
+                Batched,
+                "DELETE FROM {ks}.campaign_money WHERE campaign_id = ? AND kind = 'awaiting' AND id = ?".into(),
+            )
+            .await?,
+            update_payout_if: p(
+                Batched,
+                "UPDATE {ks}.campaign_money SET status = ?, body = ? \
+                 WHERE campaign_id = ? AND kind = 'payout' AND id = ? IF status = ?"
+                    .into(),
+            )
+            .await?,
+            insert_entry: p(
+                Batched,
+                "INSERT INTO {ks}.campaign_money (campaign_id, kind, id, body) VALUES (?, 'entry', ?, ?)".into(),
+            )
+            .await?,
+            update_balance_if: p(
+                Batched,
+                "UPDATE {ks}.campaign_money SET funded = ?, available = ?, escrowed = ?, clearing = ?, version = ? \
+                 WHERE campaign_id = ? IF version = ?"
+                    .into(),
+            )
+            .await?,
+            insert_payout_id: p(Plain, "INSERT INTO {ks}.payouts_by_id (id, campaign_id) VALUES (?, ?)".into()).await?,
+            select_payout_id: p(Plain, "SELECT campaign_id FROM {ks}.payouts_by_id WHERE id = ?".into()).await?,
+            select_wallet_totals: p(
+                SerialRead,
+                "SELECT pending, available, reversed, version FROM {ks}.wallets WHERE affiliate_id = ? LIMIT 1".into(),
+            )
+            .await?,
+            select_wallet_line: p(
+                SerialRead,
+                "SELECT id FROM {ks}.wallets WHERE affiliate_id = ? AND at = ? AND id = ?".into(),
+            )
+            .await?,
+            select_wallet_page: p(Plain, "SELECT body FROM {ks}.wallets WHERE affiliate_id = ? LIMIT ?".into()).await?,
+            select_wallet_page_before: p(
+                Plain,
+                "SELECT body FROM {ks}.wallets WHERE affiliate_id = ? AND (at, id) < (?, ?) LIMIT ?".into(),
+            )
+            .await?,
+            insert_wallet_line: p(
+                Batched,
+                "INSERT INTO {ks}.wallets (affiliate_id, at, id, body) VALUES (?, ?, ?, ?)".into(),
+            )
+            .await?,
+            update_wallet_totals_if: p(
+                Batched,
+                "UPDATE {ks}.wallets SET pending = ?, available = ?, reversed = ?, version = ? \
+                 WHERE affiliate_id = ? IF version = ?"
+                    .into(),
+            )
+            .await?,
+            insert_due: p(Plain, "INSERT INTO {ks}.due (queue, bucket, at, item) VALUES (?, ?, ?, ?)".into()).await?,
+            delete_due: p(Plain, "DELETE FROM {ks}.due WHERE queue = ? AND bucket = ? AND at = ? AND item = ?".into())
+                .await?,
+            select_due: p(
+                Plain,
+                "SELECT at, item FROM {ks}.due WHERE queue = ? AND bucket = ? AND at <= ? LIMIT ?".into(),
+            )
+            .await?,
+            insert_due_bucket: p(Plain, "INSERT INTO {ks}.due_buckets (queue, bucket) VALUES (?, ?)".into()).await?,
+            select_due_buckets: p(
+                Plain,
+                "SELECT bucket FROM {ks}.due_buckets WHERE queue = ? AND bucket >= ? AND bucket <= ?".into(),
+            )
+            .await?,
+            select_watermark: p(SerialRead, "SELECT bucket, version FROM {ks}.due_watermark WHERE queue = ?".into())
+                .await?,
+            insert_watermark_if_absent: p(
+                Conditional,
+                "INSERT INTO {ks}.due_watermark (queue, bucket, version) VALUES (?, ?, 1) IF NOT EXISTS".into(),
+            )
+            .await?,
+            update_watermark_if: p(
+                Conditional,
+                "UPDATE {ks}.due_watermark SET bucket = ?, version = ? WHERE queue = ? IF version = ?".into(),
+            )
+            .await?,
+            insert_lead_id: p(
+                Plain,
+                "INSERT INTO {ks}.leads_by_id (id, campaign_id, external_id) VALUES (?, ?, ?)".into(),
+            )
+            .await?,
+            select_lead_id: p(Plain, "SELECT campaign_id, external_id FROM {ks}.leads_by_id WHERE id = ?".into())
+                .await?,
+            insert_conversion_id: p(
+                Plain,
+                "INSERT INTO {ks}.conversions_by_id (id, campaign_id, click_id) VALUES (?, ?, ?)".into(),
+            )
+            .await?,
+            select_conversion_id: p(
+                Plain,
+                "SELECT campaign_id, click_id FROM {ks}.conversions_by_id WHERE id = ?".into(),
+            )
+            .await?,
+            insert_lead_index: p(
+                Plain,
+                "INSERT INTO {ks}.leads_by_campaign (campaign_id, status, lead_id, external_id) VALUES (?, ?, ?, ?)"
+                    .into(),
+            )
+            .await?,
+            delete_lead_index: p(
+                Plain,
+                "DELETE FROM {ks}.leads_by_campaign WHERE campaign_id = ? AND status = ? AND lead_id = ?".into(),
+            )
+            .await?,
+            select_lead_index: p(
+                Plain,
+                "SELECT lead_id, external_id FROM {ks}.leads_by_campaign \
+                 WHERE campaign_id = ? AND status = ? AND lead_id < ? LIMIT ?"
+                    .into(),
+            )
+            .await?,
+            update_lead_if: p(
+                Conditional,
+                "UPDATE {ks}.leads SET body = ? WHERE campaign_id = ? AND external_id = ? IF body = ?".into(),
+            )
+            .await?,
+            insert_referral_if_absent: p(
+                Conditional,
+                "INSERT INTO {ks}.referrals (id, status, body) VALUES (?, ?, ?) IF NOT EXISTS".into(),
+            )
+            .await?,
+            select_referral: p(SerialRead, "SELECT body FROM {ks}.referrals WHERE id = ?".into()).await?,
+            update_referral_if: p(
+                Conditional,
+                "UPDATE {ks}.referrals SET status = ?, body = ? WHERE id = ? IF status = ?".into(),
+            )
+            .await?,
         })
     }
 }

@@ -276,14 +276,15 @@ fn list_leads(txn: &redb::ReadTransaction, q: &LeadQuery) -> StoreResult<Vec<Lea
     let end = q.before.map_or(u128::MAX, |b| b.0);
     let mut out = Vec::new();
     for row in index.range((q.campaign.0, 0u128)..(q.campaign.0, end)).map_err(err)?.rev() {
+        // Checked before taking a row, so a limit of zero returns nothing.
+        if out.len() >= q.limit {
+            break;
+        }
         let (_, external) = row.map_err(err)?;
         let Some(found) = leads.get((q.campaign.0, external.value())).map_err(err)? else { continue };
         let lead: Lead = dec(found.value())?;
         if q.status.is_none_or(|s| s == lead.status) {
             out.push(lead);
-            if out.len() >= q.limit {
-                break;
-            }
         }
     }
     Ok(out)

@@ -58,14 +58,15 @@ pub fn due(txn: &ReadTransaction, queue: Queue, up_to: u64, limit: usize) -> Sto
     let q = queue_byte(queue);
     let mut out = Vec::new();
     for row in table.range((q, 0u64, "")..(q, up_to.saturating_add(1), "")).map_err(err)? {
+        // Checked before taking a row, so a limit of zero returns nothing.
+        if out.len() >= limit {
+            break;
+        }
         let (key, _) = row.map_err(err)?;
         let (_, at, item) = key.value();
         // An unreadable key is skipped rather than wedging the whole queue.
         if let Some(item) = DueItem::parse(item) {
             out.push(Due::new(queue, at, item));
-        }
-        if out.len() >= limit {
-            break;
         }
     }
     Ok(out)
