@@ -140,12 +140,16 @@ async fn wallets_are_exact_after_kill_9_at_random_moments_while_money_moves() {
     let kept = (book.leads.len() - book.reversed.len()) as i64;
     let expected = kept * PAYOUT;
     let mut last = Value::Null;
-    for _ in 0..600 {
+    for i in 0..600 {
         let (w, _) = wallet(&server, &s.affiliate_key).await;
         if w["availableCents"] == expected && w["pendingCents"] == 0 {
             break;
         }
         last = w;
+        if i % 20 == 19 {
+            // Payouts escrowed after the jump start their hold then: jump again.
+            until_ok(&server, "/api/v1/admin/clock/advance", ADMIN_KEY, json!({"seconds": 2 * DAY}), &[]).await;
+        }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     let (w, entries) = wallet(&server, &s.affiliate_key).await;
