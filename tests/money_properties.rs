@@ -22,8 +22,17 @@ use clickledger::store::cql::ScyllaStore;
 use clickledger::store::embedded::EmbeddedStore;
 use clickledger::store::*;
 
-const CAMPAIGN: CampaignId = CampaignId(77);
-const AFFILIATES: [AffiliateId; 2] = [AffiliateId(1), AffiliateId(2)];
+/// Fresh ids per case, so CQL cases can share one keyspace.
+struct Ids {
+    campaign: CampaignId,
+    affiliates: [AffiliateId; 2],
+}
+
+impl Ids {
+    fn fresh() -> Self {
+        Self { campaign: CampaignId::random(), affiliates: [AffiliateId::random(), AffiliateId::random()] }
+    }
+}
 
 struct TestClock(AtomicU64);
 
@@ -71,9 +80,9 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-fn campaign(hold_days: u32) -> Campaign {
+fn campaign(id: CampaignId, hold_days: u32) -> Campaign {
     Campaign {
-        id: CAMPAIGN,
+        id,
         advertiser_id: AdvertiserId(1),
         name: "c".into(),
         landing_url: "https://a.example/".into(),
@@ -94,11 +103,11 @@ fn campaign(hold_days: u32) -> Campaign {
     }
 }
 
-fn lead(affiliate: AffiliateId, cents: u64, now: u64) -> Lead {
+fn lead(campaign: CampaignId, affiliate: AffiliateId, cents: u64, now: u64) -> Lead {
     let id = LeadId::new();
     Lead {
         id,
-        campaign_id: CAMPAIGN,
+        campaign_id: campaign,
         affiliate_id: affiliate,
         tracking_code: "CODE".into(),
         external_id: format!("order-{id}"),
@@ -118,6 +127,7 @@ fn lead(affiliate: AffiliateId, cents: u64, now: u64) -> Lead {
 }
 
 struct Run {
+    ids: Ids,
     money: Money,
     clock: Arc<TestClock>,
     leads: Vec<Lead>,
@@ -128,13 +138,13 @@ impl Run {
         let m = &self.money;
         match op {
             Op::Convert { affiliate, cents } => {
-                let lead = lead(AFFILIATES[*affiliate], *cents, self.clock.now());
+                let lead = lead(self.ids.campaign, self.ids.affiliates[*affiliate], *cents, self.clock.now());
                 let batch = Batch { keyed: vec![Keyed::Lead(lead.clone())], ..Default::default() };
                 m.store.commit(Arc::new(batch)).await.unwrap();
                 self.leads.push(lead);
             }
             Op::Fund { cents, key } => {
-                m.fund(CAMPAIGN, &format!("k{key}-{cents}"), *cents).await.unwrap();
+                m.fund(self.ids.campaign, &format!("k{key}-{cents}"), *cents).await.unwrap();
             }
             Op::Reverse { pick } if !self.leads.is_empty() => {
                 let lead = &self.leads[pick % self.leads.len()];
@@ -180,13 +190,13 @@ impl Run {
     /// Invariants that hold after every step on every backend.
     async fn check_always(&self) {
         let ledger = &self.money.ledger;
-        let balance = ledger.get_balance(CAMPAIGN).await.unwrap();
+        let balance = ledger.get_balance(self.ids.campaign).await.unwrap();
         assert!(balance.available_cents >= 0, "escrow never exceeds deposits: {balance:?}");
         assert!(balance.escrowed_cents >= 0 && balance.clearing_cents >= 0, "{balance:?}");
-        let entries = ledger.campaign_entries(CAMPAIGN).await.unwrap();
+        let entries = ledger.campaign_entries(self.ids.campaign).await.unwrap();
         let folded = clickledger::domain::money::Balance::of(&entries);
         assert_eq!(folded, balance, "the balance row is the fold of its entries");
-        for aff in AFFILIATES {
+        for aff in self.ids.affiliates {
             let lines = all_lines(ledger.as_ref(), aff).await;
             let page = ledger.get_wallet(aff, None, 1).await.unwrap();
             let money: i64 = lines.iter().filter(|l| l.kind.is_money()).map(|l| l.amount_cents).sum();
@@ -202,10 +212,10 @@ impl Run {
     /// Once nothing is due: the ledger sums to zero and matches the payouts.
     async fn check_settled(&self) {
         let ledger = &self.money.ledger;
-        let entries = ledger.campaign_entries(CAMPAIGN).await.unwrap();
+        let entries = ledger.campaign_entries(self.ids.campaign).await.unwrap();
         let mut wallet_money = 0;
         let mut credited_by_aff: HashMap<AffiliateId, i64> = HashMap::new();
-        for aff in AFFILIATES {
+        for aff in self.ids.affiliates {
             let page = ledger.get_wallet(aff, None, 1).await.unwrap();
             wallet_money += page.totals.available_cents;
             credited_by_aff.insert(aff, page.totals.available_cents);
@@ -213,13 +223,13 @@ impl Run {
         let campaign_sum: i64 = entries.iter().map(|e| e.amount_cents).sum();
         assert_eq!(campaign_sum + wallet_money, 0, "the ledger sums to zero");
 
-        let balance = ledger.get_balance(CAMPAIGN).await.unwrap();
+        let balance = ledger.get_balance(self.ids.campaign).await.unwrap();
         let payouts = self.payouts().await;
         let sum = |status| payouts.iter().filter(|p| p.status == status).map(|p| p.amount_cents as i64).sum::<i64>();
         assert_eq!(balance.escrowed_cents, sum(PayoutStatus::Escrowed));
         assert_eq!(balance.clearing_cents, 0, "every released payout was credited");
         assert_eq!(sum(PayoutStatus::Released), 0);
-        for aff in AFFILIATES {
+        for aff in self.ids.affiliates {
             let expected: i64 = payouts
                 .iter()
                 .filter(|p| p.affiliate_id == aff && p.status == PayoutStatus::Credited)
@@ -250,13 +260,14 @@ async fn all_lines(ledger: &dyn Ledger, aff: AffiliateId) -> Vec<clickledger::do
 }
 
 async fn run_case(backend: Arc<dyn Backend>, hold_days: u32, ops: Vec<Op>) {
-    backend.put_campaign(&campaign(hold_days)).await.unwrap();
+    let ids = Ids::fresh();
+    backend.put_campaign(&campaign(ids.campaign, hold_days)).await.unwrap();
     let clock = Arc::new(TestClock(AtomicU64::new(1_700_000_000)));
     let mut config = Config::load_from(None, &[], &Overrides::default()).unwrap().money;
     config.batch = 64;
     let store: Arc<dyn Store> = backend.clone();
     let money = Money { ledger: backend, store, clock: clock.clone(), config };
-    let mut run = Run { money, clock, leads: Vec::new() };
+    let mut run = Run { ids, money, clock, leads: Vec::new() };
     for op in &ops {
         run.step(op).await;
         run.check_always().await;
@@ -293,8 +304,12 @@ proptest! {
     }
 }
 
+/// One migrated keyspace for every CQL case (each keyspace costs the node
+/// heap for its tables; the cases use fresh ids instead).
+static KEYSPACE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 async fn cql_backend(node: String) -> Arc<dyn Backend> {
-    let keyspace = format!("p_{}", random_base62(12).to_ascii_lowercase());
+    let keyspace = KEYSPACE.get_or_init(|| format!("p_{}", random_base62(12).to_ascii_lowercase())).clone();
     let env = [("CLICKLEDGER_SCYLLA_NODES".to_string(), node), ("CLICKLEDGER_SCYLLA_KEYSPACE".to_string(), keyspace)];
     let config = Config::load_from(None, &env, &Overrides::default()).unwrap().scylla;
     ScyllaStore::migrate(&config).await.unwrap();

@@ -94,13 +94,18 @@ impl Due {
 
 /// What a movement schedules next, written with it (or, on CQL, before it):
 /// escrow schedules the release at the end of the hold, release schedules
-/// the wallet credit.
+/// the wallet credit, and a reversal (money back to `available`) a pass over
+/// the campaign's payouts awaiting funds.
 pub fn scheduled_by(mv: &Move) -> Vec<Due> {
     let p = &mv.after;
     match mv.step {
         Step::Escrow => vec![Due::new(Queue::Release, p.release_at.unwrap_or(p.created_at), DueItem::Payout(p.id))],
         Step::Release => vec![Due::new(Queue::Credit, p.released_at.unwrap_or(p.created_at), DueItem::Payout(p.id))],
-        Step::Credit | Step::Cancel | Step::Clawback => vec![],
+        // Money returned to `available` may now fit payouts awaiting funds.
+        Step::Cancel | Step::Clawback => {
+            vec![Due::new(Queue::Escrow, p.reversed_at.unwrap_or(p.created_at), DueItem::Campaign(p.campaign_id))]
+        }
+        Step::Credit => vec![],
     }
 }
 
