@@ -212,7 +212,7 @@ async fn the_stats_count_clicks_bot_clicks_conversions_and_postbacks() {
     assert_eq!(stats["conversions"]["duplicate"], 1, "{stats}");
     assert_eq!(stats["postbacks"]["recorded"], 1, "{stats}");
     assert_eq!(stats["postbacks"]["duplicate"], 1, "{stats}");
-    assert_eq!(stats["payoutCents"], 500, "{stats}");
+    assert_eq!(stats["payoutCents"], 1000, "the FIXED conversion and the postback each earn 500: {stats}");
 }
 
 #[tokio::test]

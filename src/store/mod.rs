@@ -240,8 +240,18 @@ pub trait Ledger: Send + Sync + 'static {
 /// What inserting `keyed` adds to its campaign's counters.
 pub fn recorded_delta(keyed: &Keyed) -> CampaignStats {
     match keyed {
-        Keyed::Conversion(_) => CampaignStats { conversions_recorded: 1, ..Default::default() },
-        Keyed::Lead(l) => CampaignStats { postbacks_recorded: 1, payout_cents: l.payout_cents, ..Default::default() },
+        Keyed::Conversion(c) => {
+            CampaignStats { conversions_recorded: 1, payout_cents: c.payout_cents, ..Default::default() }
+        }
+        Keyed::Lead(l) => match l.source {
+            LeadSource::Postback => {
+                CampaignStats { postbacks_recorded: 1, payout_cents: l.payout_cents, ..Default::default() }
+            }
+            // A confirmed referral earns at once; a direct lead only once its
+            // review verifies it (the ledger, not these counters, has that).
+            LeadSource::Referral => CampaignStats { payout_cents: l.payout_cents, ..Default::default() },
+            LeadSource::Direct => CampaignStats::default(),
+        },
     }
 }
 
