@@ -307,7 +307,8 @@ async fn the_wallet_needs_an_affiliate_key_and_a_sane_query() {
     let w = World::fixed(&server, 500).await;
     expect_error(&server.get("/api/v1/wallet", Some(&w.key)).await, 403, "forbidden");
     expect_error(&server.get("/api/v1/wallet", None).await, 401, "unauthorized");
-    for (query, field) in [("limit=0", "limit"), ("limit=1000", "limit"), ("page=2", "page")] {
+    let bad = [("limit=0", "limit"), ("limit=1000", "limit"), ("page=2", "page"), ("before=garbage", "before")];
+    for (query, field) in bad {
         expect_invalid(&server.get(&format!("/api/v1/wallet?{query}"), Some(&w.affiliate_key)).await, field);
     }
     let empty = wallet_of(&server, &w.affiliate_key).await;

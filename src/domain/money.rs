@@ -399,6 +399,13 @@ pub fn wallet_entries(p: &Payout) -> Vec<WalletEntry> {
     out
 }
 
+/// A wallet page cursor, `{at}:{line id}` (the last line of the previous
+/// page), as both stores write it in `WalletPage::next`.
+pub fn wallet_cursor(text: &str) -> Option<(u64, &str)> {
+    let (at, id) = text.split_once(':')?;
+    Some((at.parse().ok()?, id)).filter(|(_, id)| !id.is_empty())
+}
+
 /// What `GET /api/v1/wallet` reports, summed from the entries.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

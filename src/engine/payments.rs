@@ -35,6 +35,9 @@ impl Engine {
     }
 
     pub async fn wallet(&self, affiliate: AffiliateId, before: Option<&str>, limit: usize) -> Result<WalletPage> {
+        if before.is_some_and(|b| crate::domain::money::wallet_cursor(b).is_none()) {
+            return Err(crate::domain::validate::invalid("before", "must be a page's nextBefore").into());
+        }
         Ok(self.ledger.get_wallet(affiliate, before, limit).await?)
     }
 

@@ -89,7 +89,7 @@ impl ScyllaStore {
         let st = &self.st.ledger;
         let limit = limit.max(1);
         let totals: WalletTotals = self.wallet_totals(aff).await?.totals();
-        let cursor = before.and_then(|c| c.split_once(':')).and_then(|(at, id)| Some((at.parse::<i64>().ok()?, id)));
+        let cursor = before.and_then(crate::domain::money::wallet_cursor).map(|(at, id)| (at as i64, id));
         let want = i32::try_from(limit + 1).unwrap_or(i32::MAX);
         let result = match cursor {
             Some((at, id)) => {

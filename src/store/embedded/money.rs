@@ -211,7 +211,7 @@ pub fn wallet(txn: &ReadTransaction, aff: AffiliateId, before: Option<&str>, lim
         .transpose()?
         .unwrap_or_default();
     let table = txn.open_table(WALLET).map_err(err)?;
-    let cursor = before.and_then(|c| c.split_once(':')).and_then(|(at, id)| Some((at.parse::<u64>().ok()?, id)));
+    let cursor = before.and_then(wallet_cursor);
     let rows = match cursor {
         Some((at, id)) => table.range((aff.0, 0u64, "")..(aff.0, at, id)).map_err(err)?,
         None => table.range((aff.0, 0u64, "")..(aff.0, u64::MAX, "")).map_err(err)?,
