@@ -1,0 +1,140 @@
+//! After the run, the engine's own campaign stats (through the API) must
+//! account for exactly what it acknowledged: every 201 `recorded` counted
+//! once, every repeat counted as a duplicate, forged tokens counted nowhere,
+//! payouts adding up. Stats are read before and after, and compared as
+//! differences, so a target that already holds data works too, as long as
+//! nothing else sends to the same campaigns meanwhile.
+
+use std::time::Duration;
+
+use hyper::Method;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::http::{Base, Conn};
+use crate::scenario::{CampaignTally, Scenario, Tally};
+use crate::target::Target;
+
+/// Duplicate and click counters land with the campaign's next group commit,
+/// a few milliseconds after the answer: poll this long before failing.
+const SETTLE: Duration = Duration::from_secs(10);
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    clicks: u64,
+    conversions_recorded: u64,
+    conversions_duplicate: u64,
+    conversions_ignored: u64,
+    postbacks_recorded: u64,
+    postbacks_duplicate: u64,
+    payout_cents: u64,
+}
+
+impl Stats {
+    fn from_json(s: &Value) -> Self {
+        let n = |v: &Value| v.as_u64().unwrap_or(0);
+        let ignored = s["conversions"]["ignored"].as_object().map(|m| m.values().map(n).sum()).unwrap_or(0);
+        Self {
+            clicks: n(&s["clicks"]) + n(&s["botClicks"]),
+            conversions_recorded: n(&s["conversions"]["recorded"]),
+            conversions_duplicate: n(&s["conversions"]["duplicate"]),
+            conversions_ignored: ignored,
+            postbacks_recorded: n(&s["postbacks"]["recorded"]),
+            postbacks_duplicate: n(&s["postbacks"]["duplicate"]),
+            payout_cents: n(&s["payoutCents"]),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Verification {
+    pub passed: bool,
+    pub checked: Vec<String>,
+    pub failures: Vec<String>,
+}
+
+/// Every campaign's stats, in target order.
+pub async fn snapshot(target: &Target) -> Result<Vec<Stats>, String> {
+    let mut api = Conn::new(Base::parse(&target.base)?);
+    let mut all = Vec::new();
+    for c in &target.campaigns {
+        let path = format!("/api/v1/campaigns/{}", c.id);
+        let reply = api.api(Method::GET, &path, &target.advertiser_key, None).await?;
+        if reply.status != 200 {
+            return Err(format!("GET {path}: {} {}", reply.status, String::from_utf8_lossy(&reply.body)));
+        }
+        all.push(Stats::from_json(&reply.json()["stats"]));
+    }
+    Ok(all)
+}
+
+pub async fn verify(scenario: Scenario, target: &Target, before: &[Stats], tally: &Tally) -> Verification {
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    loop {
+        let failures = match snapshot(target).await {
+            Ok(after) => compare(scenario, target, before, &after, tally),
+            Err(e) => vec![format!("reading stats: {e}")],
+        };
+        if failures.is_empty() || tokio::time::Instant::now() >= deadline {
+            return Verification { passed: failures.is_empty(), checked: checked(scenario, tally), failures };
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn checked(scenario: Scenario, tally: &Tally) -> Vec<String> {
+    let mut sum = CampaignTally::default();
+    for c in &tally.campaigns {
+        sum.add(c);
+    }
+    let mut lines = vec![format!("clicks: {} redirects answered 302", sum.clicks)];
+    match scenario {
+        Scenario::Redirect => {}
+        Scenario::Postback => lines.push(format!(
+            "postbacks: {} recorded, {} duplicates, {} cents payout, {} unknown (transport errors)",
+            sum.postbacks_recorded, sum.postbacks_duplicate, sum.payout_cents, sum.unknown
+        )),
+        Scenario::Funnel => lines.push(format!(
+            "conversions: {} recorded, {} duplicates, {} forged tokens ignored, {} cents payout, {} unknown",
+            sum.conversions_recorded, sum.conversions_duplicate, sum.forged_ignored, sum.payout_cents, sum.unknown
+        )),
+    }
+    lines
+}
+
+/// The differences that do not add up; empty when everything does. A
+/// request lost to a transport error may or may not have landed, so its
+/// campaign is allowed up to that many more.
+fn compare(scenario: Scenario, target: &Target, before: &[Stats], after: &[Stats], tally: &Tally) -> Vec<String> {
+    let mut failures: Vec<String> = tally.problems.iter().map(|p| format!("answer: {p}")).collect();
+    if tally.problem_count > tally.problems.len() as u64 {
+        failures.push(format!("… {} contradicting answers in all", tally.problem_count));
+    }
+    for (i, c) in target.campaigns.iter().enumerate() {
+        let (b, a) = (before[i], after[i]);
+        let t = tally.campaigns.get(i).cloned().unwrap_or_default();
+        let mut check = |what: &str, got: u64, acked: u64, slack: u64| {
+            if got < acked || got > acked + slack {
+                let range = if slack > 0 { format!("{acked}..={}", acked + slack) } else { acked.to_string() };
+                failures.push(format!("campaign {}: {what} went up by {got}, acknowledged {range}", c.id));
+            }
+        };
+        let d = |f: fn(&Stats) -> u64| f(&a).wrapping_sub(f(&b));
+        check("clicks", d(|s| s.clicks), t.clicks, tally.transport_errors);
+        match scenario {
+            Scenario::Redirect => {}
+            Scenario::Postback => {
+                check("postbacks.recorded", d(|s| s.postbacks_recorded), t.postbacks_recorded, t.unknown);
+                check("postbacks.duplicate", d(|s| s.postbacks_duplicate), t.postbacks_duplicate, t.unknown);
+            }
+            Scenario::Funnel => {
+                check("conversions.recorded", d(|s| s.conversions_recorded), t.conversions_recorded, t.unknown);
+                check("conversions.duplicate", d(|s| s.conversions_duplicate), t.conversions_duplicate, t.unknown);
+                check("conversions.ignored", d(|s| s.conversions_ignored), 0, 0);
+            }
+        }
+        let unit = c.payout_cents.unwrap_or(0).max(20_100 * c.payout_bp.unwrap_or(0) / 10_000 + 1);
+        check("payoutCents", d(|s| s.payout_cents), t.payout_cents, t.unknown * unit);
+    }
+    failures
+}
