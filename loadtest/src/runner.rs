@@ -3,6 +3,11 @@
 //! the intended time, so a stalled server is charged for the requests it
 //! kept waiting (no coordinated omission). Closed loop: each worker sends
 //! its next request as soon as the previous answer arrives (max throughput).
+//!
+//! Open-loop latencies include the timer's own lateness: tokio sleeps in
+//! whole milliseconds, so a request can leave up to ~1 ms after its intended
+//! time and is charged for it. That is the honest side to err on, and the
+//! baseline run pays it too; compare sub-millisecond figures in closed loop.
 
 use std::collections::BTreeMap;
 use std::io::Write;

@@ -138,3 +138,70 @@ fn compare(scenario: Scenario, target: &Target, before: &[Stats], after: &[Stats
     }
     failures
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::target::TargetCampaign;
+
+    fn target() -> Target {
+        let c = TargetCampaign {
+            id: "cmp_1".into(),
+            compensation_model: "FIXED".into(),
+            payout_cents: Some(500),
+            payout_bp: None,
+            codes: vec!["code".into()],
+        };
+        Target { base: "http://127.0.0.1:1".into(), advertiser_key: "sk".into(), campaigns: vec![c] }
+    }
+
+    fn tally(recorded: u64, duplicate: u64, unknown: u64) -> Tally {
+        let c = CampaignTally {
+            postbacks_recorded: recorded,
+            postbacks_duplicate: duplicate,
+            payout_cents: recorded * 500,
+            unknown,
+            ..CampaignTally::default()
+        };
+        Tally { campaigns: vec![c], ..Tally::default() }
+    }
+
+    fn stats(recorded: u64, duplicate: u64) -> Stats {
+        Stats {
+            postbacks_recorded: recorded,
+            postbacks_duplicate: duplicate,
+            payout_cents: recorded * 500,
+            ..Stats::default()
+        }
+    }
+
+    #[test]
+    fn stats_that_match_the_acknowledged_answers_pass() {
+        let before = [stats(7, 1)];
+        assert!(compare(Scenario::Postback, &target(), &before, &[stats(17, 3)], &tally(10, 2, 0)).is_empty());
+    }
+
+    #[test]
+    fn a_double_counted_or_lost_postback_fails() {
+        let before = [stats(0, 0)];
+        let doubled = compare(Scenario::Postback, &target(), &before, &[stats(11, 2)], &tally(10, 2, 0));
+        assert!(doubled.iter().any(|f| f.contains("postbacks.recorded went up by 11")), "{doubled:?}");
+        let lost = compare(Scenario::Postback, &target(), &before, &[stats(9, 2)], &tally(10, 2, 0));
+        assert!(lost.iter().any(|f| f.contains("postbacks.recorded")), "{lost:?}");
+    }
+
+    #[test]
+    fn a_transport_error_allows_one_more_but_never_fewer() {
+        let before = [stats(0, 0)];
+        assert!(compare(Scenario::Postback, &target(), &before, &[stats(11, 2)], &tally(10, 2, 1)).is_empty());
+        assert!(!compare(Scenario::Postback, &target(), &before, &[stats(9, 2)], &tally(10, 2, 1)).is_empty());
+    }
+
+    #[test]
+    fn a_contradicting_answer_fails_even_when_the_counts_agree() {
+        let mut t = tally(1, 0, 0);
+        t.problem_count = 1;
+        t.problems.push("a repeat answered 201 recorded".into());
+        assert!(!compare(Scenario::Postback, &target(), &[stats(0, 0)], &[stats(1, 0)], &t).is_empty());
+    }
+}
