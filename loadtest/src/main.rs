@@ -6,12 +6,13 @@
 //! - `run` drives a scenario (`scenario.rs`) under an open or closed loop
 //!   (`runner.rs`), optionally against the bare `baseline` server first
 //!   (`baseline.rs`), verifies the engine's stats afterwards (`verify.rs`)
-//!   and reports (`report.rs`).
+//!   and reports (`report.rs`, `chart.rs`).
 //!
 //! Exit status: 0 when the run finished and verification passed, 1 when
 //! verification failed, 2 on a usage or setup error.
 
 mod baseline;
+mod chart;
 mod http;
 mod report;
 mod runner;
@@ -105,6 +106,9 @@ struct RunArgs {
     json: Option<PathBuf>,
     #[arg(long)]
     markdown: Option<PathBuf>,
+    /// An SVG chart of requests/s and p99 per second (engine and baseline).
+    #[arg(long)]
+    chart: Option<PathBuf>,
     /// No live progress line.
     #[arg(long)]
     quiet: bool,
@@ -165,11 +169,14 @@ async fn run(args: RunArgs) -> Result<ExitCode, String> {
     let text =
         std::fs::read_to_string(&args.target_file).map_err(|e| format!("read {}: {e}", args.target_file.display()))?;
     let target: Target = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", args.target_file.display()))?;
-    if args.connections == 0 || args.rate.is_some_and(|r| !(r > 0.0)) {
+    if args.connections == 0 || args.rate.is_some_and(|r| r.is_nan() || r <= 0.0) {
         return Err("--connections and --rate must be positive".into());
     }
-    if args.baseline.is_some() && args.scenario == Scenario::Funnel {
-        return Err("--baseline compares redirect or postback; the funnel has no baseline".into());
+    if args.baseline.is_some() && !matches!(args.scenario, Scenario::Redirect | Scenario::Postback) {
+        return Err("--baseline compares redirect or postback; this scenario has no baseline".into());
+    }
+    if args.scenario == Scenario::Referral && target.affiliate_keys.is_empty() {
+        return Err("the referral scenario needs affiliateKeys in the target file (setup writes them)".into());
     }
     let mix = Mix { duplicates: args.duplicates, forged: args.forged, zipf: args.zipf, baseline: false };
     let load = Load {
@@ -213,6 +220,9 @@ async fn run(args: RunArgs) -> Result<ExitCode, String> {
     }
     if let Some(path) = &args.markdown {
         std::fs::write(path, report.markdown()).map_err(|e| format!("write {}: {e}", path.display()))?;
+    }
+    if let Some(path) = &args.chart {
+        std::fs::write(path, chart::svg(&report)).map_err(|e| format!("write {}: {e}", path.display()))?;
     }
     let failed = report.verification.as_ref().is_some_and(|v| !v.passed);
     Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })

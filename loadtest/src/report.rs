@@ -113,8 +113,9 @@ impl Report {
     /// The op a baseline is compared on: the redirect or the postback.
     fn main_op(&self) -> &'static str {
         match self.scenario {
-            Scenario::Redirect | Scenario::Funnel => "redirect",
+            Scenario::Redirect | Scenario::Funnel | Scenario::Mixed => "redirect",
             Scenario::Postback => "postback",
+            Scenario::Referral => "referral",
         }
     }
 

@@ -24,6 +24,26 @@ pub enum Scenario {
     /// Click, take irw_id from the redirect, convert; a share of repeated
     /// and of forged tokens.
     Funnel,
+    /// An affiliate creates a referral, the advertiser confirms it; a share
+    /// of confirmations repeated (answered 409 `already_confirmed`).
+    Referral,
+    /// Per iteration one of the above: redirect 40 %, postback 30 %,
+    /// funnel 20 %, referral 10 % (without affiliate keys in the target
+    /// file, its share goes to postbacks).
+    Mixed,
+}
+
+impl Scenario {
+    /// Whether this scenario sends postbacks, conversions, referrals.
+    pub fn sends(self) -> (bool, bool, bool) {
+        match self {
+            Scenario::Redirect => (false, false, false),
+            Scenario::Postback => (true, false, false),
+            Scenario::Funnel => (false, true, false),
+            Scenario::Referral => (false, false, true),
+            Scenario::Mixed => (true, true, true),
+        }
+    }
 }
 
 /// A browser's user agent, so clicks count as human.
@@ -73,6 +93,8 @@ pub struct CampaignTally {
     pub forged_ignored: u64,
     pub postbacks_recorded: u64,
     pub postbacks_duplicate: u64,
+    pub referrals_confirmed: u64,
+    pub referrals_repeat_refused: u64,
     pub payout_cents: u64,
     /// Keyed requests whose outcome is unknown (transport error after send).
     pub unknown: u64,
@@ -86,6 +108,8 @@ impl CampaignTally {
         self.forged_ignored += o.forged_ignored;
         self.postbacks_recorded += o.postbacks_recorded;
         self.postbacks_duplicate += o.postbacks_duplicate;
+        self.referrals_confirmed += o.referrals_confirmed;
+        self.referrals_repeat_refused += o.referrals_repeat_refused;
         self.payout_cents += o.payout_cents;
         self.unknown += o.unknown;
     }
@@ -148,6 +172,7 @@ pub struct Driver {
     seq: u64,
     postbacks: Vec<(usize, usize, String, u64)>,
     tokens: Vec<(usize, String)>,
+    referrals: Vec<(usize, String)>,
     pub tally: Tally,
 }
 
@@ -175,6 +200,7 @@ impl Driver {
             seq: 0,
             postbacks: Vec::new(),
             tokens: Vec::new(),
+            referrals: Vec::new(),
             tally: Tally { campaigns, ..Tally::default() },
         }
     }
@@ -212,7 +238,87 @@ impl Driver {
             }
             Scenario::Postback => self.postback(from, out).await,
             Scenario::Funnel => self.funnel(from, out).await,
+            Scenario::Referral => self.referral(from, out).await,
+            Scenario::Mixed => {
+                let roll = self.unit();
+                if roll < 0.4 {
+                    let (c, k) = self.choose();
+                    self.click(c, k, from, out).await;
+                } else if roll < 0.6 {
+                    Box::pin(self.funnel(from, out)).await;
+                } else if roll < 0.7 && !self.target.affiliate_keys.is_empty() {
+                    Box::pin(self.referral(from, out)).await;
+                } else {
+                    Box::pin(self.postback(from, out)).await;
+                }
+            }
         }
+    }
+
+    /// Creates a referral as a random affiliate and confirms it as the
+    /// advertiser, or repeats the confirmation of an earlier one.
+    async fn referral(&mut self, from: Instant, out: &mut Vec<Sample>) {
+        let adv = format!("Bearer {}", self.target.advertiser_key);
+        let json = [("authorization", adv.as_str()), ("content-type", "application/json")];
+        if !self.referrals.is_empty() && self.unit() < self.mix.duplicates {
+            let i = self.below(self.referrals.len());
+            let (c, id) = self.referrals[i].clone();
+            let body = Bytes::from_static(b"{\"revenueCents\":1000}");
+            let reply = self.send(Method::POST, &format!("/api/v1/referrals/{id}/confirm"), &json, body).await;
+            let latency = from.elapsed();
+            let ok = match reply.as_ref().map(|r| (r.status.as_u16(), r.json()["error"].as_str().map(str::to_string))) {
+                Some((409, Some(e))) if e == "already_confirmed" => {
+                    self.tally.campaigns[c].referrals_repeat_refused += 1;
+                    true
+                }
+                Some((s, _)) if (200..300).contains(&s) => {
+                    self.tally.problem(format!("referral {id} confirmed twice ({s})"));
+                    false
+                }
+                _ => false,
+            };
+            out.push(Sample { op: "confirm", latency, ok });
+            return;
+        }
+        let (c, _) = self.choose();
+        let aff = self.below(self.target.affiliate_keys.len());
+        let auth = format!("Bearer {}", self.target.affiliate_keys[aff]);
+        let body = Bytes::from(serde_json::to_vec(&json!({"campaignId": self.target.campaigns[c].id})).expect("json"));
+        let created = self
+            .send(
+                Method::POST,
+                "/api/v1/referrals",
+                &[("authorization", &auth), ("content-type", "application/json")],
+                body,
+            )
+            .await;
+        let ok = created.as_ref().is_some_and(|r| r.status == StatusCode::CREATED);
+        out.push(Sample { op: "referral", latency: from.elapsed(), ok });
+        let Some(id) = created.filter(|_| ok).and_then(|r| r.json()["id"].as_str().map(str::to_string)) else { return };
+        let revenue = 100 + self.next() % 20_000;
+        let expected = self.target.campaigns[c].payout_for(revenue);
+        let body = Bytes::from(serde_json::to_vec(&json!({"revenueCents": revenue})).expect("json"));
+        let sent = Instant::now();
+        let reply = self.send(Method::POST, &format!("/api/v1/referrals/{id}/confirm"), &json, body).await;
+        let latency = sent.elapsed();
+        let Some(reply) = reply else {
+            self.tally.campaigns[c].unknown += 1;
+            out.push(Sample { op: "confirm", latency, ok: false });
+            return;
+        };
+        let ok = reply.status == StatusCode::CREATED;
+        if ok {
+            let payout = reply.json()["lead"]["payoutCents"].as_u64().unwrap_or(u64::MAX);
+            if payout != expected {
+                self.tally.problem(format!("referral {id}: payoutCents {payout}, expected {expected}"));
+            }
+            let t = &mut self.tally.campaigns[c];
+            t.referrals_confirmed += 1;
+            t.payout_cents += payout.min(expected);
+            self.seq += 1;
+            remember(&mut self.referrals, (c, id), self.seq as usize);
+        }
+        out.push(Sample { op: "confirm", latency, ok });
     }
 
     async fn send(&mut self, method: Method, path: &str, headers: &[(&str, &str)], body: Bytes) -> Option<Reply> {

@@ -16,6 +16,9 @@ pub struct Target {
     /// The advertiser's secret key: postbacks, conversions and stats.
     pub advertiser_key: String,
     pub campaigns: Vec<TargetCampaign>,
+    /// Secret keys of affiliates approved on every campaign (referrals).
+    #[serde(default)]
+    pub affiliate_keys: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -71,6 +74,7 @@ pub async fn setup(plan: &SetupPlan) -> Result<Target, String> {
             .await?;
     let key = str_field(&adv, "apiKey")?;
     let mut affiliates = Vec::new();
+    let mut affiliate_keys = Vec::new();
     for i in 0..plan.affiliates {
         let aff = expect(
             &mut api,
@@ -82,6 +86,7 @@ pub async fn setup(plan: &SetupPlan) -> Result<Target, String> {
         )
         .await?;
         affiliates.push(str_field(&aff, "id")?);
+        affiliate_keys.push(str_field(&aff, "apiKey")?);
     }
     let mut campaigns = Vec::new();
     for i in 0..plan.campaigns {
@@ -118,7 +123,7 @@ pub async fn setup(plan: &SetupPlan) -> Result<Target, String> {
             codes,
         });
     }
-    Ok(Target { base: plan.base.url.clone(), advertiser_key: key, campaigns })
+    Ok(Target { base: plan.base.url.clone(), advertiser_key: key, campaigns, affiliate_keys })
 }
 
 async fn expect(

@@ -88,17 +88,26 @@ fn checked(scenario: Scenario, tally: &Tally) -> Vec<String> {
         sum.add(c);
     }
     let mut lines = vec![format!("clicks: {} redirects answered 302", sum.clicks)];
-    match scenario {
-        Scenario::Redirect => {}
-        Scenario::Postback => lines.push(format!(
-            "postbacks: {} recorded, {} duplicates, {} cents payout, {} unknown (transport errors)",
-            sum.postbacks_recorded, sum.postbacks_duplicate, sum.payout_cents, sum.unknown
-        )),
-        Scenario::Funnel => lines.push(format!(
-            "conversions: {} recorded, {} duplicates, {} forged tokens ignored, {} cents payout, {} unknown",
-            sum.conversions_recorded, sum.conversions_duplicate, sum.forged_ignored, sum.payout_cents, sum.unknown
-        )),
+    let (postbacks, conversions, referrals) = scenario.sends();
+    if postbacks {
+        lines.push(format!("postbacks: {} recorded, {} duplicates", sum.postbacks_recorded, sum.postbacks_duplicate));
     }
+    if conversions {
+        lines.push(format!(
+            "conversions: {} recorded, {} duplicates, {} forged tokens ignored",
+            sum.conversions_recorded, sum.conversions_duplicate, sum.forged_ignored
+        ));
+    }
+    if referrals {
+        lines.push(format!(
+            "referrals: {} confirmed, {} repeated confirmations refused",
+            sum.referrals_confirmed, sum.referrals_repeat_refused
+        ));
+    }
+    lines.push(format!(
+        "payout: {} cents; {} requests with unknown outcome (transport errors)",
+        sum.payout_cents, sum.unknown
+    ));
     lines
 }
 
@@ -121,17 +130,15 @@ fn compare(scenario: Scenario, target: &Target, before: &[Stats], after: &[Stats
         };
         let d = |f: fn(&Stats) -> u64| f(&a).wrapping_sub(f(&b));
         check("clicks", d(|s| s.clicks), t.clicks, tally.transport_errors);
-        match scenario {
-            Scenario::Redirect => {}
-            Scenario::Postback => {
-                check("postbacks.recorded", d(|s| s.postbacks_recorded), t.postbacks_recorded, t.unknown);
-                check("postbacks.duplicate", d(|s| s.postbacks_duplicate), t.postbacks_duplicate, t.unknown);
-            }
-            Scenario::Funnel => {
-                check("conversions.recorded", d(|s| s.conversions_recorded), t.conversions_recorded, t.unknown);
-                check("conversions.duplicate", d(|s| s.conversions_duplicate), t.conversions_duplicate, t.unknown);
-                check("conversions.ignored", d(|s| s.conversions_ignored), 0, 0);
-            }
+        let (postbacks, conversions, _) = scenario.sends();
+        if postbacks {
+            check("postbacks.recorded", d(|s| s.postbacks_recorded), t.postbacks_recorded, t.unknown);
+            check("postbacks.duplicate", d(|s| s.postbacks_duplicate), t.postbacks_duplicate, t.unknown);
+        }
+        if conversions {
+            check("conversions.recorded", d(|s| s.conversions_recorded), t.conversions_recorded, t.unknown);
+            check("conversions.duplicate", d(|s| s.conversions_duplicate), t.conversions_duplicate, t.unknown);
+            check("conversions.ignored", d(|s| s.conversions_ignored), 0, 0);
         }
         let unit = c.payout_cents.unwrap_or(0).max(20_100 * c.payout_bp.unwrap_or(0) / 10_000 + 1);
         check("payoutCents", d(|s| s.payout_cents), t.payout_cents, t.unknown * unit);
@@ -152,7 +159,12 @@ mod tests {
             payout_bp: None,
             codes: vec!["code".into()],
         };
-        Target { base: "http://127.0.0.1:1".into(), advertiser_key: "sk".into(), campaigns: vec![c] }
+        Target {
+            base: "http://127.0.0.1:1".into(),
+            advertiser_key: "sk".into(),
+            campaigns: vec![c],
+            affiliate_keys: vec![],
+        }
     }
 
     fn tally(recorded: u64, duplicate: u64, unknown: u64) -> Tally {

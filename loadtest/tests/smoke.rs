@@ -108,7 +108,10 @@ fn every_scenario_runs_against_a_fresh_engine_and_its_counts_verify() {
     let bare = baseline();
     let target = setup(&engine, tmp.path());
 
-    let redirect = run(&target, tmp.path(), "redirect", &["--baseline", &bare.base]);
+    let chart = tmp.path().join("redirect.svg");
+    let redirect =
+        run(&target, tmp.path(), "redirect", &["--baseline", &bare.base, "--chart", chart.to_str().unwrap()]);
+    assert!(std::fs::read_to_string(&chart).unwrap().starts_with("<svg"), "an SVG chart");
     assert!(redirect["ratio"]["throughput"].as_f64().is_some_and(|r| r > 0.0), "{redirect}");
     assert!(redirect["statuses"]["302"].as_u64().is_some_and(|n| n > 0), "{redirect}");
 
@@ -119,6 +122,12 @@ fn every_scenario_runs_against_a_fresh_engine_and_its_counts_verify() {
 
     let funnel = run(&target, tmp.path(), "funnel", &["--forged", "0.1"]);
     assert!(funnel["ops"]["conversion"]["count"].as_u64().is_some_and(|n| n > 0), "{funnel}");
+
+    let referral = run(&target, tmp.path(), "referral", &["--duplicates", "0.2"]);
+    assert!(referral["ops"]["confirm"]["count"].as_u64().is_some_and(|n| n > 0), "{referral}");
+
+    let mixed = run(&target, tmp.path(), "mixed", &[]);
+    assert!(mixed["ops"]["redirect"]["count"].as_u64().is_some_and(|n| n > 0), "{mixed}");
 
     // Open loop at a modest rate: the schedule, not the server, sets the pace.
     let open = run(&target, tmp.path(), "postback", &["--rate", "100"]);
