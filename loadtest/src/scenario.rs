@@ -12,6 +12,9 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::http::{query_param, Conn, Reply};
+
+mod funnel;
+mod referral;
 use crate::target::Target;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -255,72 +258,6 @@ impl Driver {
         }
     }
 
-    /// Creates a referral as a random affiliate and confirms it as the
-    /// advertiser, or repeats the confirmation of an earlier one.
-    async fn referral(&mut self, from: Instant, out: &mut Vec<Sample>) {
-        let adv = format!("Bearer {}", self.target.advertiser_key);
-        let json = [("authorization", adv.as_str()), ("content-type", "application/json")];
-        if !self.referrals.is_empty() && self.unit() < self.mix.duplicates {
-            let i = self.below(self.referrals.len());
-            let (c, id) = self.referrals[i].clone();
-            let body = Bytes::from_static(b"{\"revenueCents\":1000}");
-            let reply = self.send(Method::POST, &format!("/api/v1/referrals/{id}/confirm"), &json, body).await;
-            let latency = from.elapsed();
-            let ok = match reply.as_ref().map(|r| (r.status.as_u16(), r.json()["error"].as_str().map(str::to_string))) {
-                Some((409, Some(e))) if e == "already_confirmed" => {
-                    self.tally.campaigns[c].referrals_repeat_refused += 1;
-                    true
-                }
-                Some((s, _)) if (200..300).contains(&s) => {
-                    self.tally.problem(format!("referral {id} confirmed twice ({s})"));
-                    false
-                }
-                _ => false,
-            };
-            out.push(Sample { op: "confirm", latency, ok });
-            return;
-        }
-        let (c, _) = self.choose();
-        let aff = self.below(self.target.affiliate_keys.len());
-        let auth = format!("Bearer {}", self.target.affiliate_keys[aff]);
-        let body = Bytes::from(serde_json::to_vec(&json!({"campaignId": self.target.campaigns[c].id})).expect("json"));
-        let created = self
-            .send(
-                Method::POST,
-                "/api/v1/referrals",
-                &[("authorization", &auth), ("content-type", "application/json")],
-                body,
-            )
-            .await;
-        let ok = created.as_ref().is_some_and(|r| r.status == StatusCode::CREATED);
-        out.push(Sample { op: "referral", latency: from.elapsed(), ok });
-        let Some(id) = created.filter(|_| ok).and_then(|r| r.json()["id"].as_str().map(str::to_string)) else { return };
-        let revenue = 100 + self.next() % 20_000;
-        let expected = self.target.campaigns[c].payout_for(revenue);
-        let body = Bytes::from(serde_json::to_vec(&json!({"revenueCents": revenue})).expect("json"));
-        let sent = Instant::now();
-        let reply = self.send(Method::POST, &format!("/api/v1/referrals/{id}/confirm"), &json, body).await;
-        let latency = sent.elapsed();
-        let Some(reply) = reply else {
-            self.tally.campaigns[c].unknown += 1;
-            out.push(Sample { op: "confirm", latency, ok: false });
-            return;
-        };
-        let ok = reply.status == StatusCode::CREATED;
-        if ok {
-            let payout = reply.json()["lead"]["payoutCents"].as_u64().unwrap_or(u64::MAX);
-            if payout != expected {
-                self.tally.problem(format!("referral {id}: payoutCents {payout}, expected {expected}"));
-            }
-            let t = &mut self.tally.campaigns[c];
-            t.referrals_confirmed += 1;
-            t.payout_cents += payout.min(expected);
-            self.seq += 1;
-            remember(&mut self.referrals, (c, id), self.seq as usize);
-        }
-        out.push(Sample { op: "confirm", latency, ok });
-    }
-
     async fn send(&mut self, method: Method, path: &str, headers: &[(&str, &str)], body: Bytes) -> Option<Reply> {
         match self.conn.send(method, path, headers, body).await {
             Ok(r) => {
@@ -416,78 +353,6 @@ impl Driver {
         };
         out.push(Sample { op: "postback", latency, ok });
     }
-
-    async fn funnel(&mut self, from: Instant, out: &mut Vec<Sample>) {
-        let roll = self.unit();
-        if !self.tokens.is_empty() && roll < self.mix.forged + self.mix.duplicates {
-            let i = self.below(self.tokens.len());
-            let (c, token) = self.tokens[i].clone();
-            if roll < self.mix.forged {
-                self.convert(c, &forge(&token), Expect::Forged, from, out).await;
-            } else {
-                self.convert(c, &token, Expect::Duplicate, from, out).await;
-            }
-            return;
-        }
-        let (c, k) = self.choose();
-        let Some(token) = self.click(c, k, from, out).await else { return };
-        self.convert(c, &token, Expect::Recorded, Instant::now(), out).await;
-    }
-
-    async fn convert(&mut self, c: usize, token: &str, expect: Expect, from: Instant, out: &mut Vec<Sample>) {
-        let body = Bytes::from(serde_json::to_vec(&json!({"clickId": token})).expect("json"));
-        let key = self.target.advertiser_key.clone();
-        let reply = self
-            .send(
-                Method::POST,
-                "/api/v1/affiliate/conversions",
-                &[("x-api-key", &key), ("content-type", "application/json")],
-                body,
-            )
-            .await;
-        let latency = from.elapsed();
-        let Some(reply) = reply else {
-            if expect != Expect::Forged {
-                self.tally.campaigns[c].unknown += 1;
-            }
-            out.push(Sample { op: "conversion", latency, ok: false });
-            return;
-        };
-        let answer = reply.json();
-        let got =
-            (reply.status.as_u16(), answer["status"].as_str().unwrap_or(""), answer["reason"].as_str().unwrap_or(""));
-        let t = &mut self.tally.campaigns[c];
-        let ok = match (expect, got) {
-            (Expect::Recorded, (201, "recorded", _)) => {
-                t.conversions_recorded += 1;
-                t.payout_cents += self.target.campaigns[c].conversion_payout();
-                remember(&mut self.tokens, (c, token.to_string()), self.seq as usize);
-                self.seq += 1;
-                true
-            }
-            (Expect::Duplicate, (200, "duplicate", _)) => {
-                t.conversions_duplicate += 1;
-                true
-            }
-            (Expect::Forged, (200, "ignored", "bad_signature")) => {
-                t.forged_ignored += 1;
-                true
-            }
-            (_, (s @ (200 | 201), status, reason)) => {
-                self.tally.problem(format!("{expect:?} token answered {s} {status} {reason}"));
-                false
-            }
-            _ => false,
-        };
-        out.push(Sample { op: "conversion", latency, ok });
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Expect {
-    Recorded,
-    Duplicate,
-    Forged,
 }
 
 /// Keeps at most `REMEMBERED` keys, replacing old ones round-robin.
@@ -497,15 +362,6 @@ fn remember<T>(list: &mut Vec<T>, item: T, seq: usize) {
     } else {
         list[seq % REMEMBERED] = item;
     }
-}
-
-/// The same token with one character of its signature changed.
-fn forge(token: &str) -> String {
-    let mut bytes = token.as_bytes().to_vec();
-    if let Some(last) = bytes.len().checked_sub(3) {
-        bytes[last] = if bytes[last] == b'A' { b'B' } else { b'A' };
-    }
-    String::from_utf8(bytes).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -519,11 +375,5 @@ mod tests {
         assert_eq!(p.pick(0.47), 0);
         assert_eq!(p.pick(0.999_999), 3);
         assert_eq!(Picker::new(4, 0.0).pick(0.3), 1);
-    }
-
-    #[test]
-    fn a_forged_token_differs_from_the_original() {
-        assert_ne!(forge("abcdefAgh"), "abcdefAgh");
-        assert_ne!(forge("abcdefBgh"), "abcdefBgh");
     }
 }
