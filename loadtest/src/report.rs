@@ -54,6 +54,10 @@ pub struct Report {
     pub warmup_secs: f64,
     pub iterations: u64,
     pub iterations_per_sec: f64,
+    /// Open loop: scheduled iterations never sent (the target fell behind).
+    pub dropped: u64,
+    /// From the end of the warm-up to the last measured answer.
+    pub elapsed_secs: f64,
     pub ops: BTreeMap<&'static str, Latency>,
     pub errors: BTreeMap<&'static str, u64>,
     /// Every answer by status, warm-up included.
@@ -91,10 +95,12 @@ impl Report {
             model: if o.load.rate.is_some() { "open" } else { "closed" },
             rate_target: o.load.rate,
             connections: o.load.connections,
-            duration_secs: secs,
+            duration_secs: o.load.duration.as_secs_f64(),
             warmup_secs: o.load.warmup.as_secs_f64(),
             iterations: o.iterations,
             iterations_per_sec: o.iterations as f64 / secs,
+            dropped: o.dropped,
+            elapsed_secs: secs,
             ops: o.ops.iter().map(|(k, h)| (*k, latency(h, secs))).collect(),
             errors: o.op_errors.clone(),
             statuses: o.tally.statuses.iter().map(|(s, n)| (s.to_string(), *n)).collect(),
@@ -136,7 +142,18 @@ impl Report {
             "{:?} against {}: {} loop{rate}, {} connections, {} s measured after {} s warm-up",
             self.scenario, self.target, self.model, self.connections, self.duration_secs, self.warmup_secs
         );
-        let _ = writeln!(s, "  iterations: {} ({:.0}/s)", self.iterations, self.iterations_per_sec);
+        let _ = writeln!(
+            s,
+            "  iterations: {} ({:.0}/s over {:.1} s){}",
+            self.iterations,
+            self.iterations_per_sec,
+            self.elapsed_secs,
+            if self.dropped > 0 {
+                format!("; {} not sent: the target fell behind the schedule", self.dropped)
+            } else {
+                String::new()
+            }
+        );
         for (op, l) in &self.ops {
             let _ = writeln!(
                 s,

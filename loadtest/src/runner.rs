@@ -49,7 +49,12 @@ pub struct Outcome {
     pub base: String,
     /// Iterations whose intended start fell in the measured window.
     pub iterations: u64,
+    /// From the end of the warm-up to the last measured answer: the
+    /// duration, or longer when an open loop fell behind its schedule.
     pub elapsed: Duration,
+    /// Open loop: iterations never sent because the run was already one
+    /// duration past its end when their turn came (the target fell behind).
+    pub dropped: u64,
     pub ops: BTreeMap<&'static str, Histogram<u64>>,
     pub op_errors: BTreeMap<&'static str, u64>,
     pub timeline: Vec<(u64, Histogram<u64>)>,
@@ -65,6 +70,8 @@ struct Shared {
 
 struct WorkerResult {
     iterations: u64,
+    dropped: u64,
+    last_answer: Option<Instant>,
     ops: BTreeMap<&'static str, Histogram<u64>>,
     op_errors: BTreeMap<&'static str, u64>,
     tally: Tally,
@@ -101,6 +108,7 @@ pub async fn run(load: &Load, target: Arc<Target>, run_id: &str) -> Result<Outco
         base: base.url.clone(),
         iterations: 0,
         elapsed: load.duration,
+        dropped: 0,
         ops: BTreeMap::new(),
         op_errors: BTreeMap::new(),
         timeline: Vec::new(),
@@ -109,6 +117,10 @@ pub async fn run(load: &Load, target: Arc<Target>, run_id: &str) -> Result<Outco
     for w in workers {
         let r = w.await.map_err(|e| format!("worker panicked: {e}"))?;
         outcome.iterations += r.iterations;
+        outcome.dropped += r.dropped;
+        if let Some(last) = r.last_answer {
+            outcome.elapsed = outcome.elapsed.max(last.saturating_duration_since(measure_from));
+        }
         for (op, h) in r.ops {
             outcome.ops.entry(op).or_insert_with(histogram).add(&h).expect("same bounds");
         }
@@ -148,6 +160,11 @@ async fn worker(mut driver: Driver, s: Schedule, shared: Arc<Shared>) -> WorkerR
     let mut ops: BTreeMap<&'static str, Histogram<u64>> = BTreeMap::new();
     let mut op_errors: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut iterations = 0;
+    let mut dropped = 0;
+    let mut last_answer = None;
+    // An open loop that falls behind keeps sending late (and is charged for
+    // it) for at most one more duration; what is left after that is dropped.
+    let give_up = s.end + (s.end - s.measure_from);
     let mut samples: Vec<Sample> = Vec::with_capacity(2);
     let mut second = (u64::MAX, second_histogram());
     tokio::time::sleep_until(s.start.into()).await;
@@ -162,6 +179,10 @@ async fn worker(mut driver: Driver, s: Schedule, shared: Arc<Shared>) -> WorkerR
         if from >= s.end {
             break;
         }
+        if Instant::now() >= give_up {
+            dropped += 1;
+            continue;
+        }
         samples.clear();
         driver.iteration(from, &mut samples).await;
         shared.done.fetch_add(1, Ordering::Relaxed);
@@ -171,6 +192,7 @@ async fn worker(mut driver: Driver, s: Schedule, shared: Arc<Shared>) -> WorkerR
             continue;
         }
         iterations += 1;
+        last_answer = Some(Instant::now());
         let now_second = (Instant::now().saturating_duration_since(s.measure_from)).as_secs();
         if now_second != second.0 {
             flush_second(&shared, &mut second);
@@ -186,7 +208,7 @@ async fn worker(mut driver: Driver, s: Schedule, shared: Arc<Shared>) -> WorkerR
         }
     }
     flush_second(&shared, &mut second);
-    WorkerResult { iterations, ops, op_errors, tally: std::mem::take(&mut driver.tally) }
+    WorkerResult { iterations, dropped, last_answer, ops, op_errors, tally: std::mem::take(&mut driver.tally) }
 }
 
 fn flush_second(shared: &Shared, second: &mut (u64, Histogram<u64>)) {
