@@ -52,6 +52,10 @@ enum Command {
         campaigns: usize,
         #[arg(long, default_value_t = 4)]
         affiliates: usize,
+        /// Deposit this many cents into each campaign (1 to 10^12), so payouts
+        /// are escrowed at once instead of waiting for funds.
+        #[arg(long, default_value_t = 0)]
+        fund_cents: u64,
         /// Where to write the target file (JSON); stdout when absent.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -131,8 +135,14 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Setup { target, admin_key, campaigns, affiliates, out } => {
-            setup(target, admin_key, campaigns, affiliates, out).await.map(|()| ExitCode::SUCCESS)
+        Command::Setup { target, admin_key, campaigns, affiliates, fund_cents, out } => {
+            match http::Base::parse(&target) {
+                Ok(base) => {
+                    let plan = SetupPlan { base, admin_key, campaigns, affiliates, fund_cents };
+                    setup(plan, out).await.map(|()| ExitCode::SUCCESS)
+                }
+                Err(e) => Err(e),
+            }
         }
         Command::Baseline { listen } => baseline::serve(&listen).await.map(|()| ExitCode::SUCCESS),
         Command::Run(args) => run(args).await,
@@ -143,17 +153,10 @@ async fn main() -> ExitCode {
     })
 }
 
-async fn setup(
-    target: String,
-    admin_key: String,
-    campaigns: usize,
-    affiliates: usize,
-    out: Option<PathBuf>,
-) -> Result<(), String> {
-    if campaigns == 0 || affiliates == 0 {
+async fn setup(plan: SetupPlan, out: Option<PathBuf>) -> Result<(), String> {
+    if plan.campaigns == 0 || plan.affiliates == 0 {
         return Err("--campaigns and --affiliates must be at least 1".into());
     }
-    let plan = SetupPlan { base: http::Base::parse(&target)?, admin_key, campaigns, affiliates };
     let made = target::setup(&plan).await?;
     let json = serde_json::to_string_pretty(&made).expect("json");
     match out {

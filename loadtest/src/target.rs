@@ -61,6 +61,9 @@ pub struct SetupPlan {
     pub admin_key: String,
     pub campaigns: usize,
     pub affiliates: usize,
+    /// Deposit this much into each campaign, so payouts are escrowed as
+    /// they are made instead of queueing for funds (0: no deposit).
+    pub fund_cents: u64,
 }
 
 /// Creates an advertiser, `campaigns` campaigns (alternately FIXED 500 cents
@@ -106,6 +109,10 @@ pub async fn setup(plan: &SetupPlan) -> Result<Target, String> {
         let probe = json!({"swarm_ref": test_code, "externalId": "loadtest-activation", "eventType": "PURCHASE", "revenueCents": 100});
         expect(&mut api, Method::POST, "/api/v1/postback", &key, probe, 200).await?;
         expect(&mut api, Method::POST, &format!("/api/v1/campaigns/{id}/activate"), &key, json!({}), 200).await?;
+        if plan.fund_cents > 0 {
+            let fund = json!({"amountCents": plan.fund_cents});
+            expect(&mut api, Method::POST, &format!("/api/v1/campaigns/{id}/fund"), &key, fund, 201).await?;
+        }
         let mut codes = Vec::new();
         for aff in &affiliates {
             let path = format!("/api/v1/campaigns/{id}/affiliates");

@@ -71,7 +71,8 @@ fn baseline() -> Running {
 fn setup(engine: &Running, dir: &Path) -> PathBuf {
     let file = dir.join("target.json");
     let out = Command::new(LOADTEST)
-        .args(["setup", "--campaigns", "3", "--affiliates", "2", "--target", &engine.base, "--out"])
+        .args(["setup", "--campaigns", "3", "--affiliates", "2", "--fund-cents", "100000000", "--target", &engine.base])
+        .arg("--out")
         .arg(&file)
         .env("CLICKLEDGER_ADMIN_KEY", ADMIN_KEY)
         .output()
