@@ -42,7 +42,7 @@ fn start(mut cmd: Command) -> Running {
 fn engine_binary() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root");
     let status = Command::new(env!("CARGO"))
-        .args(["build", "--quiet", "--bin", "clickledger", "--manifest-path"])
+        .args(["build", "--quiet", "--locked", "--bin", "clickledger", "--manifest-path"])
         .arg(root.join("Cargo.toml"))
         .status()
         .expect("run cargo build");
