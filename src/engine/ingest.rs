@@ -242,10 +242,7 @@ impl Engine {
             None if event == EventType::REFUND => None,
             None => return Err(invalid("eventType", format!("must be one of {}", EventType::ALL)).into()),
         };
-        let revenue = match input.revenue_cents {
-            Some(r) if r < 0 => return Err(invalid("revenueCents", "must be zero or more cents").into()),
-            r => r.map(|r| r as u64),
-        };
+        let revenue = revenue_cents(input.revenue_cents)?;
         let code = self
             .catalog
             .code(&swarm_ref)
@@ -395,6 +392,14 @@ fn required(value: Option<String>, field: &str) -> Result<String> {
 }
 
 /// What a verified lead pays: the fixed payout, or the share of `revenue`.
+/// `revenueCents` as sent: absent, or whole cents that are not negative.
+pub(crate) fn revenue_cents(sent: Option<i64>) -> Result<Option<u64>> {
+    match sent {
+        Some(r) if r < 0 => Err(invalid("revenueCents", "must be zero or more cents").into()),
+        r => Ok(r.map(|r| r as u64)),
+    }
+}
+
 pub(crate) fn payout_for(campaign: &Campaign, revenue: Option<u64>) -> Result<u64> {
     match campaign.compensation_model {
         CompensationModel::Fixed => Ok(campaign.payout_cents.unwrap_or(0)),

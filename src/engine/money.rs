@@ -96,18 +96,26 @@ impl Money {
             metrics::payout_created();
         }
         if stored.status == PayoutStatus::AwaitingFunds {
-            self.escrow(stored.id, now).await?;
+            self.escrow_payout(&stored, now).await?;
         }
         Ok(self.ledger.get_payout(stored.id).await?.or(Some(stored)))
     }
 
     async fn escrow(&self, id: PayoutId, now: u64) -> StoreResult<Escrow> {
-        let Some(p) = self.ledger.get_payout(id).await? else { return Ok(Escrow::NotAwaiting) };
+        match self.ledger.get_payout(id).await? {
+            Some(p) => self.escrow_payout(&p, now).await,
+            None => Ok(Escrow::NotAwaiting),
+        }
+    }
+
+    /// Escrows `p` as read; if it moved since, the store's compare-and-set
+    /// on its status refuses the step.
+    async fn escrow_payout(&self, p: &Payout, now: u64) -> StoreResult<Escrow> {
         if p.status != PayoutStatus::AwaitingFunds {
             return Ok(Escrow::NotAwaiting);
         }
         let hold = self.store.get_campaign(p.campaign_id).await?.map_or(0, |c| c.hold_days);
-        let Ok(mv) = money::escrow(&p, now, hold) else { return Ok(Escrow::NotAwaiting) };
+        let Ok(mv) = money::escrow(p, now, hold) else { return Ok(Escrow::NotAwaiting) };
         Ok(match self.apply(&mv).await? {
             MoveOutcome::Applied => Escrow::Escrowed,
             MoveOutcome::InsufficientFunds => Escrow::NoFunds,
@@ -119,7 +127,7 @@ impl Money {
     /// not fit waits in the awaiting index for the next deposit.
     async fn escrow_awaiting(&self, campaign: CampaignId, now: u64) -> StoreResult<()> {
         for p in self.ledger.awaiting_payouts(campaign, self.config.batch).await? {
-            self.escrow(p.id, now).await?;
+            self.escrow_payout(&p, now).await?;
         }
         Ok(())
     }

@@ -131,10 +131,7 @@ impl Engine {
         if campaign.status != CampaignStatus::Active {
             return Err(inactive("activate it first"));
         }
-        let revenue = match input.revenue_cents {
-            Some(r) if r < 0 => return Err(invalid("revenueCents", "must be zero or more cents").into()),
-            r => r.map(|r| r as u64),
-        };
+        let revenue = super::ingest::revenue_cents(input.revenue_cents)?;
         let payout_cents = super::ingest::payout_for(&campaign, revenue)?;
         let (fields, extra) = validate::split_fields(
             "metadata",
