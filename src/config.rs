@@ -34,6 +34,7 @@ pub struct Config {
 pub struct MoneyConfig {
     pub tick_ms: u64,
     pub batch: usize,
+    pub concurrency: usize,
     pub restart_min_ms: u64,
     pub restart_max_ms: u64,
     pub record_grace_secs: u64,
@@ -200,6 +201,8 @@ impl Config {
             ("http.max_connections", self.http.max_connections),
             ("http.body_limit_bytes", self.http.body_limit_bytes),
             ("scylla.max_in_flight", self.scylla.max_in_flight),
+            ("money.batch", self.money.batch),
+            ("money.concurrency", self.money.concurrency),
             ("scylla.click_shards", self.scylla.click_shards as usize),
         ];
         match positive.iter().find(|(_, v)| *v == 0) {

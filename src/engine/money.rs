@@ -5,6 +5,8 @@
 
 use std::sync::Arc;
 
+use futures::{stream, StreamExt, TryStreamExt};
+
 use super::clock::Clock;
 use crate::config::MoneyConfig;
 use crate::domain::ids::*;
@@ -27,6 +29,8 @@ pub struct Pass {
     pub done: usize,
     /// Age in seconds of the oldest due item found (0: none was due).
     pub lag: u64,
+    /// The pass took as many items as it may: more are probably due.
+    pub full: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,20 +45,31 @@ impl Money {
         self.clock.now()
     }
 
-    /// Does up to `money.batch` due items of `queue`; an item is removed only
-    /// once its work is done.
+    /// Does up to `money.batch` due items of `queue`, `money.concurrency` at
+    /// a time; an item is removed only once its work is done. Items of one
+    /// pass may finish in any order: every step is a compare-and-set, so two
+    /// items touching one payout or one balance decide it once between them.
     pub async fn work(&self, queue: Queue) -> StoreResult<Pass> {
         let now = self.now();
         let items = self.ledger.due(queue, now, self.config.batch).await?;
         let lag = items.iter().map(|d| now.saturating_sub(d.at)).max().unwrap_or(0);
-        let mut done = 0;
-        for due in &items {
-            if self.handle(due, now).await? {
-                self.ledger.remove_due(due).await?;
-                done += 1;
-            }
+        let full = !items.is_empty() && items.len() >= self.config.batch;
+        // Owned items: a stream of borrowed ones trips the compiler's
+        // higher-ranked lifetime check inside the actor's Send future.
+        let done = stream::iter(items)
+            .map(|due| async move { self.finish(&due, now).await })
+            .buffer_unordered(self.config.concurrency.max(1))
+            .try_fold(0, |n, finished| async move { Ok(n + usize::from(finished)) })
+            .await?;
+        Ok(Pass { done, lag, full })
+    }
+
+    async fn finish(&self, due: &Due, now: u64) -> StoreResult<bool> {
+        if !self.handle(due, now).await? {
+            return Ok(false);
         }
-        Ok(Pass { done, lag })
+        self.ledger.remove_due(due).await?;
+        Ok(true)
     }
 
     /// `Ok(false)`: not yet (keep the item for a later pass).

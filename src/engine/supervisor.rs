@@ -136,7 +136,8 @@ impl MoneySupervisorState {
 }
 
 /// One duty's worker: a pass over its queues per tick, then the next tick
-/// is scheduled, so a slow pass never piles ticks up in the mailbox.
+/// is scheduled (at once while a backlog drains), so a slow pass never piles
+/// ticks up in the mailbox.
 pub struct DutyActor;
 
 pub struct DutyState {
@@ -163,16 +164,23 @@ impl Actor for DutyActor {
     }
 
     async fn handle(&self, me: ActorRef<DutyMsg>, _: DutyMsg, state: &mut DutyState) -> Result<(), ActorProcessingErr> {
-        let mut lag = 0;
+        let (mut lag, mut more) = (0, false);
         for &queue in state.duty.queues() {
             let pass = state.money.work(queue).await.inspect_err(|_| metrics::supervisor_error(state.duty.name()))?;
             lag = lag.max(pass.lag);
+            // Full and moving: a backlog. Go again at once rather than cap
+            // the duty at `batch` items per tick.
+            more |= pass.full && pass.done > 0;
             if pass.done > 0 {
                 tracing::debug!(duty = state.duty.name(), queue = queue.as_str(), done = pass.done, "due items done");
             }
         }
         metrics::supervisor_lag(state.duty.name(), lag);
-        me.send_after(Duration::from_millis(state.money.config.tick_ms), || DutyMsg::Tick);
+        if more {
+            me.send_message(DutyMsg::Tick)?;
+        } else {
+            me.send_after(Duration::from_millis(state.money.config.tick_ms), || DutyMsg::Tick);
+        }
         Ok(())
     }
 }

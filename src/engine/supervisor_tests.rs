@@ -92,3 +92,33 @@ async fn a_failing_child_is_restarted_with_backoff_and_then_does_its_work() {
     assert_eq!(running.len(), 3, "every duty has a running child again");
     sup.stop(None);
 }
+
+#[tokio::test]
+async fn a_backlog_drains_in_back_to_back_passes_without_waiting_for_the_tick() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(EmbeddedStore::open(dir.path(), 16).unwrap());
+    let mut config = Config::load(None, &Overrides::default()).unwrap().money;
+    // Two items per pass and an hour between ticks: only a pass that goes
+    // again at once after a full one can expire all twenty in time.
+    (config.batch, config.concurrency, config.tick_ms) = (2, 2, 3_600_000);
+    let money = Arc::new(Money { ledger: store.clone(), store: store.clone(), clock: Arc::new(SystemClock), config });
+    let referrals: Vec<Referral> = (0..20).map(|_| referral_due_now()).collect();
+    for r in &referrals {
+        store.put_referral(r).await.unwrap();
+    }
+
+    let sup = start(money).await.unwrap();
+    let mut expired = 0;
+    for _ in 0..500 {
+        expired = 0;
+        for r in &referrals {
+            expired += usize::from(store.get_referral(r.id).await.unwrap().unwrap().status == ReferralStatus::Expired);
+        }
+        if expired == referrals.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(expired, referrals.len(), "every due referral expired, not just the first pass's two");
+    sup.stop(None);
+}

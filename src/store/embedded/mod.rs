@@ -1,7 +1,8 @@
 //! The default store: redb, an embedded copy-on-write B-tree with fsync'ed
-//! commits. One writer thread owns every event write and folds whatever
-//! batches are waiting into one transaction, so N campaign actors flushing at
-//! once cost one fsync, not N (group commit at the store as well as the actor).
+//! commits. One writer thread (`writer.rs`) owns every write and folds
+//! whatever is waiting into one transaction, so N campaign actors flushing
+//! and the money supervisors stepping at once cost one fsync, not N (group
+//! commit at the store as well as the actor).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -17,6 +18,9 @@ use tokio::sync::oneshot;
 use super::*;
 
 mod money;
+mod writer;
+
+use writer::{Job, Typed};
 
 const ADVERTISERS: TableDefinition<u64, &[u8]> = TableDefinition::new("advertisers");
 const AFFILIATES: TableDefinition<u64, &[u8]> = TableDefinition::new("affiliates");
@@ -36,11 +40,6 @@ const LEAD_CAMPAIGN: TableDefinition<u128, u64> = TableDefinition::new("lead_cam
 /// conversion id → (campaign, click).
 const CONVERSION_INDEX: TableDefinition<u128, (u64, u128)> = TableDefinition::new("conversion_index");
 const REFERRALS: TableDefinition<u128, &[u8]> = TableDefinition::new("referrals");
-
-/// How many waiting batches one transaction may fold together.
-const MAX_FOLD: usize = 256;
-
-type Job = (Arc<Batch>, oneshot::Sender<StoreResult<Vec<Outcome>>>);
 
 pub struct EmbeddedStore {
     db: Arc<Database>,
@@ -72,7 +71,7 @@ impl EmbeddedStore {
         let thread_db = db.clone();
         std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || write_loop(&thread_db, jobs))
+            .spawn(move || writer::write_loop(&thread_db, jobs))
             .map_err(err)?;
         Ok(Self { db, writer })
     }
@@ -86,20 +85,28 @@ impl EmbeddedStore {
         tokio::task::spawn_blocking(move || f(&db.begin_read().map_err(err)?)).await.map_err(err)?
     }
 
+    /// Runs `f` on the writer thread, folded with whatever else is waiting
+    /// there, and answers once its transaction has committed. The queue is
+    /// bounded: a full queue blocks this (blocking-pool) thread, which is the
+    /// backpressure the actors' bounds sit in front of.
     async fn write<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&WriteTransaction) -> StoreResult<T> + Send + 'static,
+        F: FnMut(&WriteTransaction) -> StoreResult<T> + Send + 'static,
     {
-        let db = self.db.clone();
-        tokio::task::spawn_blocking(move || {
-            let txn = db.begin_write().map_err(err)?;
-            let out = f(&txn)?;
-            txn.commit().map_err(err)?;
-            Ok(out)
-        })
-        .await
-        .map_err(err)?
+        let (reply, answer) = oneshot::channel();
+        let job: Job = Box::new(Typed::new(f, reply));
+        let stopped = || StoreError("store writer has stopped".into());
+        match self.writer.try_send(job) {
+            Ok(()) => {}
+            // Only a full queue costs a blocking-pool thread.
+            Err(mpsc::TrySendError::Full(job)) => {
+                let writer = self.writer.clone();
+                tokio::task::spawn_blocking(move || writer.send(job)).await.map_err(err)?.map_err(|_| stopped())?
+            }
+            Err(mpsc::TrySendError::Disconnected(_)) => return Err(stopped()),
+        }
+        answer.await.map_err(|_| StoreError("store writer dropped the job".into()))?
     }
 }
 
@@ -142,72 +149,39 @@ fn open_all_tables(txn: &WriteTransaction) -> StoreResult<()> {
     Ok(())
 }
 
-/// Blocks for one batch, then folds in whatever else is already waiting.
-fn write_loop(db: &Database, jobs: mpsc::Receiver<Job>) {
-    while let Ok(first) = jobs.recv() {
-        let mut folded = vec![first];
-        while folded.len() < MAX_FOLD {
-            match jobs.try_recv() {
-                Ok(job) => folded.push(job),
-                Err(_) => break,
-            }
-        }
-        let batches: Vec<&Batch> = folded.iter().map(|(b, _)| b.as_ref()).collect();
-        match apply(db, &batches) {
-            Ok(outcomes) => {
-                for ((_, reply), out) in folded.into_iter().zip(outcomes) {
-                    let _ = reply.send(Ok(out));
-                }
-            }
-            Err(e) => {
-                for (_, reply) in folded {
-                    let _ = reply.send(Err(StoreError(e.0.clone())));
-                }
-            }
+/// One campaign batch: clicks, keyed events (insert-if-absent) and counters,
+/// in the writer's transaction.
+fn apply(txn: &WriteTransaction, batch: &Batch) -> StoreResult<Vec<Outcome>> {
+    let mut clicks = txn.open_table(CLICKS).map_err(err)?;
+    let mut conversions = txn.open_table(CONVERSIONS).map_err(err)?;
+    let mut leads = txn.open_table(LEADS).map_err(err)?;
+    let mut stats = txn.open_table(STATS).map_err(err)?;
+    // Summed per campaign so a batch of a thousand clicks rewrites each
+    // campaign's counters once.
+    let mut deltas: HashMap<CampaignId, CampaignStats> = HashMap::new();
+    let mut add = |campaign: CampaignId, delta: &CampaignStats| deltas.entry(campaign).or_default().add(delta);
+    for (campaign, delta) in &batch.stats {
+        add(*campaign, delta);
+    }
+    for click in &batch.clicks {
+        let old = clicks.insert((click.campaign_id.0, click.id.0), enc(click).as_slice()).map_err(err)?;
+        if old.is_none() {
+            add(click.campaign_id, &click_delta(click));
         }
     }
-}
-
-/// One transaction, one fsync (redb's default durability is Immediate).
-fn apply(db: &Database, batches: &[&Batch]) -> StoreResult<Vec<Vec<Outcome>>> {
-    let txn = db.begin_write().map_err(err)?;
-    let mut all = Vec::with_capacity(batches.len());
-    {
-        let mut clicks = txn.open_table(CLICKS).map_err(err)?;
-        let mut conversions = txn.open_table(CONVERSIONS).map_err(err)?;
-        let mut leads = txn.open_table(LEADS).map_err(err)?;
-        let mut stats = txn.open_table(STATS).map_err(err)?;
-        // Summed per campaign so a batch of a thousand clicks rewrites each
-        // campaign's counters once.
-        let mut deltas: HashMap<CampaignId, CampaignStats> = HashMap::new();
-        let mut add = |campaign: CampaignId, delta: &CampaignStats| deltas.entry(campaign).or_default().add(delta);
-        for batch in batches {
-            for (campaign, delta) in &batch.stats {
-                add(*campaign, delta);
-            }
-            for click in &batch.clicks {
-                let old = clicks.insert((click.campaign_id.0, click.id.0), enc(click).as_slice()).map_err(err)?;
-                if old.is_none() {
-                    add(click.campaign_id, &click_delta(click));
-                }
-            }
-            let mut outcomes = Vec::with_capacity(batch.keyed.len());
-            for keyed in &batch.keyed {
-                let outcome = insert_keyed(&mut conversions, &mut leads, keyed)?;
-                if matches!(outcome, Outcome::Inserted) {
-                    add(keyed.campaign(), &recorded_delta(keyed));
-                    index_keyed(&txn, keyed)?;
-                }
-                outcomes.push(outcome);
-            }
-            all.push(outcomes);
+    let mut outcomes = Vec::with_capacity(batch.keyed.len());
+    for keyed in &batch.keyed {
+        let outcome = insert_keyed(&mut conversions, &mut leads, keyed)?;
+        if matches!(outcome, Outcome::Inserted) {
+            add(keyed.campaign(), &recorded_delta(keyed));
+            index_keyed(txn, keyed)?;
         }
-        for (campaign, delta) in deltas {
-            add_stats(&mut stats, campaign, &delta)?;
-        }
+        outcomes.push(outcome);
     }
-    txn.commit().map_err(err)?;
-    Ok(all)
+    for (campaign, delta) in deltas {
+        add_stats(&mut stats, campaign, &delta)?;
+    }
+    Ok(outcomes)
 }
 
 fn insert_keyed(
@@ -413,7 +387,7 @@ impl Store for EmbeddedStore {
                 return Err(StoreError("tracking code collision; retry".into()));
             }
             codes.insert(code.code.as_str(), enc(&code).as_slice()).map_err(err)?;
-            Ok(code)
+            Ok(code.clone())
         })
         .await
     }
@@ -428,15 +402,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn commit(&self, batch: Arc<Batch>) -> StoreResult<Vec<Outcome>> {
-        let (reply, answer) = oneshot::channel();
-        let writer = self.writer.clone();
-        // The channel is bounded: a full queue blocks this (blocking-pool)
-        // thread, which is the backpressure the actors' bounds sit in front of.
-        tokio::task::spawn_blocking(move || writer.send((batch, reply)))
-            .await
-            .map_err(err)?
-            .map_err(|_| StoreError("store writer has stopped".into()))?;
-        answer.await.map_err(|_| StoreError("store writer dropped the batch".into()))?
+        self.write(move |txn| apply(txn, &batch)).await
     }
 
     async fn get_conversion(&self, campaign: CampaignId, click: ClickId) -> StoreResult<Option<Conversion>> {
