@@ -46,6 +46,9 @@ pub struct ScyllaStore {
     rebuild_days: u32,
     /// Due-index hours this process has already listed in `due_buckets`.
     due_seen: std::sync::Mutex<std::collections::HashSet<(Queue, i64)>>,
+    /// One conditional batch per campaign money partition in flight from
+    /// this process (see `money::ScyllaStore::money_turn`).
+    money_turns: dashmap::DashMap<CampaignId, Arc<tokio::sync::Mutex<()>>>,
 }
 
 fn err(e: impl std::fmt::Display) -> StoreError {
@@ -103,6 +106,7 @@ impl ScyllaStore {
             shards: config.click_shards,
             rebuild_days: config.bloom_rebuild_days,
             due_seen: Default::default(),
+            money_turns: Default::default(),
         })
     }
 

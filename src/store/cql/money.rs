@@ -105,7 +105,11 @@ impl ScyllaStore {
         if p.status == PayoutStatus::AwaitingFunds {
             writes.push((&st.insert_awaiting, Box::new(MoneyKey { campaign_id: campaign, id })));
         }
-        let stored = if self.lwt_batch(writes).await? {
+        let applied = {
+            let _turn = self.money_turn(p.campaign_id).await;
+            self.lwt_batch(writes).await?
+        };
+        let stored = if applied {
             p.clone()
         } else {
             let found = self.payout_money(p.campaign_id, p.id).await?;
@@ -142,7 +146,18 @@ impl ScyllaStore {
         Ok(out)
     }
 
+    /// Waits for this process's turn at the campaign's money partition. The
+    /// supervisors step many payouts at once; conditional batches racing on
+    /// one partition would mostly lose their balance-version check and retry
+    /// (and Paxos contention times out), so within a process they queue here
+    /// and only other nodes' steps make a round fail.
+    async fn money_turn(&self, campaign: CampaignId) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = self.money_turns.entry(campaign).or_default().clone();
+        lock.lock_owned().await
+    }
+
     pub(super) async fn move_payout(&self, mv: &Move) -> StoreResult<MoveOutcome> {
+        let _turn = self.money_turn(mv.after.campaign_id).await;
         let st = &self.st.ledger;
         let p = &mv.after;
         let (campaign, id) = (p.campaign_id.0 as i64, p.id.to_string());
@@ -191,6 +206,7 @@ impl ScyllaStore {
     }
 
     pub(super) async fn deposit(&self, f: &Funding) -> StoreResult<bool> {
+        let _turn = self.money_turn(f.campaign).await;
         let st = &self.st.ledger;
         let entries = f.entries();
         let campaign = f.campaign.0 as i64;
