@@ -46,6 +46,7 @@ pub fn install() -> Result<PrometheusHandle, String> {
         .install_recorder()
         .map_err(|e| e.to_string())?;
     describe();
+    register_at_zero();
     Ok(handle)
 }
 
@@ -90,8 +91,12 @@ fn describe() {
     );
     describe_counter!(SUPERVISOR_ERRORS, "Ticks of a money supervisor child that failed.");
     describe_gauge!(READY, "1 while the node would answer GET /readyz with 200, else 0.");
-    // Series that alerts compute `rate`/`increase` over exist from the start
-    // at 0: a counter born at its first failure hides that failure from them.
+}
+
+/// Series that alerts compute `rate`/`increase` over exist from the start at
+/// 0: a counter born at its first failure hides that failure from them.
+/// (The supervisors' counters: `supervisor_started`.)
+fn register_at_zero() {
     counter!(STORE_FLUSH_ERRORS).increment(0);
     // The bounds engine::registry refuses requests at.
     for bound in ["mailbox", "pending_writes"] {
@@ -106,7 +111,7 @@ pub fn ready(ok: bool) {
     gauge!(READY).set(if ok { 1.0 } else { 0.0 });
 }
 
-/// Registers a money supervisor's failure counters at 0 (see `describe`).
+/// Registers a money supervisor's failure counters at 0 (see `register_at_zero`).
 pub fn supervisor_started(name: &'static str) {
     counter!(SUPERVISOR_RESTARTS, "supervisor" => name).increment(0);
     counter!(SUPERVISOR_ERRORS, "supervisor" => name).increment(0);
