@@ -26,6 +26,7 @@ pub const LEADS: &str = "clickledger_leads_total";
 pub const SUPERVISOR_RESTARTS: &str = "clickledger_supervisor_restarts_total";
 pub const SUPERVISOR_LAG: &str = "clickledger_supervisor_lag_seconds";
 pub const SUPERVISOR_ERRORS: &str = "clickledger_supervisor_errors_total";
+pub const READY: &str = "clickledger_ready";
 
 /// Request latency: a redirect takes tens of microseconds, a conversion waits
 /// for an fsync (hundreds of microseconds to milliseconds), so the buckets
@@ -45,6 +46,7 @@ pub fn install() -> Result<PrometheusHandle, String> {
         .install_recorder()
         .map_err(|e| e.to_string())?;
     describe();
+    register_at_zero();
     Ok(handle)
 }
 
@@ -88,6 +90,31 @@ fn describe() {
         "Age of the oldest due item each money supervisor has not done yet."
     );
     describe_counter!(SUPERVISOR_ERRORS, "Ticks of a money supervisor child that failed.");
+    describe_gauge!(READY, "1 while the node would answer GET /readyz with 200, else 0.");
+}
+
+/// Series that alerts compute `rate`/`increase` over exist from the start at
+/// 0: a counter born at its first failure hides that failure from them.
+/// (The supervisors' counters: `supervisor_started`.)
+fn register_at_zero() {
+    counter!(STORE_FLUSH_ERRORS).increment(0);
+    // The bounds engine::registry refuses requests at.
+    for bound in ["mailbox", "pending_writes"] {
+        counter!(OVERLOAD, "bound" => bound).increment(0);
+    }
+    ready(false);
+}
+
+/// Readiness as a gauge, so Prometheus can alert on a node that is up but
+/// not ready. Set by whoever decides readiness (start-up, /readyz, shutdown).
+pub fn ready(ok: bool) {
+    gauge!(READY).set(if ok { 1.0 } else { 0.0 });
+}
+
+/// Registers a money supervisor's failure counters at 0 (see `register_at_zero`).
+pub fn supervisor_started(name: &'static str) {
+    counter!(SUPERVISOR_RESTARTS, "supervisor" => name).increment(0);
+    counter!(SUPERVISOR_ERRORS, "supervisor" => name).increment(0);
 }
 
 /// One money movement of `cents` (step: fund, escrow, release, credit, cancel, clawback).

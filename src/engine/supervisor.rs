@@ -68,9 +68,16 @@ impl Actor for MoneySupervisor {
     async fn pre_start(&self, me: ActorRef<Self::Msg>, money: Arc<Money>) -> Result<Self::State, ActorProcessingErr> {
         let mut state = MoneySupervisorState { money, children: HashMap::new(), backoff: HashMap::new() };
         for duty in Duty::ALL {
+            metrics::supervisor_started(duty.name());
             state.spawn(&me, duty).await?;
         }
         Ok(state)
+    }
+
+    async fn post_stop(&self, _: ActorRef<Self::Msg>, _: &mut Self::State) -> Result<(), ActorProcessingErr> {
+        // Shutting down: the node must leave load balancers' and alerts' view of "ready".
+        metrics::ready(false);
+        Ok(())
     }
 
     async fn handle(
@@ -188,6 +195,10 @@ impl Actor for DutyActor {
 /// Starts the supervisor tree; stopping the returned actor stops its children.
 pub async fn start(money: Arc<Money>) -> Result<ActorRef<MoneySupervisorMsg>, String> {
     let (sup, _) = Actor::spawn(None, MoneySupervisor, money).await.map_err(|e| e.to_string())?;
+    // The last part of start-up: the store is open, the catalog loaded and
+    // every duty running, which is what /readyz checks. /readyz keeps the
+    // gauge current afterwards (`metrics::ready`).
+    metrics::ready(true);
     Ok(sup)
 }
 
