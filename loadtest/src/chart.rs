@@ -1,8 +1,7 @@
-//! An SVG chart of the report's timeline: requests per second and p99 per
+//! The charts of the report's timeline: requests per second and p99 per
 //! second, the engine in blue and the baseline (when there is one) in grey.
-//! Written by hand: a PNG through plotters needs its bitmap encoder and a
-//! font stack for the labels, more than this tool's other dependencies
-//! together.
+//! The SVG is written by hand here; the PNG is drawn by `plot.rs`. Both take
+//! their series and title from here, so they always show the same thing.
 
 use std::fmt::Write;
 
@@ -15,12 +14,24 @@ const RIGHT: f64 = 20.0;
 const TOP: f64 = 40.0;
 const GAP: f64 = 50.0;
 
-pub fn svg(report: &Report) -> String {
+/// The engine's and the baseline's (maybe empty) full seconds: the last one
+/// is partial (the run ends inside it) and is left out.
+pub fn series(report: &Report) -> (&[Second], &[Second]) {
     let engine = &report.timeline;
     let baseline = report.baseline.as_ref().map(|b| b.timeline.as_slice()).unwrap_or(&[]);
-    // The last second is partial (the run ends inside it): leave it out.
     let full = |t: &[Second]| t.len().saturating_sub(1).max(t.len().min(1));
-    let (engine, baseline) = (&engine[..full(engine)], &baseline[..full(baseline)]);
+    (&engine[..full(engine)], &baseline[..full(baseline)])
+}
+
+pub fn title(report: &Report) -> String {
+    format!(
+        "{:?} against {}: {} loop, {} connections",
+        report.scenario, report.target, report.model, report.connections
+    )
+}
+
+pub fn svg(report: &Report) -> String {
+    let (engine, baseline) = series(report);
     let height = TOP + 2.0 * PANEL + GAP + 40.0;
     let mut s = String::new();
     let _ = writeln!(
@@ -28,14 +39,8 @@ pub fn svg(report: &Report) -> String {
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" font-family="sans-serif" font-size="12">"#
     );
     let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let title = format!(
-        "{:?} against {}: {} loop, {} connections{}",
-        report.scenario,
-        report.target,
-        report.model,
-        report.connections,
-        if baseline.is_empty() { "" } else { " (grey: baseline)" }
-    );
+    let grey = if baseline.is_empty() { "" } else { " (grey: baseline)" };
+    let title = format!("{}{grey}", title(report));
     let _ = writeln!(s, r#"<text x="{LEFT}" y="20" font-size="14">{}</text>"#, escape(&title));
     let seconds = engine.len().max(baseline.len()).max(1) as f64;
     panel(&mut s, TOP, "requests/s", seconds, engine, baseline, |x| x.requests as f64);

@@ -6,7 +6,7 @@
 //! - `run` drives a scenario (`scenario.rs`) under an open or closed loop
 //!   (`runner.rs`), optionally against the bare `baseline` server first
 //!   (`baseline.rs`), verifies the engine's stats afterwards (`verify.rs`)
-//!   and reports (`report.rs`, `chart.rs`).
+//!   and reports (`report.rs`; charts in `chart.rs` and `plot.rs`).
 //!
 //! Exit status: 0 when the run finished and verification passed, 1 when
 //! verification failed, 2 on a usage or setup error.
@@ -14,6 +14,7 @@
 mod baseline;
 mod chart;
 mod http;
+mod plot;
 mod report;
 mod runner;
 mod scenario;
@@ -110,7 +111,9 @@ struct RunArgs {
     json: Option<PathBuf>,
     #[arg(long)]
     markdown: Option<PathBuf>,
-    /// An SVG chart of requests/s and p99 per second (engine and baseline).
+    /// Charts of requests/s and p99 per second (engine and baseline): a PNG
+    /// and an SVG at this path with `.png` and `.svg` as extension
+    /// (`--chart pb.png` writes pb.png and pb.svg).
     #[arg(long)]
     chart: Option<PathBuf>,
     /// No live progress line.
@@ -217,18 +220,34 @@ async fn run(args: RunArgs) -> Result<ExitCode, String> {
         report = report.with_baseline(b);
     }
     print!("{}", report.text());
-    if let Some(path) = &args.json {
-        let json = serde_json::to_string_pretty(&report).expect("json");
-        std::fs::write(path, json + "\n").map_err(|e| format!("write {}: {e}", path.display()))?;
-    }
-    if let Some(path) = &args.markdown {
-        std::fs::write(path, report.markdown()).map_err(|e| format!("write {}: {e}", path.display()))?;
-    }
-    if let Some(path) = &args.chart {
-        std::fs::write(path, chart::svg(&report)).map_err(|e| format!("write {}: {e}", path.display()))?;
-    }
+    write_reports(&args, &report)?;
     let failed = report.verification.as_ref().is_some_and(|v| !v.passed);
     Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// Writes the files asked for and says where they are.
+fn write_reports(args: &RunArgs, report: &Report) -> Result<(), String> {
+    let mut written = Vec::new();
+    let mut write = |path: &PathBuf, bytes: &[u8]| {
+        written.push(path.display().to_string());
+        std::fs::write(path, bytes).map_err(|e| format!("write {}: {e}", path.display()))
+    };
+    if let Some(path) = &args.json {
+        write(path, (serde_json::to_string_pretty(report).expect("json") + "\n").as_bytes())?;
+    }
+    if let Some(path) = &args.markdown {
+        write(path, report.markdown().as_bytes())?;
+    }
+    if let Some(path) = &args.chart {
+        write(&path.with_extension("svg"), chart::svg(report).as_bytes())?;
+        let png = path.with_extension("png");
+        plot::write_png(report, &png)?;
+        written.push(format!("{} ({}x{} PNG)", png.display(), plot::WIDTH, plot::HEIGHT));
+    }
+    if !written.is_empty() {
+        println!("  written: {}", written.join(", "));
+    }
+    Ok(())
 }
 
 /// Distinguishes this run's externalIds from every other run's.

@@ -101,6 +101,24 @@ fn run(target_file: &Path, dir: &Path, scenario: &str, extra: &[&str]) -> Value 
     report
 }
 
+/// The PNG chart: its header says 1000 x 700, 8-bit RGB, and its pixels hold
+/// both lines (the engine's blue, the baseline's grey) and dark text.
+fn check_png(path: &Path) {
+    let bytes = std::fs::read(path).expect("a PNG chart");
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "PNG signature");
+    assert_eq!(&bytes[12..16], b"IHDR", "IHDR first");
+    let be = |i: usize| u32::from_be_bytes(bytes[i..i + 4].try_into().unwrap());
+    assert_eq!((be(16), be(20)), (1000, 700), "width and height");
+    assert_eq!((bytes[24], bytes[25]), (8, 2), "8-bit RGB");
+    let mut reader = png::Decoder::new(std::io::Cursor::new(&bytes)).read_info().expect("decodes");
+    let mut pixels = vec![0; reader.output_buffer_size().expect("size")];
+    reader.next_frame(&mut pixels).expect("one frame");
+    let count = |rgb: [u8; 3]| pixels.chunks(3).filter(|p| *p == rgb).count();
+    assert!(count([0x1f, 0x5f, 0xbf]) > 100, "the engine's line is drawn");
+    assert!(count([0x90, 0x90, 0x90]) > 100, "the baseline's line is drawn");
+    assert!(count([0, 0, 0]) > 100, "text and axes are drawn");
+}
+
 #[test]
 fn every_scenario_runs_against_a_fresh_engine_and_its_counts_verify() {
     let tmp = tempfile::tempdir().expect("temp dir");
@@ -109,10 +127,11 @@ fn every_scenario_runs_against_a_fresh_engine_and_its_counts_verify() {
     let bare = baseline();
     let target = setup(&engine, tmp.path());
 
-    let chart = tmp.path().join("redirect.svg");
+    let chart = tmp.path().join("redirect.png");
     let redirect =
         run(&target, tmp.path(), "redirect", &["--baseline", &bare.base, "--chart", chart.to_str().unwrap()]);
-    assert!(std::fs::read_to_string(&chart).unwrap().starts_with("<svg"), "an SVG chart");
+    assert!(std::fs::read_to_string(chart.with_extension("svg")).unwrap().starts_with("<svg"), "an SVG chart");
+    check_png(&chart);
     assert!(redirect["ratio"]["throughput"].as_f64().is_some_and(|r| r > 0.0), "{redirect}");
     assert!(redirect["statuses"]["302"].as_u64().is_some_and(|n| n > 0), "{redirect}");
 

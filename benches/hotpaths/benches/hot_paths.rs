@@ -4,9 +4,9 @@
 //! event) at one and at ten layers, bot detection (every click) and the
 //! postback body's decoding.
 //!
-//! Not here yet: the bloom's set, the campaign actor's round trip and the
-//! embedded store's 1000-row group commit, which need an engine and a data
-//! directory.
+//! Not here yet: the bloom's set. The campaign actor's round trip and the
+//! embedded store's group commit, which need a runtime and a data
+//! directory, are in `actor_round_trip.rs` and `group_commit.rs`.
 //!
 //! `cargo bench -p clickledger-benches`
 

@@ -1,1 +1,1 @@
-//! Empty: this package only holds `benches/hot_paths.rs`.
+//! Empty: this package only holds the benches in `benches/`.
