@@ -26,6 +26,7 @@ pub const LEADS: &str = "clickledger_leads_total";
 pub const SUPERVISOR_RESTARTS: &str = "clickledger_supervisor_restarts_total";
 pub const SUPERVISOR_LAG: &str = "clickledger_supervisor_lag_seconds";
 pub const SUPERVISOR_ERRORS: &str = "clickledger_supervisor_errors_total";
+pub const READY: &str = "clickledger_ready";
 
 /// Request latency: a redirect takes tens of microseconds, a conversion waits
 /// for an fsync (hundreds of microseconds to milliseconds), so the buckets
@@ -88,6 +89,7 @@ fn describe() {
         "Age of the oldest due item each money supervisor has not done yet."
     );
     describe_counter!(SUPERVISOR_ERRORS, "Ticks of a money supervisor child that failed.");
+    describe_gauge!(READY, "1 when the engine is ready to serve (GET /readyz answers 200), else 0.");
 }
 
 /// One money movement of `cents` (step: fund, escrow, release, credit, cancel, clawback).
@@ -126,6 +128,10 @@ pub fn supervisor_error(name: &'static str) {
 
 pub fn supervisor_lag(name: &'static str, seconds: u64) {
     gauge!(SUPERVISOR_LAG, "supervisor" => name).set(seconds as f64);
+}
+
+pub fn ready(ok: bool) {
+    gauge!(READY).set(if ok { 1.0 } else { 0.0 });
 }
 
 pub fn http_request(route: &'static str, method: &str, status: u16, elapsed: Duration) {
