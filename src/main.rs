@@ -1,9 +1,10 @@
 //! `clickledger`: parse flags, load config, install telemetry, bind, serve.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use clickledger::config::{Config, Overrides};
+use clickledger::config::{Config, LogFormat, Overrides};
 
 #[derive(Parser)]
 #[command(
@@ -26,6 +27,14 @@ enum Command {
     Config(Common),
     /// Create or upgrade the CQL schema (store = "scylla"); safe to run from several nodes at once.
     Migrate(Common),
+    /// GET a URL and print the status; exit 0 iff it is 2xx (container health checks).
+    Probe {
+        /// e.g. http://127.0.0.1:8080/readyz
+        url: String,
+        /// Give up (exit 1) after this many milliseconds.
+        #[arg(long, default_value_t = 2000)]
+        timeout_ms: u64,
+    },
 }
 
 #[derive(Args)]
@@ -74,6 +83,7 @@ fn main() {
             println!("{}", secrets.admin_key);
         }
         Command::Config(common) => println!("{:#?}", common.load()),
+        Command::Probe { url, timeout_ms } => probe(&url, Duration::from_millis(timeout_ms)),
         Command::Migrate(common) => {
             let config = common.load();
             init_logging(&config);
@@ -89,11 +99,27 @@ fn init_logging(config: &Config) {
     use std::io::IsTerminal;
     let level: tracing::Level =
         config.log_level.parse().unwrap_or_else(|_| fail("log_level must be error, warn, info, debug or trace"));
-    tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
+    let logs = tracing_subscriber::fmt().with_max_level(level).with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        // One object per line; `span` holds the request's fields (request_id).
+        LogFormat::Json => logs.json().flatten_event(true).with_current_span(true).with_span_list(false).init(),
+    }
+}
+
+fn probe(url: &str, timeout: Duration) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+    let runtime = runtime.unwrap_or_else(|e| fail(&e.to_string()));
+    match runtime.block_on(clickledger::probe::get(url, timeout)) {
+        Ok(status) => {
+            println!("{status}");
+            std::process::exit(if status.is_success() { 0 } else { 1 })
+        }
+        Err(e) => {
+            eprintln!("clickledger probe: {e}");
+            std::process::exit(1)
+        }
+    }
 }
 
 fn runtime() -> tokio::runtime::Runtime {

@@ -1,19 +1,58 @@
-//! Operator endpoints: liveness and the Prometheus scrape.
+//! Operator endpoints: liveness, readiness and the Prometheus scrape.
 
 use hyper::StatusCode;
+use serde_json::{json, Map, Value};
 
 use super::body::{json_response, text_response, Resp};
 use super::Ctx;
+use crate::engine::readiness::Report;
+use crate::error::Error;
 
+/// Liveness: the process answers HTTP. Nothing else is checked, so a store
+/// outage never makes an orchestrator restart healthy engines.
 pub fn healthz(ctx: &Ctx) -> Resp {
     json_response(
         StatusCode::OK,
-        &serde_json::json!({
+        &json!({
             "status": "ok",
             "store": format!("{:?}", ctx.engine.config.store).to_lowercase(),
             "campaigns": ctx.engine.catalog.campaign_count(),
         }),
     )
+}
+
+/// Readiness: 200 with each part's state, or the API's 503 error body
+/// (`not_ready`) naming the failing parts, with the same `checks` beside it.
+pub async fn readyz(ctx: &Ctx) -> Resp {
+    let report = ctx.readiness.evaluate().await;
+    let checks = checks_json(&report);
+    if report.ready() {
+        return json_response(StatusCode::OK, &json!({ "status": "ready", "checks": checks }));
+    }
+    let failing = report.failing();
+    let detail: Vec<String> = report
+        .checks
+        .iter()
+        .filter(|c| !c.ok)
+        .map(|c| format!("{} ({})", c.name, c.detail))
+        .collect();
+    let error = Error::NotReady(format!("not ready: {}", detail.join("; ")));
+    let mut body = super::error::error_body(&error);
+    body["failing"] = json!(failing);
+    body["checks"] = checks;
+    super::error::error_response_with(&error, &body, ctx.engine.config.http.retry_after_secs)
+}
+
+fn checks_json(report: &Report) -> Value {
+    let mut checks = Map::new();
+    for c in &report.checks {
+        checks.insert(c.name.into(), json!({ "ok": c.ok, "detail": c.detail }));
+    }
+    let lag: Map<String, Value> = report.lag.iter().map(|(d, s)| (d.name().to_string(), json!(s))).collect();
+    if let Some(supervisors) = checks.get_mut("supervisors") {
+        supervisors["lagSeconds"] = Value::Object(lag);
+    }
+    Value::Object(checks)
 }
 
 pub fn metrics(ctx: &Ctx) -> Resp {
