@@ -25,7 +25,11 @@ pub fn healthz(ctx: &Ctx) -> Resp {
 /// (`not_ready`) naming the failing parts, with the same `checks` beside it.
 pub async fn readyz(ctx: &Ctx) -> Resp {
     let report = ctx.readiness.evaluate().await;
-    let checks = checks_json(&report);
+    readiness_response(&report, ctx.engine.config.http.retry_after_secs)
+}
+
+fn readiness_response(report: &Report, retry_after_secs: u32) -> Resp {
+    let checks = checks_json(report);
     if report.ready() {
         return json_response(StatusCode::OK, &json!({ "status": "ready", "checks": checks }));
     }
@@ -40,7 +44,7 @@ pub async fn readyz(ctx: &Ctx) -> Resp {
     let mut body = super::error::error_body(&error);
     body["failing"] = json!(failing);
     body["checks"] = checks;
-    super::error::error_response_with(&error, &body, ctx.engine.config.http.retry_after_secs)
+    super::error::error_response_with(&error, &body, retry_after_secs)
 }
 
 fn checks_json(report: &Report) -> Value {
@@ -58,4 +62,53 @@ fn checks_json(report: &Report) -> Value {
 pub fn metrics(ctx: &Ctx) -> Resp {
     let text = ctx.prometheus.as_ref().map(|h| h.render()).unwrap_or_default();
     text_response(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", text)
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+
+    use super::*;
+    use crate::engine::readiness::Check;
+    use crate::engine::supervisor::Duty;
+
+    fn report(store_ok: bool) -> Report {
+        let check = |name, ok, detail: &str| Check { name, ok, detail: detail.into() };
+        Report {
+            checks: vec![
+                check("shutdown", true, "serving"),
+                check("store", store_ok, if store_ok { "reachable" } else { "storage failed: connection refused" }),
+                check("supervisors", true, "3 of 3 running"),
+            ],
+            lag: vec![(Duty::EscrowRelease, 7)],
+        }
+    }
+
+    async fn body(resp: Resp) -> Value {
+        serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_ready_node_answers_200_with_every_part_and_the_lag() {
+        let resp = readiness_response(&report(true), 1);
+        assert_eq!(resp.status(), StatusCode::OK);
+        let body = body(resp).await;
+        assert_eq!(body["status"], "ready");
+        assert_eq!(body["checks"]["store"]["ok"], true);
+        assert_eq!(body["checks"]["supervisors"]["lagSeconds"]["escrow_release"], 7);
+    }
+
+    #[tokio::test]
+    async fn a_failing_part_is_a_503_in_the_api_error_shape_naming_it() {
+        let resp = readiness_response(&report(false), 3);
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(resp.headers()["retry-after"], "3");
+        let body = body(resp).await;
+        assert_eq!(body["error"], "not_ready");
+        assert_eq!(body["failing"], json!(["store"]));
+        let message = body["message"].as_str().unwrap();
+        assert!(message.contains("store (storage failed: connection refused)"), "{message}");
+        assert_eq!(body["checks"]["store"]["ok"], false);
+        assert_eq!(body["checks"]["shutdown"]["ok"], true);
+    }
 }
