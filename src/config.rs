@@ -218,7 +218,7 @@ impl Config {
         }
     }
 
-    /// How long shutdown may take before the process gives up and exits 1.
+    /// How long shutdown may take before the process gives up and exits 2.
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_secs(self.shutdown_timeout_secs)
     }
