@@ -77,7 +77,12 @@ async fn json_log_lines_of_a_request_carry_its_id() {
     let server = TestServer::start_capturing_logs(&env).await;
     let id = "req-json-logs-1";
     let r = server
-        .send(Method::POST, "/api/v1/postback", &[("x-request-id", id), ("content-type", "application/json")], b"{}".to_vec())
+        .send(
+            Method::POST,
+            "/api/v1/postback",
+            &[("x-request-id", id), ("content-type", "application/json")],
+            b"{}".to_vec(),
+        )
         .await;
     assert_eq!(r.status, 401, "{}", r.text);
     let lines = || -> Vec<Value> {

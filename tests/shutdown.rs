@@ -36,7 +36,12 @@ const WARM: usize = 300;
 
 /// What one request got back.
 enum Outcome {
-    Complete { status: u16, head: String, body: String, close: bool },
+    Complete {
+        status: u16,
+        head: String,
+        body: String,
+        close: bool,
+    },
     /// Not one byte of a response (write failed, or EOF / reset before it).
     Nothing(String),
     /// Some of a response, then the connection ended: what must never happen.
@@ -253,9 +258,7 @@ async fn sigterm_under_load_exits_zero_keeps_every_acknowledged_write_and_cuts_n
     let shared = Arc::new(Shared::default());
     let clients: Vec<_> =
         (0..CLIENTS).map(|i| tokio::spawn(client(server.addr(), w.clone(), shared.clone(), i))).collect();
-    server
-        .until("warm-up traffic", || async { (shared.answered.load(Ordering::SeqCst) >= WARM).then_some(()) })
-        .await;
+    server.until("warm-up traffic", || async { (shared.answered.load(Ordering::SeqCst) >= WARM).then_some(()) }).await;
     shared.terminated.store(true, Ordering::SeqCst);
     server.signal(libc::SIGTERM);
     let status = server.wait_exit().await;
@@ -292,5 +295,10 @@ async fn sigterm_under_load_exits_zero_keeps_every_acknowledged_write_and_cuts_n
     for sent in &unanswered {
         cut.extend(resend(&server, &w, sent, true).await);
     }
-    assert!(cut.is_empty(), "{} requests were processed but never answered: {:#?}", cut.len(), &cut[..cut.len().min(10)]);
+    assert!(
+        cut.is_empty(),
+        "{} requests were processed but never answered: {:#?}",
+        cut.len(),
+        &cut[..cut.len().min(10)]
+    );
 }

@@ -96,7 +96,9 @@ impl Readiness {
     async fn store_checks(&self) -> [Check; 2] {
         match tokio::time::timeout(CHECK_TIMEOUT, self.engine.store.health()).await {
             Ok(Ok(schema)) => [check("store", true, "reachable"), check("schema", schema.current, schema.detail)],
-            Ok(Err(e)) => [check("store", false, e.to_string()), check("schema", false, "unknown: the store is unreachable")],
+            Ok(Err(e)) => {
+                [check("store", false, e.to_string()), check("schema", false, "unknown: the store is unreachable")]
+            }
             Err(_) => [
                 check("store", false, format!("no answer within {} ms", CHECK_TIMEOUT.as_millis())),
                 check("schema", false, "unknown: the store is unreachable"),

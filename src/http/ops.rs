@@ -34,12 +34,8 @@ fn readiness_response(report: &Report, retry_after_secs: u32) -> Resp {
         return json_response(StatusCode::OK, &json!({ "status": "ready", "checks": checks }));
     }
     let failing = report.failing();
-    let detail: Vec<String> = report
-        .checks
-        .iter()
-        .filter(|c| !c.ok)
-        .map(|c| format!("{} ({})", c.name, c.detail))
-        .collect();
+    let detail: Vec<String> =
+        report.checks.iter().filter(|c| !c.ok).map(|c| format!("{} ({})", c.name, c.detail)).collect();
     let error = Error::NotReady(format!("not ready: {}", detail.join("; ")));
     let mut body = super::error::error_body(&error);
     body["failing"] = json!(failing);

@@ -408,7 +408,10 @@ impl Store for ScyllaStore {
             newest = newest.max(Some(row.map_err(err)?.0));
         }
         Ok(match schema::judge(&self.keyspace, newest) {
-            Ok(()) => SchemaState { current: true, detail: format!("schema version {} of {}", newest.unwrap_or(0), schema::latest()) },
+            Ok(()) => SchemaState {
+                current: true,
+                detail: format!("schema version {} of {}", newest.unwrap_or(0), schema::latest()),
+            },
             Err(e) => SchemaState { current: false, detail: e.0 },
         })
     }

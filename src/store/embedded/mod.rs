@@ -508,8 +508,9 @@ impl Store for EmbeddedStore {
         if self.writer_thread.is_finished() {
             return Err(StoreError("the embedded store's writer thread has stopped".into()));
         }
-        let present: Vec<String> =
-            self.read(|txn| Ok(txn.list_tables().map_err(err)?.map(|t| redb::TableHandle::name(&t).to_string()).collect())).await?;
+        let present: Vec<String> = self
+            .read(|txn| Ok(txn.list_tables().map_err(err)?.map(|t| redb::TableHandle::name(&t).to_string()).collect()))
+            .await?;
         let missing: Vec<String> = table_names().into_iter().filter(|n| !present.contains(n)).collect();
         Ok(if missing.is_empty() {
             SchemaState { current: true, detail: format!("{} tables open", present.len()) }
