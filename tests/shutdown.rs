@@ -302,3 +302,28 @@ async fn sigterm_under_load_exits_zero_keeps_every_acknowledged_write_and_cuts_n
         &cut[..cut.len().min(10)]
     );
 }
+
+#[tokio::test]
+async fn a_shutdown_that_outlives_its_deadline_exits_non_zero_naming_what_was_pending() {
+    let env = [("CLICKLEDGER_SHUTDOWN_TIMEOUT_SECS", "1"), ("CLICKLEDGER_HTTP_BODY_READ_TIMEOUT_MS", "600000")];
+    let mut server = TestServer::start_capturing_logs(&env).await;
+    // A request whose body never finishes stays in flight until the deadline.
+    // `expect: 100-continue` makes the server say when the handler starts
+    // reading the body: from then on the request is surely in flight.
+    let mut stuck = TcpStream::connect(server.addr()).await.unwrap();
+    let head = format!(
+        "POST /api/v1/admin/advertisers HTTP/1.1\r\nhost: t\r\nauthorization: Bearer {ADMIN_KEY}\r\n\
+         content-type: application/json\r\ncontent-length: 100\r\nexpect: 100-continue\r\n\r\n"
+    );
+    stuck.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = [0u8; 256];
+    let n = stuck.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 100 Continue"), "{:?}", &buf[..n]);
+    stuck.write_all(b"{").await.unwrap();
+    server.signal(libc::SIGTERM);
+    let status = server.wait_exit().await;
+    assert_eq!(status.code(), Some(2), "past the deadline the exit is non-zero");
+    let logs = server.logs().join("\n");
+    assert!(logs.contains("shutdown did not finish within 1 s: 1 connections still had a request in flight"), "{logs}");
+    drop(stuck);
+}

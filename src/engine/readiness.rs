@@ -88,7 +88,7 @@ impl Readiness {
         let (supervisor_check, lag) = supervisors;
         checks.push(supervisor_check);
         let report = Report { checks, lag };
-        metrics::ready(report.ready() && !self.draining.load(Ordering::Relaxed));
+        metrics::ready(report.ready());
         report
     }
 
