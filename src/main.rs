@@ -130,6 +130,7 @@ fn serve(config: Config) {
     init_logging(&config);
     let runtime = runtime();
     runtime.block_on(async move {
+        let shutdown = shutdown_signal();
         let prometheus = clickledger::metrics::install().unwrap_or_else(|e| fail(&e));
         clickledger::metrics::spawn_upkeep(prometheus.clone());
         let listener = tokio::net::TcpListener::bind(config.listen)
@@ -138,20 +139,28 @@ fn serve(config: Config) {
         let bound = listener.local_addr().unwrap_or_else(|e| fail(&e.to_string()));
         // Scripts and tests read this line to find the port when listening on :0.
         println!("clickledger listening on http://{bound}");
-        if let Err(e) = clickledger::server::run(config, listener, Some(prometheus), shutdown_signal()).await {
+        if let Err(e) = clickledger::server::run(config, listener, Some(prometheus), shutdown).await {
             fail(&e);
         }
     });
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Resolves on SIGTERM or SIGINT. The handlers are installed when this is
+/// called, not when it is first polled: a signal that arrives while the
+/// engine is still starting is then a graceful stop, not an abrupt death.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
-        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).unwrap_or_else(|e| fail(&format!("SIGTERM handler: {e}")));
+        let mut int = signal(SignalKind::interrupt()).unwrap_or_else(|e| fail(&format!("SIGINT handler: {e}")));
+        async move {
+            tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+            tracing::info!("shutdown signal received");
+        }
     }
     #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -308,22 +308,48 @@ async fn a_shutdown_that_outlives_its_deadline_exits_non_zero_naming_what_was_pe
     let env = [("CLICKLEDGER_SHUTDOWN_TIMEOUT_SECS", "1"), ("CLICKLEDGER_HTTP_BODY_READ_TIMEOUT_MS", "600000")];
     let mut server = TestServer::start_capturing_logs(&env).await;
     // A request whose body never finishes stays in flight until the deadline.
-    // `expect: 100-continue` makes the server say when the handler starts
-    // reading the body: from then on the request is surely in flight.
-    let mut stuck = TcpStream::connect(server.addr()).await.unwrap();
-    let head = format!(
-        "POST /api/v1/admin/advertisers HTTP/1.1\r\nhost: t\r\nauthorization: Bearer {ADMIN_KEY}\r\n\
-         content-type: application/json\r\ncontent-length: 100\r\nexpect: 100-continue\r\n\r\n"
-    );
-    stuck.write_all(head.as_bytes()).await.unwrap();
-    let mut buf = [0u8; 256];
-    let n = stuck.read(&mut buf).await.unwrap();
-    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 100 Continue"), "{:?}", &buf[..n]);
-    stuck.write_all(b"{").await.unwrap();
+    let stuck = request_in_flight(&server, 100).await;
     server.signal(libc::SIGTERM);
     let status = server.wait_exit().await;
     assert_eq!(status.code(), Some(2), "past the deadline the exit is non-zero");
-    let logs = server.logs().join("\n");
-    assert!(logs.contains("shutdown did not finish within 1 s: 1 connections still had a request in flight"), "{logs}");
+    // The pipe may still hold the last lines when the process is gone.
+    let pending = "shutdown did not finish within 1 s: 1 connections still had a request in flight";
+    server.eventually("the deadline's log line", || async { server.logs().iter().any(|l| l.contains(pending)) }).await;
     drop(stuck);
+}
+
+/// A request whose body has begun to be read (the server sent `100 Continue`).
+async fn request_in_flight(server: &TestServer, body_len: usize) -> TcpStream {
+    let mut stream = TcpStream::connect(server.addr()).await.unwrap();
+    let head = format!(
+        "POST /api/v1/admin/advertisers HTTP/1.1\r\nhost: t\r\nauthorization: Bearer {ADMIN_KEY}\r\n\
+         content-type: application/json\r\ncontent-length: {body_len}\r\nexpect: 100-continue\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = [0u8; 256];
+    let n = stream.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 100 Continue"), "{:?}", &buf[..n]);
+    stream.write_all(b"{").await.unwrap();
+    stream
+}
+
+#[tokio::test]
+async fn a_request_in_flight_at_sigterm_is_answered_with_connection_close_then_the_process_exits_zero() {
+    let mut server = TestServer::start().await;
+    let body = r#"{"name": "Acme"}"#;
+    let mut in_flight = request_in_flight(&server, body.len()).await;
+    server.signal(libc::SIGTERM);
+    // Once new connections are refused the server is surely draining.
+    server
+        .until("the listener to close", || async { TcpStream::connect(server.addr()).await.is_err().then_some(()) })
+        .await;
+    let Outcome::Complete { status, head, close, body, .. } = exchange(&mut in_flight, body[1..].as_bytes()).await
+    else {
+        panic!("the request in flight was not answered completely");
+    };
+    assert_eq!(status, 201, "{body}");
+    assert!(close, "the last response says the connection closes: {head}");
+    let mut more = [0u8; 16];
+    assert_eq!(in_flight.read(&mut more).await.unwrap_or(0), 0, "then the connection is closed");
+    assert_eq!(server.wait_exit().await.code(), Some(0));
 }

@@ -69,6 +69,10 @@ impl Readiness {
         metrics::ready(false);
     }
 
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
     /// Runs every check (concurrently, each bounded) and sets the gauge.
     pub async fn evaluate(&self) -> Report {
         let (store, supervisors) = tokio::join!(self.store_checks(), self.supervisor_check());

@@ -171,6 +171,11 @@ pub async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>, remote: SocketAddr) -
     .await;
     crate::metrics::http_request(template, method.as_str(), resp.status().as_u16(), started.elapsed());
     resp.headers_mut().insert(request_id::HEADER, request_id::header_value(&request_id));
+    if ctx.readiness.is_draining() {
+        // Shutting down: this connection closes after this response, and
+        // the client is told so instead of finding out on its next request.
+        resp.headers_mut().insert(hyper::header::CONNECTION, hyper::header::HeaderValue::from_static("close"));
+    }
     resp
 }
 
