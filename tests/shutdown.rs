@@ -343,7 +343,7 @@ async fn a_request_in_flight_at_sigterm_is_answered_with_connection_close_then_t
     server
         .until("the listener to close", || async { TcpStream::connect(server.addr()).await.is_err().then_some(()) })
         .await;
-    let Outcome::Complete { status, head, close, body, .. } = exchange(&mut in_flight, body[1..].as_bytes()).await
+    let Outcome::Complete { status, head, close, body, .. } = exchange(&mut in_flight, &body.as_bytes()[1..]).await
     else {
         panic!("the request in flight was not answered completely");
     };
