@@ -22,6 +22,8 @@ pub struct Config {
     pub store: StoreKind,
     pub public_url: String,
     pub log_level: String,
+    pub log_format: LogFormat,
+    pub shutdown_timeout_secs: u64,
     pub http: HttpConfig,
     pub engine: EngineConfig,
     pub scylla: ScyllaConfig,
@@ -39,6 +41,14 @@ pub struct MoneyConfig {
     pub restart_max_ms: u64,
     pub record_grace_secs: u64,
     pub test_clock: bool,
+}
+
+/// `text`: human-readable lines; `json`: one JSON object per line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -211,6 +221,11 @@ impl Config {
         }
     }
 
+    /// How long shutdown may take before the process gives up and exits 2.
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_secs(self.shutdown_timeout_secs)
+    }
+
     pub fn flush_interval(&self) -> Duration {
         Duration::from_millis(self.engine.flush_interval_ms)
     }
@@ -291,6 +306,17 @@ mod tests {
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.http.body_limit_bytes, 65536);
         assert_eq!(c.store, StoreKind::Embedded);
+        assert_eq!(c.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn json_logs_and_the_shutdown_deadline_are_set_like_any_other_setting() {
+        let e = env(&[("CLICKLEDGER_LOG_FORMAT", "json"), ("CLICKLEDGER_SHUTDOWN_TIMEOUT_SECS", "7")]);
+        let c = Config::load_from(None, &e, &Overrides::default()).unwrap();
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.shutdown_timeout(), Duration::from_secs(7));
+        let bad = env(&[("CLICKLEDGER_LOG_FORMAT", "xml")]);
+        assert!(Config::load_from(None, &bad, &Overrides::default()).unwrap_err().contains("log_format"));
     }
 
     #[test]

@@ -44,6 +44,9 @@ pub enum Error {
     /// The store failed or an actor is down: nothing was recorded.
     #[error("{0}")]
     Unavailable(String),
+    /// `GET /readyz`: a part of the node is not ready (named in the message).
+    #[error("{0}")]
+    NotReady(String),
     #[error("the client took too long to send the request")]
     Timeout,
 }

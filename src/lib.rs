@@ -24,6 +24,8 @@
 //! domain/   pure rules: ids, click and referral tokens, payout math, money moves,
 //!           review transitions, validation, bot detection
 //! metrics   every metric name; config  settings; secrets  generated keys
+//! engine::readiness  what GET /readyz and the clickledger_ready gauge report
+//! probe     `clickledger probe URL`, the container's health check
 //! ```
 
 pub mod config;
@@ -32,6 +34,7 @@ pub mod engine;
 pub mod error;
 pub mod http;
 pub mod metrics;
+pub mod probe;
 pub mod secrets;
 pub mod server;
 pub mod store;

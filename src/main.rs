@@ -1,9 +1,10 @@
 //! `clickledger`: parse flags, load config, install telemetry, bind, serve.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use clickledger::config::{Config, Overrides};
+use clickledger::config::{Config, LogFormat, Overrides};
 
 #[derive(Parser)]
 #[command(
@@ -26,6 +27,14 @@ enum Command {
     Config(Common),
     /// Create or upgrade the CQL schema (store = "scylla"); safe to run from several nodes at once.
     Migrate(Common),
+    /// GET a URL and print the status; exit 0 iff it is 2xx (container health checks).
+    Probe {
+        /// e.g. http://127.0.0.1:8080/readyz
+        url: String,
+        /// Give up (exit 1) after this many milliseconds.
+        #[arg(long, default_value_t = 2000)]
+        timeout_ms: u64,
+    },
 }
 
 #[derive(Args)]
@@ -74,6 +83,7 @@ fn main() {
             println!("{}", secrets.admin_key);
         }
         Command::Config(common) => println!("{:#?}", common.load()),
+        Command::Probe { url, timeout_ms } => probe(&url, Duration::from_millis(timeout_ms)),
         Command::Migrate(common) => {
             let config = common.load();
             init_logging(&config);
@@ -89,11 +99,27 @@ fn init_logging(config: &Config) {
     use std::io::IsTerminal;
     let level: tracing::Level =
         config.log_level.parse().unwrap_or_else(|_| fail("log_level must be error, warn, info, debug or trace"));
-    tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
+    let logs = tracing_subscriber::fmt().with_max_level(level).with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        // One object per line; `span` holds the request's fields (request_id).
+        LogFormat::Json => logs.json().flatten_event(true).with_current_span(true).with_span_list(false).init(),
+    }
+}
+
+fn probe(url: &str, timeout: Duration) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+    let runtime = runtime.unwrap_or_else(|e| fail(&e.to_string()));
+    match runtime.block_on(clickledger::probe::get(url, timeout)) {
+        Ok(status) => {
+            println!("{status}");
+            std::process::exit(if status.is_success() { 0 } else { 1 })
+        }
+        Err(e) => {
+            eprintln!("clickledger probe: {e}");
+            std::process::exit(1)
+        }
+    }
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -104,6 +130,7 @@ fn serve(config: Config) {
     init_logging(&config);
     let runtime = runtime();
     runtime.block_on(async move {
+        let shutdown = shutdown_signal();
         let prometheus = clickledger::metrics::install().unwrap_or_else(|e| fail(&e));
         clickledger::metrics::spawn_upkeep(prometheus.clone());
         let listener = tokio::net::TcpListener::bind(config.listen)
@@ -112,20 +139,28 @@ fn serve(config: Config) {
         let bound = listener.local_addr().unwrap_or_else(|e| fail(&e.to_string()));
         // Scripts and tests read this line to find the port when listening on :0.
         println!("clickledger listening on http://{bound}");
-        if let Err(e) = clickledger::server::run(config, listener, Some(prometheus), shutdown_signal()).await {
+        if let Err(e) = clickledger::server::run(config, listener, Some(prometheus), shutdown).await {
             fail(&e);
         }
     });
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Resolves on SIGTERM or SIGINT. The handlers are installed when this is
+/// called, not when it is first polled: a signal that arrives while the
+/// engine is still starting is then a graceful stop, not an abrupt death.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
-        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).unwrap_or_else(|e| fail(&format!("SIGTERM handler: {e}")));
+        let mut int = signal(SignalKind::interrupt()).unwrap_or_else(|e| fail(&format!("SIGINT handler: {e}")));
+        async move {
+            tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+            tracing::info!("shutdown signal received");
+        }
     }
     #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -1,8 +1,11 @@
 //! Accept loop and lifecycle: open the store, load the engine, serve HTTP/1.1
-//! with bounded connections and a header-read timeout, and on shutdown stop
-//! accepting, finish in-flight requests and flush every campaign actor.
+//! with bounded connections and a header-read timeout. On shutdown: report
+//! not ready, stop accepting, finish in-flight requests, flush every campaign
+//! actor and stop the money supervisors between passes, all within
+//! `shutdown_timeout_secs`; past it, fail naming what was still pending.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,14 +18,13 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::config::{Config, StoreKind};
+use crate::engine::readiness::Readiness;
+use crate::engine::supervisor::MoneySupervisorMsg;
 use crate::engine::Engine;
 use crate::http::{self, Ctx};
 use crate::store::cql::ScyllaStore;
 use crate::store::embedded::EmbeddedStore;
 use crate::store::Backend;
-
-/// How long shutdown waits for open requests before it flushes and exits.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub async fn open_store(config: &Config) -> Result<Arc<dyn Backend>, String> {
     Ok(match config.store {
@@ -57,7 +59,11 @@ pub async fn run(
     let public_base = config.public_base(bound);
     let engine = Engine::start(config.clone(), store, &secrets, public_base).await.map_err(|e| e.to_string())?;
     let supervisor = crate::engine::supervisor::start(engine.money.clone()).await?;
-    let ctx = Arc::new(Ctx { engine: Arc::new(engine), prometheus });
+    let engine = Arc::new(engine);
+    let readiness = Arc::new(Readiness::new(engine.clone(), supervisor.clone()));
+    readiness.spawn_watch();
+    let ctx = Arc::new(Ctx { engine, prometheus, readiness: readiness.clone() });
+    let open = Arc::new(AtomicUsize::new(0));
     tracing::info!(%bound, store = ?config.store, data_dir = %config.data_dir.display(), "serving");
 
     let graceful = GracefulShutdown::new();
@@ -93,23 +99,57 @@ pub async fn run(
             .keep_alive(config.http.keep_alive)
             .serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn);
+        let open = open.clone();
         tokio::spawn(async move {
             crate::metrics::connections(1.0);
+            open.fetch_add(1, Ordering::Relaxed);
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "connection closed with an error");
             }
+            open.fetch_sub(1, Ordering::Relaxed);
             crate::metrics::connections(-1.0);
             drop(permit);
         });
     }
-    tracing::info!("shutting down: finishing open requests");
+    readiness.start_draining();
     drop(listener);
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
-        tracing::warn!("open connections did not finish in time");
+    let timeout = config.shutdown_timeout();
+    tracing::info!(deadline_secs = timeout.as_secs(), "shutting down: not accepting; finishing open requests");
+    let deadline = tokio::time::Instant::now() + timeout;
+    drain(&ctx, graceful, &supervisor, &open, deadline).await.map_err(|pending| {
+        let message = format!("shutdown did not finish within {} s: {pending}", timeout.as_secs());
+        tracing::error!(pending, "{message}");
+        message
+    })?;
+    tracing::info!("all requests answered, all campaign writes flushed, supervisors stopped; bye");
+    Ok(())
+}
+
+/// The shutdown steps in order, each bounded by `deadline`; `Err` says what
+/// was still pending when it passed.
+async fn drain(
+    ctx: &Ctx,
+    graceful: GracefulShutdown,
+    supervisor: &ractor::ActorRef<MoneySupervisorMsg>,
+    open: &AtomicUsize,
+    deadline: tokio::time::Instant,
+) -> Result<(), String> {
+    use tokio::time::timeout_at;
+    // Idle keep-alive connections close now; busy ones after their response
+    // (sent with `connection: close`).
+    if timeout_at(deadline, graceful.shutdown()).await.is_err() {
+        return Err(format!("{} connections still had a request in flight", open.load(Ordering::Relaxed)));
     }
-    ctx.engine.registry.drain().await;
-    // Each money step is idempotent, so stopping between steps is safe.
-    let _ = supervisor.stop_and_wait(None, Some(DRAIN_TIMEOUT)).await;
-    tracing::info!("all campaign writes flushed; bye");
+    let registry = &ctx.engine.registry;
+    if timeout_at(deadline, registry.drain()).await.is_err() {
+        return Err(format!("{} campaign actors had not flushed their writes", registry.draining()));
+    }
+    // A child stops between passes; each money step is idempotent anyway.
+    match timeout_at(deadline, async { ractor::call!(supervisor, MoneySupervisorMsg::Shutdown) }).await {
+        Err(_) => return Err("a money supervisor was still in the middle of a pass".into()),
+        Ok(Err(e)) => tracing::warn!(error = %e, "the money supervisor was already gone"),
+        Ok(Ok(())) => {}
+    }
+    supervisor.stop(Some("shutdown".into()));
     Ok(())
 }

@@ -144,6 +144,7 @@ async fn cql_store_passes_the_conformance_suite() {
 }
 
 async fn suite(store: &Arc<dyn Store>) {
+    a_reachable_store_reports_its_schema_current(store).await;
     keys_resolve_to_their_principals(store).await;
     campaigns_are_replaced_and_listed(store).await;
     tracking_codes_are_insert_if_absent_per_pair(store).await;
@@ -153,6 +154,13 @@ async fn suite(store: &Arc<dyn Store>) {
     dedup_keys_are_scoped_to_one_campaign(store).await;
     racing_commits_of_one_key_record_it_once(store).await;
     racing_approvals_of_one_pair_agree_on_one_code(store).await;
+}
+
+/// Readiness (`GET /readyz`): one real read, and the schema this build expects.
+async fn a_reachable_store_reports_its_schema_current(store: &Arc<dyn Store>) {
+    let health = store.health().await.expect("a reachable store");
+    assert!(health.current, "{health:?}");
+    assert!(!health.detail.is_empty());
 }
 
 async fn racing_approvals_of_one_pair_agree_on_one_code(store: &Arc<dyn Store>) {

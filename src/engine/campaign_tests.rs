@@ -50,6 +50,7 @@ impl Store for FlakyStore {
     async fn get_click(&self, c: CampaignId, k: ClickId) -> StoreResult<Option<Click>> { self.inner.get_click(c, k).await }
     async fn dedup_keys(&self, c: CampaignId) -> StoreResult<Vec<DedupKey>> { self.inner.dedup_keys(c).await }
     async fn get_stats(&self, c: CampaignId) -> StoreResult<CampaignStats> { self.inner.get_stats(c).await }
+    async fn health(&self) -> StoreResult<SchemaState> { self.inner.health().await }
 }
 
 const CAMPAIGN: CampaignId = CampaignId(7);

@@ -5,11 +5,11 @@
 //! `get_or_try_init` lets exactly one of them run the spawn while the other
 //! awaits its result. No second actor for a campaign can exist.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use dashmap::DashMap;
-use ractor::{Actor, ActorRef};
+use ractor::{Actor, ActorRef, ActorStatus};
 use tokio::sync::OnceCell;
 
 use super::campaign::{CampaignActor, CampaignArgs, CampaignMsg, Load};
@@ -38,11 +38,25 @@ pub struct Registry {
     actors: DashMap<CampaignId, Arc<OnceCell<CampaignHandle>>>,
     store: Arc<dyn Store>,
     config: EngineConfig,
+    /// Set when shutdown starts draining: no new actor is spawned after it.
+    closed: AtomicBool,
+    /// Campaigns whose drain has not finished (what a late shutdown reports).
+    draining: AtomicUsize,
+}
+
+/// What readiness learns about the campaign actors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ActorsHealth {
+    /// False once shutdown has started draining the actors.
+    pub accepting: bool,
+    pub live: usize,
+    /// Dead actors found and forgotten (the next request spawns a fresh one).
+    pub reaped: usize,
 }
 
 impl Registry {
     pub fn new(store: Arc<dyn Store>, config: EngineConfig) -> Self {
-        Self { actors: DashMap::new(), store, config }
+        Self { actors: DashMap::new(), store, config, closed: AtomicBool::new(false), draining: AtomicUsize::new(0) }
     }
 
     /// Sends `msg` to the campaign's actor, refusing when its mailbox or its
@@ -70,6 +84,9 @@ impl Registry {
     }
 
     async fn handle(&self, campaign: CampaignId) -> Result<CampaignHandle, SendError> {
+        if self.closed.load(Ordering::Relaxed) {
+            return Err(SendError::Down("the engine is shutting down".into()));
+        }
         // Read lock first: the hot path must not serialize on a shard's write lock.
         let existing = self.actors.get(&campaign).map(|e| e.value().clone());
         let cell = match existing {
@@ -91,13 +108,34 @@ impl Registry {
         Ok(CampaignHandle { actor, load })
     }
 
-    /// Flushes every campaign's pending writes and stops its actor.
+    /// Readiness: forgets actors that died (so the next request for their
+    /// campaign spawns a fresh one instead of failing once) and counts the rest.
+    pub fn health(&self) -> ActorsHealth {
+        let before = self.actors.len();
+        self.actors.retain(|_, cell| {
+            cell.get().is_none_or(|h| !matches!(h.actor.get_status(), ActorStatus::Stopping | ActorStatus::Stopped))
+        });
+        let live = self.actors.len();
+        ActorsHealth { accepting: !self.closed.load(Ordering::Relaxed), live, reaped: before.saturating_sub(live) }
+    }
+
+    /// Campaigns whose shutdown flush has not finished yet.
+    pub fn draining(&self) -> usize {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    /// Closes the registry, then flushes every campaign's pending writes and
+    /// stops its actor, all campaigns at once.
     pub async fn drain(&self) {
+        self.closed.store(true, Ordering::Relaxed);
         let handles: Vec<CampaignHandle> = self.actors.iter().filter_map(|e| e.value().get().cloned()).collect();
-        for handle in handles {
+        self.draining.store(handles.len(), Ordering::Relaxed);
+        futures::future::join_all(handles.into_iter().map(|handle| async move {
             let _ = ractor::call!(handle.actor, CampaignMsg::Drain);
-            handle.actor.stop(Some("shutdown".into()));
-        }
+            handle.actor.stop_and_wait(Some("shutdown".into()), None).await.ok();
+            self.draining.fetch_sub(1, Ordering::Relaxed);
+        }))
+        .await;
         self.actors.clear();
     }
 }

@@ -9,6 +9,7 @@
 //! store's conditional writes decide each step once); it only costs reads.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -36,6 +37,10 @@ impl Duty {
         }
     }
 
+    fn index(self) -> usize {
+        Duty::ALL.iter().position(|d| *d == self).expect("every duty is in ALL")
+    }
+
     fn queues(self) -> &'static [Queue] {
         match self {
             Duty::ReferralExpiry => &[Queue::Expire],
@@ -47,17 +52,28 @@ impl Duty {
 
 pub struct MoneySupervisor;
 
+/// Each duty's lag (seconds) as of its child's last pass, indexed like `Duty::ALL`.
+type Lags = Arc<[AtomicU64; 3]>;
+
 pub struct MoneySupervisorState {
     money: Arc<Money>,
     children: HashMap<ActorId, Duty>,
     /// Per duty: the current restart delay and when it last failed.
     backoff: HashMap<Duty, (Duration, Instant)>,
+    lags: Lags,
+    /// Set by `Shutdown`: children that stop now are not restarted.
+    stopping: bool,
 }
 
 pub enum MoneySupervisorMsg {
     Respawn(Duty),
     /// Which duties have a running child (readiness).
     Running(RpcReplyPort<Vec<Duty>>),
+    /// Each duty's lag in seconds as of its last pass (readiness, informational).
+    Lag(RpcReplyPort<Vec<(Duty, u64)>>),
+    /// Stops every child between two passes (a pass always completes) and
+    /// restarts none; answers once they have all stopped.
+    Shutdown(RpcReplyPort<()>),
 }
 
 impl Actor for MoneySupervisor {
@@ -66,7 +82,13 @@ impl Actor for MoneySupervisor {
     type Arguments = Arc<Money>;
 
     async fn pre_start(&self, me: ActorRef<Self::Msg>, money: Arc<Money>) -> Result<Self::State, ActorProcessingErr> {
-        let mut state = MoneySupervisorState { money, children: HashMap::new(), backoff: HashMap::new() };
+        let mut state = MoneySupervisorState {
+            money,
+            children: HashMap::new(),
+            backoff: HashMap::new(),
+            lags: Arc::new(Default::default()),
+            stopping: false,
+        };
         for duty in Duty::ALL {
             metrics::supervisor_started(duty.name());
             state.spawn(&me, duty).await?;
@@ -87,6 +109,7 @@ impl Actor for MoneySupervisor {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
+            MoneySupervisorMsg::Respawn(_) if state.stopping => {}
             MoneySupervisorMsg::Respawn(duty) => {
                 if let Err(e) = state.spawn(&me, duty).await {
                     tracing::error!(duty = duty.name(), error = %e, "could not restart a money supervisor");
@@ -95,6 +118,17 @@ impl Actor for MoneySupervisor {
             }
             MoneySupervisorMsg::Running(reply) => {
                 let _ = reply.send(state.children.values().copied().collect());
+            }
+            MoneySupervisorMsg::Lag(reply) => {
+                let _ = reply.send(Duty::ALL.map(|d| (d, state.lags[d.index()].load(Ordering::Relaxed))).to_vec());
+            }
+            MoneySupervisorMsg::Shutdown(reply) => {
+                state.stopping = true;
+                // `stop` (unlike `kill`) waits for the message being handled,
+                // so a child mid-pass finishes its pass first.
+                me.stop_children_and_wait(Some("shutdown".into()), None).await;
+                state.children.clear();
+                let _ = reply.send(());
             }
         }
         Ok(())
@@ -111,6 +145,9 @@ impl Actor for MoneySupervisor {
             SupervisionEvent::ActorTerminated(cell, _, reason) => (cell, reason.unwrap_or_else(|| "stopped".into())),
             _ => return Ok(()),
         };
+        if state.stopping {
+            return Ok(());
+        }
         if let Some(duty) = state.children.remove(&cell.get_id()) {
             tracing::warn!(duty = duty.name(), why, "money supervisor child stopped; restarting after backoff");
             metrics::supervisor_restart(duty.name());
@@ -122,7 +159,7 @@ impl Actor for MoneySupervisor {
 
 impl MoneySupervisorState {
     async fn spawn(&mut self, me: &ActorRef<MoneySupervisorMsg>, duty: Duty) -> Result<(), ActorProcessingErr> {
-        let args = (duty, self.money.clone());
+        let args = (duty, self.money.clone(), self.lags.clone());
         let (child, _) = me.get_cell().spawn_linked(None, DutyActor, args).await?;
         self.children.insert(child.get_id(), duty);
         Ok(())
@@ -150,6 +187,7 @@ pub struct DutyActor;
 pub struct DutyState {
     duty: Duty,
     money: Arc<Money>,
+    lags: Lags,
 }
 
 pub enum DutyMsg {
@@ -159,15 +197,15 @@ pub enum DutyMsg {
 impl Actor for DutyActor {
     type Msg = DutyMsg;
     type State = DutyState;
-    type Arguments = (Duty, Arc<Money>);
+    type Arguments = (Duty, Arc<Money>, Lags);
 
     async fn pre_start(
         &self,
         me: ActorRef<DutyMsg>,
-        (duty, money): (Duty, Arc<Money>),
+        (duty, money, lags): (Duty, Arc<Money>, Lags),
     ) -> Result<DutyState, ActorProcessingErr> {
         me.send_message(DutyMsg::Tick)?;
-        Ok(DutyState { duty, money })
+        Ok(DutyState { duty, money, lags })
     }
 
     async fn handle(&self, me: ActorRef<DutyMsg>, _: DutyMsg, state: &mut DutyState) -> Result<(), ActorProcessingErr> {
@@ -183,6 +221,7 @@ impl Actor for DutyActor {
             }
         }
         metrics::supervisor_lag(state.duty.name(), lag);
+        state.lags[state.duty.index()].store(lag, Ordering::Relaxed);
         if more {
             me.send_message(DutyMsg::Tick)?;
         } else {

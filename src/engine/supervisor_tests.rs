@@ -122,3 +122,23 @@ async fn a_backlog_drains_in_back_to_back_passes_without_waiting_for_the_tick() 
     assert_eq!(expired, referrals.len(), "every due referral expired, not just the first pass's two");
     sup.stop(None);
 }
+
+#[tokio::test]
+async fn shutdown_stops_every_child_and_none_is_restarted() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(EmbeddedStore::open(dir.path(), 16).unwrap());
+    let mut config = Config::load(None, &Overrides::default()).unwrap().money;
+    (config.tick_ms, config.restart_min_ms, config.restart_max_ms) = (10, 5, 40);
+    let money = Arc::new(Money { ledger: store.clone(), store: store.clone(), clock: Arc::new(SystemClock), config });
+    let sup = start(money).await.unwrap();
+    assert_eq!(ractor::call!(sup, MoneySupervisorMsg::Running).unwrap().len(), 3);
+    let lags = ractor::call!(sup, MoneySupervisorMsg::Lag).unwrap();
+    assert_eq!(lags.len(), 3, "one lag per duty: {lags:?}");
+
+    ractor::call!(sup, MoneySupervisorMsg::Shutdown).unwrap();
+    assert!(ractor::call!(sup, MoneySupervisorMsg::Running).unwrap().is_empty());
+    // Several restart backoffs later, still nothing runs.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(ractor::call!(sup, MoneySupervisorMsg::Running).unwrap().is_empty(), "a child came back");
+    sup.stop(None);
+}

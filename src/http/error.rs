@@ -24,21 +24,33 @@ pub fn status_and_code(e: &Error) -> (StatusCode, &'static str) {
         Error::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
         Error::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
         Error::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        Error::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
     }
 }
 
 pub fn error_response(e: &Error, retry_after_secs: u32) -> Resp {
-    let (status, code) = status_and_code(e);
+    error_response_with(e, &error_body(e), retry_after_secs)
+}
+
+/// `{error, message}` and the variant's extra fields.
+pub fn error_body(e: &Error) -> serde_json::Value {
+    let (_, code) = status_and_code(e);
     let mut body = serde_json::json!({ "error": code, "message": e.to_string() });
     match e {
         Error::Invalid(invalid) => body["field"] = invalid.field.clone().into(),
         Error::Exists { id_field, id, .. } => body[*id_field] = id.clone().into(),
         _ => {}
     }
-    let mut resp = json_response(status, &body);
+    body
+}
+
+/// `e`'s status and headers with `body` (an `error_body` plus extra fields).
+pub fn error_response_with(e: &Error, body: &serde_json::Value, retry_after_secs: u32) -> Resp {
+    let (status, _) = status_and_code(e);
+    let mut resp = json_response(status, body);
     let headers = resp.headers_mut();
     match e {
-        Error::Overloaded | Error::Unavailable(_) | Error::RateLimited => {
+        Error::Overloaded | Error::Unavailable(_) | Error::RateLimited | Error::NotReady(_) => {
             headers.insert(header::RETRY_AFTER, retry_after_secs.into());
         }
         Error::MethodNotAllowed { allow, .. } => {

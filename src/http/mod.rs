@@ -12,6 +12,7 @@ pub mod money;
 pub mod ops;
 pub mod query;
 pub mod referrals;
+pub mod request_id;
 pub mod snippet;
 
 use std::net::SocketAddr;
@@ -21,8 +22,10 @@ use std::time::Instant;
 use hyper::body::Incoming;
 use hyper::{Method, Request};
 use metrics_exporter_prometheus::PrometheusHandle;
+use tracing::Instrument;
 
 use crate::domain::model::LeadStatus;
+use crate::engine::readiness::Readiness;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use body::Resp;
@@ -31,12 +34,14 @@ use body::Resp;
 pub struct Ctx {
     pub engine: Arc<Engine>,
     pub prometheus: Option<PrometheusHandle>,
+    pub readiness: Arc<Readiness>,
 }
 
 /// A matched route: its metric label (the template, never the raw path) and
 /// the path parameter, if any.
 enum Route<'a> {
     Healthz,
+    Readyz,
     Metrics,
     Redirect(&'a str),
     AdminAdvertisers,
@@ -66,6 +71,7 @@ impl Route<'_> {
     fn template(&self) -> &'static str {
         match self {
             Route::Healthz => "/healthz",
+            Route::Readyz => "/readyz",
             Route::Metrics => "/metrics",
             Route::Redirect(_) => "/r/{code}",
             Route::AdminAdvertisers => "/api/v1/admin/advertisers",
@@ -95,7 +101,7 @@ impl Route<'_> {
     /// The methods the route answers, as an `Allow` header value.
     fn allow(&self) -> &'static str {
         match self {
-            Route::Healthz | Route::Redirect(_) | Route::Snippet => "GET, HEAD",
+            Route::Healthz | Route::Readyz | Route::Redirect(_) | Route::Snippet => "GET, HEAD",
             Route::Conversions => "POST, OPTIONS",
             Route::Metrics | Route::Wallet | Route::CampaignBalance(_) => "GET",
             Route::Campaign(_) => "GET, PATCH",
@@ -109,6 +115,7 @@ fn match_route(path: &str) -> Option<Route<'_>> {
     let segs: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
     Some(match segs.as_slice() {
         ["healthz"] => Route::Healthz,
+        ["readyz"] => Route::Readyz,
         ["metrics"] => Route::Metrics,
         ["affiliate.js"] => Route::Snippet,
         ["r", code] if !code.is_empty() => Route::Redirect(code),
@@ -140,18 +147,35 @@ fn match_route(path: &str) -> Option<Route<'_>> {
 }
 
 /// Entry point for every request: route, run, map errors, record metrics.
+/// Everything a request logs carries its id (a span), and every response,
+/// errors and redirects included, echoes it in `x-request-id`.
 pub async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>, remote: SocketAddr) -> Resp {
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    let request_id = request_id::from_headers(req.headers());
     let route = match_route(&path);
     let template = route.as_ref().map_or("unmatched", Route::template);
-    let result = match route {
-        None => Err(Error::NoRoute(path.clone())),
-        Some(route) => dispatch(&ctx, route, req, remote).await,
-    };
-    let resp = result.unwrap_or_else(|e| error::error_response(&e, ctx.engine.config.http.retry_after_secs));
+    let span = tracing::info_span!("request", request_id = %request_id, method = %method, route = template);
+    let mut resp = async {
+        let result = match route {
+            None => Err(Error::NoRoute(path.clone())),
+            Some(route) => dispatch(&ctx, route, req, remote).await,
+        };
+        let resp = result.unwrap_or_else(|e| error::error_response(&e, ctx.engine.config.http.retry_after_secs));
+        let status = resp.status().as_u16();
+        tracing::debug!(status, micros = started.elapsed().as_micros() as u64, "answered");
+        resp
+    }
+    .instrument(span)
+    .await;
     crate::metrics::http_request(template, method.as_str(), resp.status().as_u16(), started.elapsed());
+    resp.headers_mut().insert(request_id::HEADER, request_id::header_value(&request_id));
+    if ctx.readiness.is_draining() {
+        // Shutting down: this connection closes after this response, and
+        // the client is told so instead of finding out on its next request.
+        resp.headers_mut().insert(hyper::header::CONNECTION, hyper::header::HeaderValue::from_static("close"));
+    }
     resp
 }
 
@@ -163,6 +187,7 @@ async fn dispatch(ctx: &Ctx, route: Route<'_>, req: Request<Incoming>, remote: S
     }
     match route {
         Route::Healthz => Ok(ops::healthz(ctx)),
+        Route::Readyz => Ok(ops::readyz(ctx).await),
         Route::Metrics => Ok(ops::metrics(ctx)),
         Route::Redirect(code) => {
             let code = code.to_string();

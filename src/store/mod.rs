@@ -181,6 +181,18 @@ pub trait Store: Send + Sync + 'static {
     async fn get_click(&self, campaign: CampaignId, click: ClickId) -> StoreResult<Option<Click>>;
     async fn dedup_keys(&self, campaign: CampaignId) -> StoreResult<Vec<DedupKey>>;
     async fn get_stats(&self, campaign: CampaignId) -> StoreResult<CampaignStats>;
+
+    /// Readiness: one cheap real read. `Err` means the store cannot be
+    /// reached; `Ok` says whether its schema is the one this build expects.
+    async fn health(&self) -> StoreResult<SchemaState>;
+}
+
+/// Whether the store's schema is the one this build expects.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SchemaState {
+    pub current: bool,
+    /// e.g. "schema version 2 of 2", or what is wrong.
+    pub detail: String,
 }
 
 /// A whole backend: both traits on one connection or one database file.

@@ -4,7 +4,8 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
-use std::process::Stdio;
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -83,6 +84,8 @@ pub struct TestServer {
     env: Vec<(String, String)>,
     child: Child,
     client: Client<HttpConnector, Full<Bytes>>,
+    /// The child's stderr lines, when started with `start_capturing_logs`.
+    logs: Option<Arc<Mutex<Vec<String>>>>,
 }
 
 pub struct Reply {
@@ -115,10 +118,28 @@ impl TestServer {
         let tmp = tempfile::tempdir().expect("temp dir");
         let dir = tmp.path().to_path_buf();
         let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Self::spawn(dir, Some(tmp), env).await
+        Self::spawn(dir, Some(tmp), env, false).await
     }
 
-    async fn spawn(data_dir: PathBuf, tmp: Option<tempfile::TempDir>, mut env: Vec<(String, String)>) -> Self {
+    /// Like `start_with`, keeping the server's stderr for `logs()`.
+    pub async fn start_capturing_logs(env: &[(&str, &str)]) -> Self {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let dir = tmp.path().to_path_buf();
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Self::spawn(dir, Some(tmp), env, true).await
+    }
+
+    /// The stderr lines so far (only with `start_capturing_logs`).
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.as_ref().expect("started with start_capturing_logs").lock().unwrap().clone()
+    }
+
+    async fn spawn(
+        data_dir: PathBuf,
+        tmp: Option<tempfile::TempDir>,
+        mut env: Vec<(String, String)>,
+        capture_logs: bool,
+    ) -> Self {
         if cql_mode() && !env.iter().any(|(k, _)| k == "CLICKLEDGER_STORE") {
             env.extend(cql_env().await);
         }
@@ -132,9 +153,20 @@ impl TestServer {
             .env("CLICKLEDGER_LOG_LEVEL", "warn")
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(if capture_logs { Stdio::piped() } else { Stdio::inherit() })
             .kill_on_drop(true);
         let mut child = cmd.spawn().expect("spawn clickledger");
+        let logs = child.stderr.take().map(|stderr| {
+            let logs = Arc::new(Mutex::new(Vec::new()));
+            let sink = logs.clone();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stderr).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    sink.lock().unwrap().push(line);
+                }
+            });
+            logs
+        });
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
         let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
@@ -145,18 +177,28 @@ impl TestServer {
         let base = line.trim().rsplit(' ').next().expect("address").to_string();
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         let client = Client::builder(TokioExecutor::new()).build_http();
-        Self { base, data_dir, _tmp: tmp, env, child, client }
+        Self { base, data_dir, _tmp: tmp, env, child, client, logs }
     }
 
     /// Stops the server with SIGTERM (graceful) and starts it again on the
     /// same data directory.
     pub async fn restart(mut self) -> Self {
         self.signal(libc::SIGTERM);
-        let status =
-            tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await.expect("stop in time").unwrap();
+        let status = self.wait_exit().await;
         assert!(status.success(), "graceful stop failed: {status:?}");
+        self.relaunch().await
+    }
+
+    /// Waits (up to a minute) for the process to exit.
+    pub async fn wait_exit(&mut self) -> ExitStatus {
+        tokio::time::timeout(Duration::from_secs(60), self.child.wait()).await.expect("stop in time").unwrap()
+    }
+
+    /// Starts a fresh process on the same data directory (after it exited).
+    pub async fn relaunch(mut self) -> Self {
         let tmp = self._tmp.take();
-        Self::spawn(self.data_dir.clone(), tmp, self.env.clone()).await
+        let capture = self.logs.is_some();
+        Self::spawn(self.data_dir.clone(), tmp, self.env.clone(), capture).await
     }
 
     /// Graceful restart with some variables changed (e.g. rotated keys).
@@ -172,11 +214,15 @@ impl TestServer {
     pub async fn kill9_and_restart(mut self) -> Self {
         self.signal(libc::SIGKILL);
         let _ = self.child.wait().await;
-        let tmp = self._tmp.take();
-        Self::spawn(self.data_dir.clone(), tmp, self.env.clone()).await
+        self.relaunch().await
     }
 
-    fn signal(&self, sig: i32) {
+    /// `host:port`, for raw TCP clients.
+    pub fn addr(&self) -> String {
+        self.base.trim_start_matches("http://").to_string()
+    }
+
+    pub fn signal(&self, sig: i32) {
         let pid = self.child.id().expect("running") as i32;
         unsafe { libc::kill(pid, sig) };
     }

@@ -44,6 +44,7 @@ pub struct ScyllaStore {
     permits: Arc<Semaphore>,
     shards: u32,
     rebuild_days: u32,
+    keyspace: String,
     /// Due-index hours this process has already listed in `due_buckets`.
     due_seen: std::sync::Mutex<std::collections::HashSet<(Queue, i64)>>,
     /// One conditional batch per campaign money partition in flight from
@@ -105,6 +106,7 @@ impl ScyllaStore {
             permits: Arc::new(Semaphore::new(config.max_in_flight)),
             shards: config.click_shards,
             rebuild_days: config.bloom_rebuild_days,
+            keyspace: config.keyspace.clone(),
             due_seen: Default::default(),
             money_turns: Default::default(),
         })
@@ -399,6 +401,23 @@ impl Store for ScyllaStore {
             stats.conversions_ignored.insert(row.reason, row.n.map_or(0, |n| n.0.max(0) as u64));
         }
         Ok(stats)
+    }
+
+    /// The applied-migrations table: a real read on the keyspace that also
+    /// says whether its schema is this build's.
+    async fn health(&self) -> StoreResult<SchemaState> {
+        let rows = self.exec(&self.st.select_schema_versions, ()).await?.into_rows_result().map_err(err)?;
+        let mut newest = None;
+        for row in rows.rows::<(i32,)>().map_err(err)? {
+            newest = newest.max(Some(row.map_err(err)?.0));
+        }
+        Ok(match schema::judge(&self.keyspace, newest) {
+            Ok(()) => SchemaState {
+                current: true,
+                detail: format!("schema version {} of {}", newest.unwrap_or(0), schema::latest()),
+            },
+            Err(e) => SchemaState { current: false, detail: e.0 },
+        })
     }
 }
 

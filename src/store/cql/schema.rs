@@ -165,6 +165,11 @@ async fn versions(session: &Session, profiles: &Profiles, ks: &str) -> StoreResu
 /// Refuses to serve on a schema older (or newer) than this build's.
 pub async fn check(session: &Session, profiles: &Profiles, ks: &str) -> StoreResult<()> {
     let found = versions(session, profiles, ks).await.ok().and_then(|v| v.into_iter().max());
+    judge(ks, found)
+}
+
+/// Whether the newest applied migration `found` is this build's.
+pub fn judge(ks: &str, found: Option<i32>) -> StoreResult<()> {
     match found {
         Some(v) if v == latest() => Ok(()),
         Some(v) if v > latest() => Err(StoreError(format!(

@@ -37,6 +37,8 @@ pub struct Statements {
     pub add_ignored: PreparedStatement,
     pub select_counters: PreparedStatement,
     pub select_ignored: PreparedStatement,
+    /// Readiness: the keyspace's applied migrations (a handful of rows).
+    pub select_schema_versions: PreparedStatement,
     pub ledger: LedgerStatements,
 }
 
@@ -211,6 +213,7 @@ impl Statements {
             )
             .await?,
             select_ignored: p(Plain, "SELECT reason, n FROM {ks}.campaign_ignored WHERE campaign_id = ?").await?,
+            select_schema_versions: p(Plain, "SELECT version FROM {ks}.schema_migrations").await?,
             ledger: LedgerStatements::prepare(session, profiles, ks).await?,
         })
     }

@@ -44,6 +44,8 @@ const REFERRALS: TableDefinition<u128, &[u8]> = TableDefinition::new("referrals"
 pub struct EmbeddedStore {
     db: Arc<Database>,
     writer: mpsc::SyncSender<Job>,
+    /// Readiness asks whether the writer thread is still there.
+    writer_thread: std::thread::JoinHandle<()>,
 }
 
 fn err(e: impl std::fmt::Display) -> StoreError {
@@ -69,11 +71,11 @@ impl EmbeddedStore {
         txn.commit().map_err(err)?;
         let (writer, jobs) = mpsc::sync_channel(queue.max(1));
         let thread_db = db.clone();
-        std::thread::Builder::new()
+        let writer_thread = std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || writer::write_loop(&thread_db, jobs))
             .map_err(err)?;
-        Ok(Self { db, writer })
+        Ok(Self { db, writer, writer_thread })
     }
 
     async fn read<T, F>(&self, f: F) -> StoreResult<T>
@@ -128,6 +130,29 @@ impl EmbeddedStore {
         })
         .await
     }
+}
+
+/// Every table this build creates, by name (readiness checks they are there).
+fn table_names() -> Vec<String> {
+    use redb::TableHandle;
+    let names = [
+        ADVERTISERS.name(),
+        AFFILIATES.name(),
+        API_KEYS.name(),
+        CAMPAIGNS.name(),
+        CODES.name(),
+        APPROVALS.name(),
+        CLICKS.name(),
+        CONVERSIONS.name(),
+        LEADS.name(),
+        STATS.name(),
+        LEAD_INDEX.name(),
+        LEAD_CAMPAIGN.name(),
+        CONVERSION_INDEX.name(),
+        REFERRALS.name(),
+    ]
+    .map(str::to_string);
+    names.into_iter().chain(money::table_names()).collect()
 }
 
 fn open_all_tables(txn: &WriteTransaction) -> StoreResult<()> {
@@ -441,6 +466,23 @@ impl Store for EmbeddedStore {
 
     async fn get_stats(&self, campaign: CampaignId) -> StoreResult<CampaignStats> {
         self.read(move |txn| get_json(txn, STATS, campaign.0)).await.map(Option::unwrap_or_default)
+    }
+
+    /// A read transaction listing the tables (a real read of the file), and
+    /// the writer thread every event write goes through.
+    async fn health(&self) -> StoreResult<SchemaState> {
+        if self.writer_thread.is_finished() {
+            return Err(StoreError("the embedded store's writer thread has stopped".into()));
+        }
+        let present: Vec<String> = self
+            .read(|txn| Ok(txn.list_tables().map_err(err)?.map(|t| redb::TableHandle::name(&t).to_string()).collect()))
+            .await?;
+        let missing: Vec<String> = table_names().into_iter().filter(|n| !present.contains(n)).collect();
+        Ok(if missing.is_empty() {
+            SchemaState { current: true, detail: format!("{} tables open", present.len()) }
+        } else {
+            SchemaState { current: false, detail: format!("missing tables: {}", missing.join(", ")) }
+        })
     }
 }
 

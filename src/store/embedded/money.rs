@@ -23,6 +23,13 @@ const WALLET: TableDefinition<(u64, u64, &str), &[u8]> = TableDefinition::new("w
 const WALLET_IDS: TableDefinition<(u64, &str), u64> = TableDefinition::new("wallet_line_ids");
 const WALLET_TOTALS: TableDefinition<u64, &[u8]> = TableDefinition::new("wallet_totals");
 
+pub fn table_names() -> Vec<String> {
+    use redb::TableHandle;
+    let first = [DUE.name(), PAYOUTS.name(), AWAITING.name(), BALANCES.name()].map(str::to_string);
+    let second = [ENTRIES.name(), WALLET.name(), WALLET_IDS.name(), WALLET_TOTALS.name()].map(str::to_string);
+    first.into_iter().chain(second).collect()
+}
+
 pub fn open_tables(txn: &WriteTransaction) -> StoreResult<()> {
     txn.open_table(DUE).map_err(err)?;
     txn.open_table(PAYOUTS).map_err(err)?;
