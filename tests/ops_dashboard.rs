@@ -5,12 +5,12 @@
 //! `_bucket`, `_sum` and `_count` series).
 
 mod common;
-mod ops;
+mod traffic;
 
 use serde_json::Value;
 
 use common::*;
-use ops::*;
+use traffic::*;
 
 const DASHBOARD: &str = "deploy/grafana/dashboards/clickledger.json";
 const RULES: &str = "deploy/prometheus/rules/clickledger.rules.yml";

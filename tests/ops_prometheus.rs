@@ -8,7 +8,7 @@
 //! elsewhere they are skipped with a message (deploy/tools/install).
 
 mod common;
-mod ops;
+mod traffic;
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -22,7 +22,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
 use common::*;
-use ops::*;
+use traffic::*;
 
 /// How long Prometheus gets to start, scrape and evaluate (it scrapes and
 /// evaluates every second here).
