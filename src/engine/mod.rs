@@ -12,6 +12,7 @@ pub mod leads;
 pub mod limiter;
 pub mod money;
 pub mod payments;
+pub mod rebuild;
 pub mod referrals;
 pub mod registry;
 pub mod supervisor;
