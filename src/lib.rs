@@ -17,7 +17,8 @@
 //!                       │            (supervisor: escrow, release, credit, expiry on timers)
 //!                       ├─ limiter   abuse limit for publishable-key calls
 //!                       └─ registry ─► campaign::CampaignActor (one per campaign)
-//!                                        bloom filter + idempotency window,
+//!                                        bloom filter (rebuilt in the background
+//!                                        by rebuild) + idempotency window,
 //!                                        group commit ─► store::Store
 //!                                                         ├─ embedded (redb)
 //!                                                         └─ cql (ScyllaDB / Cassandra)

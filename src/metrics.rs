@@ -13,6 +13,7 @@ pub const CLICKS: &str = "clickledger_clicks_total";
 pub const CONVERSIONS: &str = "clickledger_conversions_total";
 pub const POSTBACKS: &str = "clickledger_postbacks_total";
 pub const DEDUP_PATH: &str = "clickledger_dedup_path_total";
+pub const BLOOM_REBUILD_DURATION: &str = "clickledger_bloom_rebuild_duration_seconds";
 pub const STORE_BATCH_SIZE: &str = "clickledger_store_batch_size";
 pub const STORE_FLUSH_DURATION: &str = "clickledger_store_flush_duration_seconds";
 pub const STORE_FLUSH_ERRORS: &str = "clickledger_store_flush_errors_total";
@@ -36,12 +37,17 @@ const LATENCY_BUCKETS: &[f64] =
 /// Group-commit sizes: powers of two up to the largest configurable batch.
 const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 4096.0];
 
+/// Bloom rebuilds after an actor start: milliseconds for a small campaign,
+/// seconds for ten million keys, so the buckets span 1 ms to 2 min.
+const REBUILD_BUCKETS: &[f64] = &[0.001, 0.01, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0];
+
 /// Installs the global recorder. Called from `main` only.
 pub fn install() -> Result<PrometheusHandle, String> {
     let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Full(HTTP_DURATION.into()), LATENCY_BUCKETS)
         .and_then(|b| b.set_buckets_for_metric(Matcher::Full(STORE_FLUSH_DURATION.into()), LATENCY_BUCKETS))
         .and_then(|b| b.set_buckets_for_metric(Matcher::Full(STORE_BATCH_SIZE.into()), BATCH_BUCKETS))
+        .and_then(|b| b.set_buckets_for_metric(Matcher::Full(BLOOM_REBUILD_DURATION.into()), REBUILD_BUCKETS))
         .map_err(|e| e.to_string())?
         .install_recorder()
         .map_err(|e| e.to_string())?;
@@ -69,6 +75,11 @@ fn describe() {
     describe_counter!(CONVERSIONS, "Conversions by outcome and reason.");
     describe_counter!(POSTBACKS, "Postbacks by outcome and reason.");
     describe_counter!(DEDUP_PATH, "Which dedup path answered a keyed event.");
+    describe_histogram!(
+        BLOOM_REBUILD_DURATION,
+        Unit::Seconds,
+        "Time to rebuild a campaign actor's bloom filter from the store after it started."
+    );
     describe_histogram!(STORE_BATCH_SIZE, "Events per group commit.");
     describe_histogram!(STORE_FLUSH_DURATION, Unit::Seconds, "Duration of one durable group commit.");
     describe_counter!(STORE_FLUSH_ERRORS, "Group commits the store failed.");
@@ -181,6 +192,10 @@ pub fn keyed_outcome(postback: bool, outcome: &'static str, reason: &'static str
 
 pub fn dedup_path(path: &'static str) {
     counter!(DEDUP_PATH, "path" => path).increment(1);
+}
+
+pub fn bloom_rebuilt(took: Duration) {
+    histogram!(BLOOM_REBUILD_DURATION).record(took.as_secs_f64());
 }
 
 pub fn flush(events: usize, elapsed: Duration, ok: bool) {

@@ -246,6 +246,10 @@ async fn metrics_cover_requests_outcomes_dedup_paths_and_the_store() {
     let server = TestServer::start().await;
     let world = World::fixed(&server, 500).await;
     let token = world.click_token(&server).await;
+    // The click started the campaign's actor; until its bloom filter is
+    // rebuilt a new key takes the `bloom_rebuilding` path instead.
+    let rebuilt = "clickledger_bloom_rebuild_duration_seconds_count 1";
+    server.eventually("bloom rebuilt", || async { server.metrics().await.contains(rebuilt) }).await;
     world.convert(&server, &token).await;
     world.convert(&server, &token).await;
     world.convert(&server, "junk").await;

@@ -117,6 +117,29 @@ async fn embedded_store_passes_the_conformance_suite() {
     everything_survives_a_reopen(&reopened).await;
 }
 
+/// Embedded only: on CQL the same needs ~8 000 conditional inserts.
+#[tokio::test]
+async fn the_embedded_store_streams_dedup_keys_in_bounded_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = open_embedded(dir.path()).await;
+    let total = DEDUP_CHUNK + 1;
+    for start in (0..total).step_by(1000) {
+        let keyed = (start..total.min(start + 1000)).map(|i| lead(70, &format!("k{i:05}"), 0)).collect();
+        commit(&store, Batch { keyed, ..Default::default() }).await;
+    }
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<DedupKey>>(4);
+    let read = async {
+        let mut sizes = Vec::new();
+        while let Some(chunk) = rx.recv().await {
+            sizes.push(chunk.len());
+        }
+        sizes
+    };
+    let (sent, sizes) = tokio::join!(store.dedup_keys(CampaignId(70), tx), read);
+    assert_eq!(sent.unwrap(), total as u64);
+    assert_eq!(sizes, vec![DEDUP_CHUNK, 1]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cql_store_passes_the_conformance_suite() {
     let Some(node) = std::env::var("CLICKLEDGER_TEST_CQL").ok().filter(|n| !n.is_empty()) else {
@@ -152,6 +175,7 @@ async fn suite(store: &Arc<dyn Store>) {
     the_same_key_twice_in_one_batch_records_once(store).await;
     stats_count_only_what_was_inserted(store).await;
     dedup_keys_are_scoped_to_one_campaign(store).await;
+    a_dedup_key_scan_stops_when_its_receiver_is_gone(store).await;
     racing_commits_of_one_key_record_it_once(store).await;
     racing_approvals_of_one_pair_agree_on_one_code(store).await;
 }
@@ -284,9 +308,16 @@ async fn stats_count_only_what_was_inserted(store: &Arc<dyn Store>) {
 async fn dedup_keys_are_scoped_to_one_campaign(store: &Arc<dyn Store>) {
     commit(store, Batch { keyed: vec![lead(40, "k1", 1), conversion(40, 5), lead(41, "k2", 1)], ..Default::default() })
         .await;
-    let keys = store.dedup_keys(CampaignId(40)).await.unwrap();
+    let keys = collect_dedup_keys(&**store, CampaignId(40)).await.unwrap();
     assert_eq!(keys.len(), 2, "{keys:?}");
     assert!(keys.contains(&DedupKey::External("k1".into())) && keys.contains(&DedupKey::Click(ClickId(5))));
+}
+
+async fn a_dedup_key_scan_stops_when_its_receiver_is_gone(store: &Arc<dyn Store>) {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    drop(rx);
+    let sent = tokio::time::timeout(Duration::from_secs(30), store.dedup_keys(CampaignId(40), tx)).await;
+    assert_eq!(sent.expect("the scan must not wait for a receiver that is gone").unwrap(), 0);
 }
 
 async fn racing_commits_of_one_key_record_it_once(store: &Arc<dyn Store>) {
@@ -312,7 +343,7 @@ async fn everything_survives_a_reopen(store: &Arc<dyn Store>) {
     assert!(store.get_principal(&hash_key("sk_a")).await.unwrap().is_some());
     assert_eq!(store.list_campaigns().await.unwrap().len(), 2);
     assert!(store.get_lead(CampaignId(20), "o-1").await.unwrap().is_some());
-    assert_eq!(store.dedup_keys(CampaignId(40)).await.unwrap().len(), 2);
+    assert_eq!(collect_dedup_keys(&**store, CampaignId(40)).await.unwrap().len(), 2);
     assert_eq!(store.get_stats(CampaignId(30)).await.unwrap().clicks, 1);
     let out = commit(store, Batch { keyed: vec![lead(20, "o-1", 1)], ..Default::default() }).await;
     assert!(matches!(out[..], [Outcome::Existing(_)]), "dedup holds across a reopen");

@@ -9,6 +9,10 @@
 //! lands. Under load batches grow by themselves; when idle, a conversion waits
 //! for one fsync. Clicks need no answer: they ride along, or a timer flushes
 //! them within `flush_interval`.
+//!
+//! The actor serves from its first message: its bloom filter is rebuilt from
+//! the store in the background (`rebuild.rs`), and until it arrives every new
+//! key goes to the commit, whose insert-if-absent answers the same as ever.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,7 +21,8 @@ use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
-use super::dedup::{LayeredBloom, Window};
+use super::dedup::{Filter, Window};
+use super::rebuild::{self, Rebuilt};
 use crate::config::EngineConfig;
 use crate::domain::ids::CampaignId;
 use crate::domain::model::{CampaignStats, Click};
@@ -39,6 +44,10 @@ pub enum CampaignMsg {
     Flushed(Flight),
     /// Write everything pending, then answer (used at shutdown and by tests).
     Drain(RpcReplyPort<()>),
+    /// The bloom filter, rebuilt from the store after the actor started.
+    Rebuilt(Rebuilt),
+    /// Whether the rebuilt bloom filter is in place (tests, diagnostics).
+    FilterReady(RpcReplyPort<bool>),
 }
 
 #[derive(Clone, Debug)]
@@ -78,7 +87,7 @@ pub struct CampaignState {
     store: Arc<dyn Store>,
     config: EngineConfig,
     load: Arc<Load>,
-    bloom: LayeredBloom<DedupKey>,
+    filter: Filter<DedupKey>,
     window: Window<DedupKey, Keyed>,
     pending: Pending,
     /// Keys queued or in flight → repeats waiting for their outcome.
@@ -112,17 +121,14 @@ impl Actor for CampaignActor {
     type State = CampaignState;
     type Arguments = CampaignArgs;
 
-    /// Rebuilds the bloom filter from the store so that no duplicate slips
-    /// through after a restart.
+    /// Starts without a bloom filter and sets its rebuild going, so a
+    /// campaign with millions of keys answers at once after a restart.
     async fn pre_start(
         &self,
-        _me: ActorRef<CampaignMsg>,
+        me: ActorRef<CampaignMsg>,
         args: CampaignArgs,
     ) -> Result<CampaignState, ActorProcessingErr> {
-        let mut bloom = LayeredBloom::new(args.config.bloom_expected_keys, args.config.bloom_fp_rate);
-        for key in args.store.dedup_keys(args.id).await? {
-            bloom.set(&key);
-        }
+        rebuild::spawn(args.id, args.store.clone(), &args.config, me);
         let window = Window::new(args.config.window_capacity, Duration::from_secs(args.config.window_ttl_secs));
         metrics::campaign_actors(1.0);
         Ok(CampaignState {
@@ -130,7 +136,7 @@ impl Actor for CampaignActor {
             store: args.store,
             config: args.config,
             load: args.load,
-            bloom,
+            filter: Filter::Rebuilding(Vec::new()),
             window,
             pending: Pending::default(),
             waiters: HashMap::new(),
@@ -179,6 +185,8 @@ impl Actor for CampaignActor {
                 state.start_flush(&me);
                 state.answer_drains_if_idle();
             }
+            CampaignMsg::Rebuilt(rebuilt) => state.install(rebuilt),
+            CampaignMsg::FilterReady(reply) => drop(reply.send(state.filter.is_ready())),
         }
         Ok(())
     }
@@ -214,8 +222,8 @@ impl CampaignState {
             waiting.push(reply);
             return;
         }
-        if self.bloom.check(&key) {
-            match self.lookup(&keyed).await {
+        match self.filter.check(&key) {
+            Some(true) => match self.lookup(&keyed).await {
                 Ok(Some(found)) => {
                     metrics::dedup_path("store_hit");
                     self.window.insert(key, found.clone(), Instant::now());
@@ -227,15 +235,30 @@ impl CampaignState {
                     let _ = reply.send(KeyedReply::Unavailable(e.to_string()));
                     return;
                 }
-            }
-        } else {
-            metrics::dedup_path("bloom_miss");
+            },
+            Some(false) => metrics::dedup_path("bloom_miss"),
+            // No filter yet: the commit's insert-if-absent decides.
+            None => metrics::dedup_path("bloom_rebuilding"),
         }
-        self.bloom.set(&key);
+        self.filter.set(&key);
         self.waiters.insert(key, Vec::new());
         self.pending.keyed.push((keyed, reply));
         self.load.pending.fetch_add(1, Ordering::Relaxed);
         self.post_flush(me);
+    }
+
+    fn install(&mut self, rebuilt: Rebuilt) {
+        let layers = rebuilt.bloom.layers();
+        let meanwhile = self.filter.install(rebuilt.bloom);
+        metrics::bloom_rebuilt(rebuilt.took);
+        tracing::info!(
+            campaign = %self.id,
+            keys = rebuilt.keys,
+            meanwhile,
+            layers,
+            took_ms = rebuilt.took.as_millis() as u64,
+            "bloom filter rebuilt"
+        );
     }
 
     async fn lookup(&self, keyed: &Keyed) -> StoreResult<Option<Keyed>> {

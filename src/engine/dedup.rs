@@ -47,6 +47,44 @@ impl<K: Hash> LayeredBloom<K> {
     }
 }
 
+/// The campaign's bloom filter, or, while it is being rebuilt, the keys set
+/// since the rebuild began, which it may not have read.
+pub enum Filter<K: Hash> {
+    Rebuilding(Vec<K>),
+    Ready(LayeredBloom<K>),
+}
+
+impl<K: Hash + Clone> Filter<K> {
+    /// `None` while rebuilding: the filter cannot say "new" yet.
+    pub fn check(&self, key: &K) -> Option<bool> {
+        match self {
+            Filter::Rebuilding(_) => None,
+            Filter::Ready(bloom) => Some(bloom.check(key)),
+        }
+    }
+
+    pub fn set(&mut self, key: &K) {
+        match self {
+            Filter::Rebuilding(meanwhile) => meanwhile.push(key.clone()),
+            Filter::Ready(bloom) => bloom.set(key),
+        }
+    }
+
+    /// Installs a rebuilt filter with the keys set meanwhile added to it;
+    /// returns how many those were. A second rebuild replaces nothing.
+    pub fn install(&mut self, mut bloom: LayeredBloom<K>) -> usize {
+        let Filter::Rebuilding(meanwhile) = self else { return 0 };
+        meanwhile.iter().for_each(|k| bloom.set(k));
+        let added = meanwhile.len();
+        *self = Filter::Ready(bloom);
+        added
+    }
+
+    pub fn is_ready(&self) -> bool {
+        matches!(self, Filter::Ready(_))
+    }
+}
+
 /// Recent key → answer, bounded by count and by age (oldest evicted first).
 pub struct Window<K, V> {
     entries: HashMap<K, (V, Instant)>,
@@ -99,6 +137,21 @@ mod tests {
         }
         assert!((0..100u32).all(|i| bloom.check(&i)));
         assert_eq!(bloom.layers(), 10);
+    }
+
+    #[test]
+    fn a_rebuilt_filter_holds_the_keys_set_while_it_was_built() {
+        let mut filter = Filter::Rebuilding(Vec::new());
+        filter.set(&1u32);
+        assert_eq!(filter.check(&1), None, "no answer before the rebuild lands");
+        let mut rebuilt = LayeredBloom::new(100, 0.01);
+        rebuilt.set(&2u32);
+        assert_eq!(filter.install(rebuilt), 1);
+        assert_eq!((filter.check(&1), filter.check(&2)), (Some(true), Some(true)));
+        filter.set(&3);
+        assert_eq!(filter.check(&3), Some(true));
+        assert_eq!(filter.install(LayeredBloom::new(100, 0.01)), 0, "a ready filter is kept");
+        assert_eq!(filter.check(&2), Some(true));
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod limiter;
 pub mod money;
 pub mod payments;
 pub mod readiness;
+pub mod rebuild;
 pub mod referrals;
 pub mod registry;
 pub mod supervisor;

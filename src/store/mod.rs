@@ -7,7 +7,7 @@
 //! | `replace_campaign`             | compare-and-set on the campaign version  |
 //! | `insert_tracking_code`         | insert-if-absent on (campaign, affiliate)|
 //! | `commit`                       | batched append + insert-if-absent keys   |
-//! | `dedup_keys`                   | one campaign's keys (bloom rebuild)      |
+//! | `dedup_keys`                   | one campaign's keys, streamed in chunks  |
 //! | `list_*`                       | start-up load of the small catalog       |
 //! | `due` / `put_due` / `remove_due` | due-time index, oldest first per queue |
 //! | `apply_move` / `fund`          | one campaign's money, compare-and-set    |
@@ -29,6 +29,7 @@ pub use due::{Due, DueItem, Queue};
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use tokio::sync::mpsc;
 
 use crate::domain::ids::*;
 use crate::domain::keys::{KeyHash, Principal};
@@ -149,6 +150,25 @@ pub enum DedupKey {
     External(String),
 }
 
+/// Keys per chunk of [`Store::dedup_keys`]: large enough that the channel
+/// costs nothing per key, small enough (~0.5 MB) not to matter in memory.
+pub const DEDUP_CHUNK: usize = 8192;
+
+/// All of a campaign's dedup keys in one `Vec` (tests and tools; the
+/// campaign actor streams them instead).
+pub async fn collect_dedup_keys(store: &dyn Store, campaign: CampaignId) -> StoreResult<Vec<DedupKey>> {
+    let (tx, mut rx) = mpsc::channel(4);
+    let collect = async {
+        let mut keys = Vec::new();
+        while let Some(chunk) = rx.recv().await {
+            keys.extend(chunk);
+        }
+        keys
+    };
+    let (sent, keys) = tokio::join!(store.dedup_keys(campaign, tx), collect);
+    sent.map(|_| keys)
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Stores the advertiser and its secret key's hash in one write.
@@ -179,7 +199,11 @@ pub trait Store: Send + Sync + 'static {
     async fn get_conversion(&self, campaign: CampaignId, click: ClickId) -> StoreResult<Option<Conversion>>;
     async fn get_lead(&self, campaign: CampaignId, external_id: &str) -> StoreResult<Option<Lead>>;
     async fn get_click(&self, campaign: CampaignId, click: ClickId) -> StoreResult<Option<Click>>;
-    async fn dedup_keys(&self, campaign: CampaignId) -> StoreResult<Vec<DedupKey>>;
+    /// Sends one campaign's dedup keys to `out` in chunks of at most
+    /// [`DEDUP_CHUNK`] as they are read, so a bloom rebuild never holds them
+    /// all at once. Stops early, without error, if the receiver is dropped.
+    /// Returns how many keys it sent.
+    async fn dedup_keys(&self, campaign: CampaignId, out: mpsc::Sender<Vec<DedupKey>>) -> StoreResult<u64>;
     async fn get_stats(&self, campaign: CampaignId) -> StoreResult<CampaignStats>;
 
     /// Readiness: one cheap real read. `Err` means the store cannot be

@@ -377,17 +377,30 @@ impl Store for ScyllaStore {
         self.body(&self.st.select_click, key).await
     }
 
-    async fn dedup_keys(&self, campaign: CampaignId) -> StoreResult<Vec<DedupKey>> {
+    /// Only the last `scylla.bloom_rebuild_days` days of keys: older ones are
+    /// left to the conditional insert, which decides every key anyway.
+    async fn dedup_keys(&self, campaign: CampaignId, out: mpsc::Sender<Vec<DedupKey>>) -> StoreResult<u64> {
         let today = day_of_secs(crate::domain::unix_now());
-        let mut keys = Vec::new();
+        let (mut chunk, mut sent) = (Vec::with_capacity(DEDUP_CHUNK), 0u64);
         for day in (today - self.rebuild_days as i32)..=today {
             let pager = self.session.execute_iter(self.st.select_dedup_keys.clone(), (campaign.0 as i64, day)).await;
             let mut rows = pager.map_err(err)?.rows_stream::<KeyRow>().map_err(err)?;
             while let Some(row) = rows.next().await {
-                keys.extend(parse_dedup(&row.map_err(err)?.key));
+                chunk.extend(parse_dedup(&row.map_err(err)?.key));
+                if chunk.len() >= DEDUP_CHUNK {
+                    let n = chunk.len() as u64;
+                    if out.send(std::mem::take(&mut chunk)).await.is_err() {
+                        return Ok(sent);
+                    }
+                    sent += n;
+                }
             }
         }
-        Ok(keys)
+        if !chunk.is_empty() {
+            let n = chunk.len() as u64;
+            sent += if out.send(chunk).await.is_ok() { n } else { 0 };
+        }
+        Ok(sent)
     }
 
     async fn get_stats(&self, campaign: CampaignId) -> StoreResult<CampaignStats> {

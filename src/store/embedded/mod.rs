@@ -15,6 +15,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::sync::oneshot;
 
+/// The chunks of a dedup key scan (the writer's queue is `std::sync::mpsc`).
+type KeySender = tokio::sync::mpsc::Sender<Vec<DedupKey>>;
+
 use super::*;
 
 mod money;
@@ -207,6 +210,36 @@ fn apply(txn: &WriteTransaction, batch: &Batch) -> StoreResult<Vec<Outcome>> {
         add_stats(&mut stats, campaign, &delta)?;
     }
     Ok(outcomes)
+}
+
+/// Chunks keys for a blocking reader; `push` is `false` once the receiver
+/// is gone.
+struct ChunkSink {
+    out: KeySender,
+    chunk: Vec<DedupKey>,
+    sent: u64,
+}
+
+impl ChunkSink {
+    fn push(&mut self, key: DedupKey) -> bool {
+        self.chunk.push(key);
+        self.chunk.len() < DEDUP_CHUNK || self.flush()
+    }
+
+    fn flush(&mut self) -> bool {
+        let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(DEDUP_CHUNK));
+        let n = chunk.len() as u64;
+        let delivered = self.out.blocking_send(chunk).is_ok();
+        self.sent += if delivered { n } else { 0 };
+        delivered
+    }
+
+    fn finish(mut self) -> u64 {
+        if !self.chunk.is_empty() {
+            self.flush();
+        }
+        self.sent
+    }
 }
 
 fn insert_keyed(
@@ -443,23 +476,26 @@ impl Store for EmbeddedStore {
         self.read(move |txn| get_json(txn, CLICKS, (campaign.0, click.0))).await
     }
 
-    async fn dedup_keys(&self, campaign: CampaignId) -> StoreResult<Vec<DedupKey>> {
+    /// One read transaction for the whole scan: a consistent snapshot, at the
+    /// cost of redb keeping the pages it sees until the rebuild is done.
+    async fn dedup_keys(&self, campaign: CampaignId, out: KeySender) -> StoreResult<u64> {
         self.read(move |txn| {
-            let mut keys = Vec::new();
+            let mut sink = ChunkSink { out, chunk: Vec::with_capacity(DEDUP_CHUNK), sent: 0 };
             let conversions = txn.open_table(CONVERSIONS).map_err(err)?;
             for row in conversions.range((campaign.0, 0u128)..=(campaign.0, u128::MAX)).map_err(err)? {
-                keys.push(DedupKey::Click(ClickId(row.map_err(err)?.0.value().1)));
+                if !sink.push(DedupKey::Click(ClickId(row.map_err(err)?.0.value().1))) {
+                    return Ok(sink.sent);
+                }
             }
             let leads = txn.open_table(LEADS).map_err(err)?;
             for row in leads.range((campaign.0, "")..).map_err(err)? {
                 let (k, _) = row.map_err(err)?;
                 let (c, external) = k.value();
-                if c != campaign.0 {
+                if c != campaign.0 || !sink.push(DedupKey::External(external.to_string())) {
                     break;
                 }
-                keys.push(DedupKey::External(external.to_string()));
             }
-            Ok(keys)
+            Ok(sink.finish())
         })
         .await
     }

@@ -1,0 +1,86 @@
+//! A campaign actor's bloom filter, rebuilt from the store off the actor.
+//!
+//! The filter only spares the store work: a bloom miss skips the read that a
+//! hit needs, but the commit is insert-if-absent on every backend and decides
+//! "new" or "duplicate" by itself. So the actor serves from its first message
+//! (every key goes to the commit meanwhile) instead of waiting for millions
+//! of keys to be read, and gets the filter as a message when it is built. The
+//! keys stream in chunks, so the rebuild never holds them all at once.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ractor::{ActorRef, ActorStatus};
+use tokio::sync::mpsc;
+
+use super::campaign::CampaignMsg;
+use super::dedup::LayeredBloom;
+use crate::config::EngineConfig;
+use crate::domain::ids::CampaignId;
+use crate::store::{DedupKey, Store, StoreResult};
+
+/// A finished rebuild, sent to the actor it was built for.
+pub struct Rebuilt {
+    pub bloom: LayeredBloom<DedupKey>,
+    pub keys: u64,
+    pub took: Duration,
+}
+
+/// Chunks buffered between the store's reader and the filter being filled.
+const CHANNEL_CHUNKS: usize = 4;
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Starts the rebuild for `me`. A store failure is retried with back-off (the
+/// actor serves without the filter meanwhile); the task ends when the filter
+/// is delivered or the actor is gone.
+pub fn spawn(id: CampaignId, store: Arc<dyn Store>, config: &EngineConfig, me: ActorRef<CampaignMsg>) {
+    let (per_layer, fp_rate) = (config.bloom_expected_keys, config.bloom_fp_rate);
+    tokio::spawn(async move {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let started = Instant::now();
+            match build(&*store, id, per_layer, fp_rate, &me).await {
+                Ok(Some((bloom, keys))) => {
+                    let _ = me.send_message(CampaignMsg::Rebuilt(Rebuilt { bloom, keys, took: started.elapsed() }));
+                    return;
+                }
+                Ok(None) => return,
+                Err(e) => tracing::warn!(campaign = %id, error = %e, "bloom rebuild failed; retrying"),
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+            if gone(&me) {
+                return;
+            }
+        }
+    });
+}
+
+/// The filled filter and its key count, or `None` if the actor went away
+/// (dropping the receiver then stops the store's reader too).
+async fn build(
+    store: &dyn Store,
+    id: CampaignId,
+    per_layer: usize,
+    fp_rate: f64,
+    me: &ActorRef<CampaignMsg>,
+) -> StoreResult<Option<(LayeredBloom<DedupKey>, u64)>> {
+    let (tx, mut rx) = mpsc::channel::<Vec<DedupKey>>(CHANNEL_CHUNKS);
+    let fill = async move {
+        let mut bloom = LayeredBloom::new(per_layer, fp_rate);
+        while let Some(chunk) = rx.recv().await {
+            if gone(me) {
+                return None;
+            }
+            chunk.iter().for_each(|k| bloom.set(k));
+        }
+        Some(bloom)
+    };
+    let (read, bloom) = tokio::join!(store.dedup_keys(id, tx), fill);
+    let keys = read?;
+    Ok(bloom.map(|b| (b, keys)))
+}
+
+fn gone(me: &ActorRef<CampaignMsg>) -> bool {
+    matches!(me.get_status(), ActorStatus::Stopping | ActorStatus::Stopped)
+}
