@@ -84,6 +84,7 @@ pub struct EngineConfig {
     pub window_capacity: usize,
     pub window_ttl_secs: u64,
     pub store_queue: usize,
+    pub store_quick_repair: bool,
     pub catalog_refresh_ms: u64,
 }
 

@@ -67,16 +67,23 @@ impl EmbeddedStore {
     /// Opens (or creates) `dir/clickledger.redb`. redb holds a file lock, so a
     /// second process on the same directory fails here instead of corrupting it.
     pub fn open(dir: &Path, queue: usize) -> StoreResult<Self> {
+        Self::open_with(dir, queue, false)
+    }
+
+    /// `quick_repair`: every commit saves what a crash recovery would
+    /// otherwise rebuild by walking the whole file (`engine.store_quick_repair`).
+    pub fn open_with(dir: &Path, queue: usize, quick_repair: bool) -> StoreResult<Self> {
         std::fs::create_dir_all(dir).map_err(err)?;
         let db = Arc::new(Database::create(dir.join("clickledger.redb")).map_err(err)?);
-        let txn = db.begin_write().map_err(err)?;
+        let mut txn = db.begin_write().map_err(err)?;
+        txn.set_quick_repair(quick_repair);
         open_all_tables(&txn)?;
         txn.commit().map_err(err)?;
         let (writer, jobs) = mpsc::sync_channel(queue.max(1));
         let thread_db = db.clone();
         let writer_thread = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer::write_loop(&thread_db, jobs))
+            .spawn(move || writer::write_loop(&thread_db, jobs, quick_repair))
             .map_err(err)?;
         Ok(Self { db, writer, writer_thread })
     }

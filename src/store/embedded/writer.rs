@@ -68,7 +68,7 @@ where
 }
 
 /// Blocks for one job, then folds in whatever else is already waiting.
-pub fn write_loop(db: &Database, jobs: mpsc::Receiver<Job>) {
+pub fn write_loop(db: &Database, jobs: mpsc::Receiver<Job>, quick_repair: bool) {
     while let Ok(first) = jobs.recv() {
         let mut fold = vec![first];
         while fold.len() < MAX_FOLD {
@@ -77,31 +77,32 @@ pub fn write_loop(db: &Database, jobs: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        run_fold(db, fold);
+        run_fold(db, fold, quick_repair);
     }
 }
 
 /// Commits `fold` as one transaction, or each job alone if that fails.
-fn run_fold(db: &Database, mut fold: Vec<Job>) {
+fn run_fold(db: &Database, mut fold: Vec<Job>, quick_repair: bool) {
     if fold.len() > 1 {
-        match commit(db, &mut fold) {
+        match commit(db, &mut fold, quick_repair) {
             Ok(()) => fold.into_iter().for_each(|job| job.finish(None)),
-            Err(_) => fold.into_iter().for_each(|job| commit_alone(db, job)),
+            Err(_) => fold.into_iter().for_each(|job| commit_alone(db, job, quick_repair)),
         }
     } else {
-        fold.into_iter().for_each(|job| commit_alone(db, job));
+        fold.into_iter().for_each(|job| commit_alone(db, job, quick_repair));
     }
 }
 
-fn commit_alone(db: &Database, mut job: Job) {
-    let result = commit(db, std::slice::from_mut(&mut job));
+fn commit_alone(db: &Database, mut job: Job, quick_repair: bool) {
+    let result = commit(db, std::slice::from_mut(&mut job), quick_repair);
     job.finish(result.err());
 }
 
 /// Runs `jobs` in one transaction and commits it; on any error nothing of
 /// it is written (an uncommitted redb transaction rolls back when dropped).
-fn commit(db: &Database, jobs: &mut [Job]) -> StoreResult<()> {
-    let txn = db.begin_write().map_err(err)?;
+fn commit(db: &Database, jobs: &mut [Job], quick_repair: bool) -> StoreResult<()> {
+    let mut txn = db.begin_write().map_err(err)?;
+    txn.set_quick_repair(quick_repair);
     for job in jobs.iter_mut() {
         job.run(&txn)?;
     }
@@ -140,7 +141,7 @@ mod tests {
         let (a, a_answer) = put("a", false);
         let (b, b_answer) = put("b", true);
         let (c, c_answer) = put("c", false);
-        run_fold(&db, vec![a, b, c]);
+        run_fold(&db, vec![a, b, c], false);
         assert!(a_answer.blocking_recv().unwrap().is_ok());
         assert_eq!(b_answer.blocking_recv().unwrap().unwrap_err().0, "b refused");
         assert!(c_answer.blocking_recv().unwrap().is_ok());
@@ -155,7 +156,7 @@ mod tests {
         let (a, _a) = put("a", false);
         let (reply, answer) = oneshot::channel();
         let read_a = move |txn: &WriteTransaction| Ok(txn.open_table(T).map_err(err)?.get("a").map_err(err)?.is_some());
-        run_fold(&db, vec![a, Box::new(Typed::new(read_a, reply))]);
+        run_fold(&db, vec![a, Box::new(Typed::new(read_a, reply))], false);
         assert!(answer.blocking_recv().unwrap().unwrap());
     }
 }
