@@ -28,9 +28,10 @@ use crate::store::Backend;
 
 pub async fn open_store(config: &Config) -> Result<Arc<dyn Backend>, String> {
     Ok(match config.store {
-        StoreKind::Embedded => {
-            Arc::new(EmbeddedStore::open_with(&config.data_dir, config.engine.store_queue, config.engine.store_quick_repair).map_err(|e| e.to_string())?)
-        }
+        StoreKind::Embedded => Arc::new(
+            EmbeddedStore::open_with(&config.data_dir, config.engine.store_queue, config.engine.store_quick_repair)
+                .map_err(|e| e.to_string())?,
+        ),
         StoreKind::Scylla => Arc::new(ScyllaStore::connect(&config.scylla).await.map_err(|e| e.to_string())?),
     })
 }

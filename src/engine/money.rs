@@ -78,8 +78,8 @@ impl Money {
             (Queue::Escrow, DueItem::Record(campaign, key)) => self.pay_record(*campaign, key, due.at, now).await,
             (Queue::Escrow, DueItem::Payout(id)) => self.escrow(*id, now).await.map(|_| true),
             (Queue::Escrow, DueItem::Campaign(id)) => self.escrow_awaiting(*id, now).await.map(|_| true),
-            (Queue::Release, DueItem::Payout(id)) => self.release(*id, now).await,
-            (Queue::Credit, DueItem::Payout(id)) => self.credit(*id, now).await.map(|_| true),
+            (Queue::Release, DueItem::Payout(id)) => self.release(*id, due.at, now).await,
+            (Queue::Credit, DueItem::Payout(id)) => self.credit(*id, due.at, now).await,
             (Queue::Expire, DueItem::Referral(id)) => self.expire(*id, now).await,
             (queue, item) => {
                 tracing::warn!(queue = queue.as_str(), item = %item.key(), "due item in the wrong queue; dropped");
@@ -147,12 +147,15 @@ impl Money {
         Ok(())
     }
 
-    async fn release(&self, id: PayoutId, now: u64) -> StoreResult<bool> {
+    async fn release(&self, id: PayoutId, due_at: u64, now: u64) -> StoreResult<bool> {
         let Some(p) = self.ledger.get_payout(id).await? else { return Ok(true) };
         match money::release(&p, now) {
             Ok(mv) => self.apply(&mv).await.map(|_| true),
             // Another node's clock is ahead of ours: try again later.
             Err(TransitionError::NotDue) => Ok(false),
+            // The escrow that wrote this item has not landed yet (CQL writes
+            // a step's due items first; see `credit`).
+            Err(_) if p.status == PayoutStatus::AwaitingFunds && self.in_grace(due_at, now) => Ok(false),
             // Reversed meanwhile, or already released: nothing to do.
             Err(_) => Ok(true),
         }
@@ -160,12 +163,30 @@ impl Money {
 
     /// Credits a released payout; for any other status re-posts the wallet
     /// lines its status implies (repairs a crash between the two writes).
-    async fn credit(&self, id: PayoutId, now: u64) -> StoreResult<()> {
-        let Some(p) = self.ledger.get_payout(id).await? else { return Ok(()) };
+    /// `Ok(false)`: the step that wrote this item has not landed yet.
+    async fn credit(&self, id: PayoutId, at: u64, now: u64) -> StoreResult<bool> {
+        let Some(p) = self.ledger.get_payout(id).await? else { return Ok(true) };
         match money::credit(&p, now) {
-            Ok(mv) => self.apply(&mv).await.map(drop),
-            Err(_) => self.ledger.post_wallet(&money::wallet_entries(&p)).await,
+            Ok(mv) => self.apply(&mv).await.map(|_| true),
+            // On CQL a step's due items are written before the step itself, so
+            // a fast supervisor can find this item while the release (or the
+            // reversal) that wrote it is still in flight: wait for it rather
+            // than drop the item and leave the payout released but never
+            // credited. A step that never lands (its node crashed, its client
+            // gave up) leaves the payout to its own queue; after the grace
+            // this item just repairs the wallet and goes.
+            Err(_) if Self::before_release(p.status) && self.in_grace(at, now) => Ok(false),
+            Err(_) => self.ledger.post_wallet(&money::wallet_entries(&p)).await.map(|_| true),
         }
+    }
+
+    /// How long an item may wait for the step that wrote it.
+    fn in_grace(&self, at: u64, now: u64) -> bool {
+        now.saturating_sub(at) <= self.config.record_grace_secs
+    }
+
+    fn before_release(status: PayoutStatus) -> bool {
+        matches!(status, PayoutStatus::AwaitingFunds | PayoutStatus::Escrowed)
     }
 
     async fn expire(&self, id: ReferralId, now: u64) -> StoreResult<bool> {
@@ -233,3 +254,7 @@ impl Money {
         Err(Error::Unavailable("the payout kept moving while being reversed; retry".into()))
     }
 }
+
+#[cfg(test)]
+#[path = "money_tests.rs"]
+mod tests;

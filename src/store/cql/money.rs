@@ -198,6 +198,9 @@ impl ScyllaStore {
             // Not applied: the payout moved (answered next round) or another
             // movement of this campaign changed the balance (try again).
             if self.lwt_batch(writes).await? {
+                // Again, after the step: a supervisor may have taken (and, the
+                // step not having landed, removed) an intent in between.
+                self.put_due_items(&intents(mv)).await?;
                 self.post_lines(&mv.wallet).await?;
                 return Ok(MoveOutcome::Applied);
             }
@@ -235,6 +238,9 @@ impl ScyllaStore {
                 ));
             }
             if self.lwt_batch(writes).await? {
+                // Again, after the deposit: an escrow pass that ran between the
+                // intent and the batch saw no new funds and removed the item.
+                self.put_due_items(&[Due::new(Queue::Escrow, f.at, DueItem::Campaign(f.campaign))]).await?;
                 return Ok(true);
             }
         }

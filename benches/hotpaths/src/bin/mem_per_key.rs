@@ -84,5 +84,8 @@ fn main() {
         window.insert(keyed.dedup_key(), keyed, now);
     }
     let bytes = live() - before;
-    println!("window, {capacity} entries (its capacity): {bytes} bytes, {:.0} bytes/entry", bytes as f64 / capacity as f64);
+    println!(
+        "window, {capacity} entries (its capacity): {bytes} bytes, {:.0} bytes/entry",
+        bytes as f64 / capacity as f64
+    );
 }
