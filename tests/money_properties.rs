@@ -105,25 +105,7 @@ fn campaign(id: CampaignId, hold_days: u32) -> Campaign {
 
 fn lead(campaign: CampaignId, affiliate: AffiliateId, cents: u64, now: u64) -> Lead {
     let id = LeadId::new();
-    Lead {
-        id,
-        campaign_id: campaign,
-        affiliate_id: affiliate,
-        tracking_code: "CODE".into(),
-        external_id: format!("order-{id}"),
-        event_type: EventType::Purchase,
-        revenue_cents: None,
-        payout_cents: cents,
-        status: LeadStatus::Verified,
-        fields: Fields::new(),
-        extra: Fields::new(),
-        created_at: now,
-        source: LeadSource::Postback,
-        evidence: vec![],
-        referral_id: None,
-        reviewed_at: None,
-        rejection_reason: None,
-    }
+    Lead { id, payout_cents: cents, ..Lead::verified(campaign, affiliate, "CODE".into(), format!("order-{id}"), now) }
 }
 
 struct Run {

@@ -52,24 +52,11 @@ fn campaign(id: u64, advertiser: u64) -> Campaign {
 }
 
 fn lead(campaign: u64, external: &str, payout: u64) -> Keyed {
+    let now = clickledger::domain::unix_now();
     Keyed::Lead(Lead {
         id: LeadId::random(),
-        campaign_id: CampaignId(campaign),
-        affiliate_id: AffiliateId(1),
-        tracking_code: "CODE".into(),
-        external_id: external.into(),
-        event_type: EventType::Purchase,
-        revenue_cents: None,
         payout_cents: payout,
-        status: LeadStatus::Verified,
-        source: LeadSource::Postback,
-        evidence: vec![],
-        referral_id: None,
-        reviewed_at: None,
-        rejection_reason: None,
-        fields: Fields::new(),
-        extra: Fields::new(),
-        created_at: clickledger::domain::unix_now(),
+        ..Lead::verified(CampaignId(campaign), AffiliateId(1), "CODE".into(), external.into(), now)
     })
 }
 

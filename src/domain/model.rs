@@ -179,6 +179,37 @@ pub struct Lead {
 pub const INTERNAL_KEY_PREFIX: &str = "clickledger:";
 
 impl Lead {
+    /// A verified postback lead paying nothing yet, with a fresh id: the
+    /// fields every source shares. Callers override the rest with
+    /// `Lead { …, ..Lead::verified(…) }`.
+    pub fn verified(
+        campaign: CampaignId,
+        affiliate: AffiliateId,
+        tracking_code: String,
+        external_id: String,
+        created_at: u64,
+    ) -> Self {
+        Self {
+            id: LeadId::new(),
+            campaign_id: campaign,
+            affiliate_id: affiliate,
+            tracking_code,
+            external_id,
+            event_type: EventType::Purchase,
+            revenue_cents: None,
+            payout_cents: 0,
+            status: LeadStatus::Verified,
+            fields: Fields::new(),
+            extra: Fields::new(),
+            created_at,
+            source: LeadSource::Postback,
+            evidence: vec![],
+            referral_id: None,
+            reviewed_at: None,
+            rejection_reason: None,
+        }
+    }
+
     /// The dedup key of a referral's lead: one confirmation per referral.
     pub fn referral_key(referral: ReferralId) -> String {
         format!("{INTERNAL_KEY_PREFIX}referral:{referral}")

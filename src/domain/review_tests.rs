@@ -5,24 +5,14 @@ use crate::domain::ids::*;
 use crate::domain::model::*;
 
 fn lead(status: LeadStatus) -> Lead {
+    let external = Lead::direct_key(LeadId(1));
     Lead {
         id: LeadId(1),
-        campaign_id: CampaignId(1),
-        affiliate_id: AffiliateId(1),
-        tracking_code: "code".into(),
-        external_id: Lead::direct_key(LeadId(1)),
         event_type: EventType::Lead,
-        revenue_cents: None,
         payout_cents: 500,
         status,
-        fields: Fields::new(),
-        extra: Fields::new(),
-        created_at: 0,
         source: LeadSource::Direct,
-        evidence: vec![],
-        referral_id: None,
-        reviewed_at: None,
-        rejection_reason: None,
+        ..Lead::verified(CampaignId(1), AffiliateId(1), "code".into(), external, 0)
     }
 }
 

@@ -75,22 +75,8 @@ const CAMPAIGN: CampaignId = CampaignId(7);
 fn lead(external_id: &str) -> Keyed {
     Keyed::Lead(Lead {
         id: LeadId::random(),
-        campaign_id: CAMPAIGN,
-        affiliate_id: AffiliateId(1),
-        tracking_code: "CODE1234".into(),
-        external_id: external_id.into(),
-        event_type: EventType::Purchase,
-        revenue_cents: None,
         payout_cents: 500,
-        status: LeadStatus::Verified,
-        fields: Fields::new(),
-        extra: Fields::new(),
-        created_at: 0,
-        source: LeadSource::Postback,
-        evidence: vec![],
-        referral_id: None,
-        reviewed_at: None,
-        rejection_reason: None,
+        ..Lead::verified(CAMPAIGN, AffiliateId(1), "CODE1234".into(), external_id.into(), 0)
     })
 }
 

@@ -280,23 +280,12 @@ impl Engine {
             });
         }
         let lead = Lead {
-            id: LeadId::new(),
-            campaign_id: campaign.id,
-            affiliate_id: affiliate,
-            tracking_code: code.code.clone(),
-            external_id,
             event_type,
             revenue_cents: revenue,
             payout_cents,
-            status: LeadStatus::Verified,
             fields,
             extra,
-            created_at: self.now(),
-            source: LeadSource::Postback,
-            evidence: vec![],
-            referral_id: None,
-            reviewed_at: None,
-            rejection_reason: None,
+            ..Lead::verified(campaign.id, affiliate, code.code.clone(), external_id, self.now())
         };
         match self.record(Keyed::Lead(lead), Path::Postback).await? {
             (true, Keyed::Lead(l)) => Ok(PostbackAnswer::Recorded(l)),

@@ -69,25 +69,15 @@ impl Engine {
         if campaign.status != CampaignStatus::Active {
             return Err(inactive("leads can be submitted once the advertiser activates it"));
         }
-        let lead_id = LeadId::new();
+        let verified = Lead::verified(campaign.id, affiliate, code.code.clone(), String::new(), self.now());
         let lead = Lead {
-            id: lead_id,
-            campaign_id: campaign.id,
-            affiliate_id: affiliate,
-            tracking_code: code.code.clone(),
-            external_id: Lead::direct_key(lead_id),
+            external_id: Lead::direct_key(verified.id),
             event_type: EventType::Lead,
-            revenue_cents: None,
             payout_cents: campaign.payout_cents.unwrap_or(0),
             status: LeadStatus::PendingReview,
-            fields: Fields::new(),
-            extra: Fields::new(),
-            created_at: self.now(),
             source: LeadSource::Direct,
             evidence,
-            referral_id: None,
-            reviewed_at: None,
-            rejection_reason: None,
+            ..verified
         };
         let (_, lead) = self.record_lead(lead).await?;
         metrics::lead("submitted");

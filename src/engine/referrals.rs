@@ -140,24 +140,16 @@ impl Engine {
             self.config.field_limits(),
         )?;
         let code = self.catalog.approval(campaign.id, referral.affiliate_id).await?;
+        let tracking_code = code.map(|c| c.code.clone()).unwrap_or_default();
         let lead = Lead {
-            id: LeadId::new(),
-            campaign_id: campaign.id,
-            affiliate_id: referral.affiliate_id,
-            tracking_code: code.map(|c| c.code.clone()).unwrap_or_default(),
-            external_id: Lead::referral_key(id),
             event_type: if revenue.is_some() { EventType::Purchase } else { EventType::Lead },
             revenue_cents: revenue,
             payout_cents,
-            status: LeadStatus::Verified,
             fields,
             extra,
-            created_at: self.now(),
             source: LeadSource::Referral,
-            evidence: vec![],
             referral_id: Some(id),
-            reviewed_at: None,
-            rejection_reason: None,
+            ..Lead::verified(campaign.id, referral.affiliate_id, tracking_code, Lead::referral_key(id), self.now())
         };
         let (fresh, lead) = self.record_lead(lead).await?;
         // Whoever recorded the lead, the referral must end up naming it: a

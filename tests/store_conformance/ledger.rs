@@ -286,22 +286,11 @@ async fn a_wallet_pages_newest_first_with_a_cursor(store: &Shared) {
 fn lead(campaign: u64, id: u128, status: LeadStatus, payout: u64) -> Lead {
     Lead {
         id: LeadId(id),
-        campaign_id: CampaignId(campaign),
-        affiliate_id: AffiliateId(1),
-        tracking_code: "CODE".into(),
-        external_id: format!("ext-{id}"),
         event_type: EventType::Lead,
-        revenue_cents: None,
         payout_cents: payout,
         status,
-        fields: Fields::new(),
-        extra: Fields::new(),
-        created_at: now(),
         source: LeadSource::Direct,
-        evidence: vec![],
-        referral_id: None,
-        reviewed_at: None,
-        rejection_reason: None,
+        ..Lead::verified(CampaignId(campaign), AffiliateId(1), "CODE".into(), format!("ext-{id}"), now())
     }
 }
 

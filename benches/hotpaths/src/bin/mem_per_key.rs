@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use clickledger::config::{Config, Overrides};
-use clickledger::domain::ids::{AffiliateId, CampaignId, LeadId};
-use clickledger::domain::model::{EventType, Fields, Lead, LeadSource, LeadStatus};
+use clickledger::domain::ids::{AffiliateId, CampaignId};
+use clickledger::domain::model::Lead;
 use clickledger::engine::dedup::{LayeredBloom, Window};
 use clickledger::store::{DedupKey, Keyed};
 
@@ -40,23 +40,9 @@ fn live() -> usize {
 
 fn lead(i: u64) -> Keyed {
     Keyed::Lead(Lead {
-        id: LeadId::new(),
-        campaign_id: CampaignId(1),
-        affiliate_id: AffiliateId(1),
-        tracking_code: "TxPIrTDA".into(),
-        external_id: format!("seed-{i:09}"),
-        event_type: EventType::Purchase,
         revenue_cents: Some(1000),
         payout_cents: 200,
-        status: LeadStatus::Verified,
-        fields: Fields::new(),
-        extra: Fields::new(),
-        created_at: 0,
-        source: LeadSource::Postback,
-        evidence: vec![],
-        referral_id: None,
-        reviewed_at: None,
-        rejection_reason: None,
+        ..Lead::verified(CampaignId(1), AffiliateId(1), "TxPIrTDA".into(), format!("seed-{i:09}"), 0)
     })
 }
 

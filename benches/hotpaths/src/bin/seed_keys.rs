@@ -18,8 +18,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use clickledger::domain::ids::LeadId;
-use clickledger::domain::model::{EventType, Fields, Lead, LeadSource, LeadStatus, TrackingCode};
+use clickledger::domain::model::{Lead, TrackingCode};
 use clickledger::store::embedded::EmbeddedStore;
 use clickledger::store::{Batch, Keyed, Outcome, Store};
 
@@ -51,25 +50,8 @@ fn parse() -> Result<Args, String> {
 }
 
 fn lead(code: &TrackingCode, external_id: String, now: u64) -> Keyed {
-    Keyed::Lead(Lead {
-        id: LeadId::new(),
-        campaign_id: code.campaign_id,
-        affiliate_id: code.affiliate_id.expect("an approved affiliate's code, not a campaign's test code"),
-        tracking_code: code.code.clone(),
-        external_id,
-        event_type: EventType::Purchase,
-        revenue_cents: None,
-        payout_cents: 0,
-        status: LeadStatus::Verified,
-        fields: Fields::new(),
-        extra: Fields::new(),
-        created_at: now,
-        source: LeadSource::Postback,
-        evidence: vec![],
-        referral_id: None,
-        reviewed_at: None,
-        rejection_reason: None,
-    })
+    let affiliate = code.affiliate_id.expect("an approved affiliate's code, not a campaign's test code");
+    Keyed::Lead(Lead::verified(code.campaign_id, affiliate, code.code.clone(), external_id, now))
 }
 
 #[tokio::main]
