@@ -154,8 +154,9 @@ pub fn preflight(req: &Request<Incoming>) -> Resp {
 }
 
 /// Field names as the tracking document fixes them (`swarm_ref` included).
+/// Public only so the hot-path bench decodes this very struct.
 #[derive(Deserialize)]
-struct PostbackBody {
+pub struct PostbackBody {
     swarm_ref: Option<String>,
     #[serde(rename = "externalId")]
     external_id: Option<Value>,
