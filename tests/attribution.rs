@@ -51,9 +51,9 @@ async fn clicks_are_counted_but_bots_and_head_requests_are_only_flagged() {
     let head = server.send(Method::HEAD, &format!("/r/{}", world.code), &[("user-agent", "Mozilla/5.0")], vec![]).await;
     assert_eq!(head.status, 302);
     server
-        .eventually("clicks are flushed", || async {
+        .until("clicks are flushed", || async {
             let s = world.stats(&server).await;
-            s["clicks"] == 2 && s["botClicks"] == 2
+            (s["clicks"] == 2 && s["botClicks"] == 2).then_some(())
         })
         .await;
     let metrics = server.metrics().await;
@@ -117,8 +117,8 @@ async fn conversion_token_problems_are_ignored_with_their_reason() {
     assert_eq!(world.convert(&server, &server_tokens().sign(&in_window)).await.status, 201);
 
     server
-        .eventually("ignored conversions are counted", || async {
-            world.stats(&server).await["conversions"]["ignored"]["expired"] == 1
+        .until("ignored conversions are counted", || async {
+            (world.stats(&server).await["conversions"]["ignored"]["expired"] == 1).then_some(())
         })
         .await;
 }
@@ -193,9 +193,10 @@ async fn the_tracking_document_postback_is_idempotent_per_external_id() {
     assert_eq!(again.json()["status"], "duplicate");
     assert_eq!(again.json()["lead"], lead, "the same lead, not a new one");
     server
-        .eventually("stats count one lead", || async {
+        .until("stats count one lead", || async {
             let s = world.stats(&server).await;
-            s["postbacks"]["recorded"] == 1 && s["postbacks"]["duplicate"] == 1 && s["payoutCents"] == 1980
+            (s["postbacks"]["recorded"] == 1 && s["postbacks"]["duplicate"] == 1 && s["payoutCents"] == 1980)
+                .then_some(())
         })
         .await;
 }
@@ -249,7 +250,7 @@ async fn metrics_cover_requests_outcomes_dedup_paths_and_the_store() {
     // The click started the campaign's actor; until its bloom filter is
     // rebuilt a new key takes the `bloom_rebuilding` path instead.
     let rebuilt = "clickledger_bloom_rebuild_duration_seconds_count 1";
-    server.eventually("bloom rebuilt", || async { server.metrics().await.contains(rebuilt) }).await;
+    server.until("bloom rebuilt", || async { (server.metrics().await.contains(rebuilt)).then_some(()) }).await;
     world.convert(&server, &token).await;
     world.convert(&server, &token).await;
     world.convert(&server, "junk").await;

@@ -365,11 +365,13 @@ async fn the_snippet_attributes_links_track_calls_and_hubspot_forms_in_chromium(
     assert_eq!(stats["conversions"]["recorded"], 6, "{stats:#}");
     assert_eq!(stats["conversions"]["duplicate"], 1, "{stats:#}");
     server
-        .eventually("the ignored conversion is counted", || async {
-            world.stats(&server).await["conversions"]["ignored"][ORIGIN_NOT_ALLOWED] == 1
+        .until("the ignored conversion is counted", || async {
+            (world.stats(&server).await["conversions"]["ignored"][ORIGIN_NOT_ALLOWED] == 1).then_some(())
         })
         .await;
-    server.eventually("seven clicks are counted", || async { world.stats(&server).await["clicks"] == 7 }).await;
+    server
+        .until("seven clicks are counted", || async { (world.stats(&server).await["clicks"] == 7).then_some(()) })
+        .await;
     assert_eq!(world.stats(&server).await["botClicks"], 0);
     // Each browser-recorded click is taken: replaying its cookie is a duplicate...
     let mut cookies = vec![token.clone(), classic_cookie, array_cookie, v4_cookie, stub_cookie, beacon_cookie];

@@ -197,12 +197,13 @@ async fn the_stats_count_clicks_bot_clicks_conversions_and_postbacks() {
     // Clicks, bot clicks and duplicate counts are flushed within the flush
     // interval, after the answer.
     server
-        .eventually("all counters flushed", || async {
+        .until("all counters flushed", || async {
             let s = w.stats(&server).await;
-            s["clicks"] == 1
+            (s["clicks"] == 1
                 && s["botClicks"] == 1
                 && s["postbacks"]["duplicate"] == 1
-                && s["conversions"]["duplicate"] == 1
+                && s["conversions"]["duplicate"] == 1)
+                .then_some(())
         })
         .await;
     let stats = w.stats(&server).await;
@@ -592,8 +593,8 @@ async fn pausing_a_campaign_stops_clicks_and_ignores_conversions_as_campaign_ina
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.json(), json!({"status": "ignored", "reason": "campaign_inactive"}));
     server
-        .eventually("the ignored conversion is counted", || async {
-            w.stats(&server).await["conversions"]["ignored"]["campaign_inactive"] == 1
+        .until("the ignored conversion is counted", || async {
+            (w.stats(&server).await["conversions"]["ignored"]["campaign_inactive"] == 1).then_some(())
         })
         .await;
     assert_eq!(w.stats(&server).await["conversions"]["recorded"], 0);

@@ -79,5 +79,5 @@ async fn a_campaign_edited_on_one_node_is_seen_by_the_other() {
     assert_eq!(b.click(&world.code).await.status, 302);
     let paused = a.post(&format!("/api/v1/campaigns/{}/pause", world.campaign_id), Some(&world.key), json!({})).await;
     assert_eq!(paused.status, 200);
-    b.eventually("node B sees the pause", || async { b.click(&world.code).await.status == 404 }).await;
+    b.until("node B sees the pause", || async { (b.click(&world.code).await.status == 404).then_some(()) }).await;
 }

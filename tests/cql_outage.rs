@@ -58,8 +58,8 @@ async fn a_cql_outage_answers_503_then_recovers_without_losing_anything_acknowle
     assert_eq!((again.status.as_u16(), again.json()["leadId"].clone()), (200, before.json()["leadId"].clone()));
     assert_eq!(world.convert(&server, &token).await.status, 201);
     server
-        .eventually("clicks queued during the outage are written", || async {
-            world.stats(&server).await["clicks"] == 2
+        .until("clicks queued during the outage are written", || async {
+            (world.stats(&server).await["clicks"] == 2).then_some(())
         })
         .await;
     let stats = world.stats(&server).await;

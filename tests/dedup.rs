@@ -19,9 +19,9 @@ async fn sixty_four_concurrent_conversions_of_one_click_record_exactly_once() {
         assert_eq!(r.json(), json!({"status": "duplicate", "conversionId": id}));
     }
     server
-        .eventually("stats agree", || async {
+        .until("stats agree", || async {
             let s = world.stats(&server).await;
-            s["conversions"]["recorded"] == 1 && s["conversions"]["duplicate"] == 63
+            (s["conversions"]["recorded"] == 1 && s["conversions"]["duplicate"] == 63).then_some(())
         })
         .await;
 }
@@ -50,7 +50,9 @@ async fn many_distinct_postbacks_at_once_are_all_recorded_in_group_commits() {
     })
     .await;
     assert!(replies.iter().all(|r| r.status == 201), "every new key records");
-    server.eventually("payout adds up", || async { world.stats(&server).await["payoutCents"] == 200 * 100 }).await;
+    server
+        .until("payout adds up", || async { (world.stats(&server).await["payoutCents"] == 200 * 100).then_some(()) })
+        .await;
     let m = server.metrics().await;
     let commits = metric_value(&m, "clickledger_store_batch_size_count");
     assert!(commits < 200.0, "200 writes took {commits} commits: no group commit happened");

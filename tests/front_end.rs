@@ -4,21 +4,9 @@ mod common;
 
 use std::time::Duration;
 
+use common::raw::{connect, read_some};
 use common::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-
-async fn connect(server: &TestServer) -> TcpStream {
-    TcpStream::connect(server.base.trim_start_matches("http://")).await.expect("connect")
-}
-
-async fn read_some(stream: &mut TcpStream, wait: Duration) -> Option<String> {
-    let mut buf = vec![0u8; 4096];
-    match tokio::time::timeout(wait, stream.read(&mut buf)).await {
-        Ok(Ok(n)) => Some(String::from_utf8_lossy(&buf[..n]).into_owned()),
-        _ => None,
-    }
-}
+use tokio::io::AsyncWriteExt;
 
 #[tokio::test]
 async fn a_client_that_never_finishes_its_headers_is_disconnected() {

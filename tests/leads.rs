@@ -75,14 +75,14 @@ async fn bad_evidence_is_a_400_naming_the_exact_field_and_stores_nothing() {
     ];
     for (evidence, field) in cases {
         let r = submit_raw(&server, &w.affiliate_key, lead_body(&w, evidence)).await;
-        expect_invalid(&r, field);
+        expect_400_naming(&r, field);
     }
     let r = submit_raw(&server, &w.affiliate_key, json!({ "campaignId": w.campaign_id, "trackingCode": w.code })).await;
-    expect_invalid(&r, "evidence");
+    expect_400_naming(&r, "evidence");
     let r = submit_raw(&server, &w.affiliate_key, json!({ "campaignId": w.campaign_id, "evidence": [tweet] })).await;
-    expect_invalid(&r, "trackingCode");
+    expect_400_naming(&r, "trackingCode");
     let r = submit_raw(&server, &w.affiliate_key, json!({ "campaignId": "cmp_x", "trackingCode": w.code })).await;
-    expect_invalid(&r, "campaignId");
+    expect_400_naming(&r, "campaignId");
     assert_eq!(lead_count(&server, &w).await, 0);
 }
 
@@ -91,7 +91,7 @@ async fn a_direct_lead_on_a_rev_share_campaign_is_a_400_pointing_to_postbacks_an
     let server = TestServer::start_money().await;
     let w = World::rev_share(&server, json!(20)).await;
     let r = submit_raw(&server, &w.affiliate_key, lead_body(&w, json!([{ "type": "tweet" }]))).await;
-    let v = expect_invalid(&r, "campaignId");
+    let v = expect_400_naming(&r, "campaignId");
     let message = v["message"].as_str().unwrap();
     assert!(message.contains("postback") && message.contains("revenueCents"), "{message}");
     assert_eq!(lead_count(&server, &w).await, 0);
@@ -170,9 +170,9 @@ async fn listing_leads_with_a_bad_query_is_a_400_naming_the_parameter() {
     let server = TestServer::start_money().await;
     let w = World::fixed(&server, 500).await;
     let r = server.get("/api/v1/leads", Some(&w.key)).await;
-    expect_invalid(&r, "campaignId");
+    expect_400_naming(&r, "campaignId");
     let r = server.get("/api/v1/leads?campaignId=nope", Some(&w.key)).await;
-    expect_invalid(&r, "campaignId");
+    expect_400_naming(&r, "campaignId");
     for (query, field) in [
         ("&status=pending", "status"),
         ("&limit=0", "limit"),
@@ -182,7 +182,7 @@ async fn listing_leads_with_a_bad_query_is_a_400_naming_the_parameter() {
         ("&stauts=verified", "stauts"),
         ("&status=verified&status=rejected", "status"),
     ] {
-        expect_invalid(&leads_of(&server, &w, query).await, field);
+        expect_400_naming(&leads_of(&server, &w, query).await, field);
     }
 }
 
@@ -230,10 +230,10 @@ async fn rejecting_needs_a_reason_and_the_decision_is_final() {
     let server = TestServer::start_money().await;
     let w = World::fixed(&server, 500).await;
     let id = s(&w.submit_lead(&server).await["id"]).to_string();
-    expect_invalid(&w.review(&server, &id, "reject", json!({})).await, "reason");
-    expect_invalid(&w.review(&server, &id, "reject", json!({ "reason": "   " })).await, "reason");
-    expect_invalid(&w.review(&server, &id, "reject", json!({ "reason": "x".repeat(1001) })).await, "reason");
-    expect_invalid(&w.review(&server, &id, "reject", json!({ "reason": 5 })).await, "reason");
+    expect_400_naming(&w.review(&server, &id, "reject", json!({})).await, "reason");
+    expect_400_naming(&w.review(&server, &id, "reject", json!({ "reason": "   " })).await, "reason");
+    expect_400_naming(&w.review(&server, &id, "reject", json!({ "reason": "x".repeat(1001) })).await, "reason");
+    expect_400_naming(&w.review(&server, &id, "reject", json!({ "reason": 5 })).await, "reason");
     assert_eq!(leads_of(&server, &w, "&status=pending_review").await.json()["leads"].as_array().unwrap().len(), 1);
 
     let r = w.review(&server, &id, "reject", json!({ "reason": "the tweet was deleted" })).await;
@@ -284,7 +284,7 @@ async fn reviewing_an_unknown_lead_is_a_404_and_another_advertisers_a_403() {
     expect_error(&r, 403, "forbidden");
     expect_error(&w.review(&server, &LeadId(1).to_string(), "verify", json!({})).await, 404, "not_found");
     expect_error(&w.review(&server, "lead_nope", "verify", json!({})).await, 404, "not_found");
-    expect_invalid(&w.review(&server, &id, "verify", json!({ "note": "x" })).await, "note");
+    expect_400_naming(&w.review(&server, &id, "verify", json!({ "note": "x" })).await, "note");
     assert_eq!(leads_of(&server, &w, "&status=pending_review").await.json()["leads"].as_array().unwrap().len(), 1);
 }
 

@@ -115,14 +115,17 @@ async fn funding_needs_a_positive_whole_amount_and_a_sane_idempotency_key() {
     let path = format!("/api/v1/campaigns/{}/fund", w.campaign_id);
     for amount in [json!(0), json!(-5), json!(1.5), json!("100"), json!(1_000_000_000_001u64), Value::Null] {
         let r = server.post(&path, Some(&w.key), json!({ "amountCents": amount })).await;
-        expect_invalid(&r, "amountCents");
+        expect_400_naming(&r, "amountCents");
     }
-    expect_invalid(&server.post(&path, Some(&w.key), json!({})).await, "amountCents");
-    expect_invalid(&server.post(&path, Some(&w.key), json!({ "amountCents": 5, "currency": "EUR" })).await, "currency");
+    expect_400_naming(&server.post(&path, Some(&w.key), json!({})).await, "amountCents");
+    expect_400_naming(
+        &server.post(&path, Some(&w.key), json!({ "amountCents": 5, "currency": "EUR" })).await,
+        "currency",
+    );
     let long = "k".repeat(256);
     for key in [long.as_str(), "has space"] {
         let r = server.post_with(&path, &w.key, &[("idempotency-key", key)], json!({ "amountCents": 5 })).await;
-        expect_invalid(&r, "Idempotency-Key");
+        expect_400_naming(&r, "Idempotency-Key");
     }
     assert_eq!(numbers(&w.balance(&server).await), [0, 0, 0, 0, 0]);
     let most = server.post(&path, Some(&w.key), json!({ "amountCents": 1_000_000_000_000u64 })).await;
@@ -230,7 +233,7 @@ async fn a_postback_external_id_with_the_reserved_prefix_is_a_400() {
     let w = World::fixed(&server, 500).await;
     for ext in ["clickledger:referral:ref_1", "clickledger:anything"] {
         let r = w.postback(&server, ext, None).await;
-        let v = expect_invalid(&r, "externalId");
+        let v = expect_400_naming(&r, "externalId");
         assert!(v["message"].as_str().unwrap().contains("reserved"), "{v}");
     }
     assert_eq!(w.stats(&server).await["postbacks"]["recorded"], 0);
@@ -264,8 +267,8 @@ async fn reversing_an_unknown_id_is_a_404_another_advertisers_a_403_and_a_reason
     }
     expect_error(&other.reverse(&server, &lead, "refund").await, 403, "forbidden");
     let path = format!("/api/v1/conversions/{lead}/reverse");
-    expect_invalid(&server.post(&path, Some(&w.key), json!({})).await, "reason");
-    expect_invalid(&server.post(&path, Some(&w.key), json!({ "reason": "" })).await, "reason");
+    expect_400_naming(&server.post(&path, Some(&w.key), json!({})).await, "reason");
+    expect_400_naming(&server.post(&path, Some(&w.key), json!({ "reason": "" })).await, "reason");
     expect_error(&server.post(&path, Some(&w.affiliate_key), json!({ "reason": "x" })).await, 403, "forbidden");
     // None of that reversed anything.
     let wallet = w.wallet_until(&server, "the payout exists", |v| v["pendingCents"] == 500).await;
@@ -309,7 +312,7 @@ async fn the_wallet_needs_an_affiliate_key_and_a_sane_query() {
     expect_error(&server.get("/api/v1/wallet", None).await, 401, "unauthorized");
     let bad = [("limit=0", "limit"), ("limit=1000", "limit"), ("page=2", "page"), ("before=garbage", "before")];
     for (query, field) in bad {
-        expect_invalid(&server.get(&format!("/api/v1/wallet?{query}"), Some(&w.affiliate_key)).await, field);
+        expect_400_naming(&server.get(&format!("/api/v1/wallet?{query}"), Some(&w.affiliate_key)).await, field);
     }
     let empty = wallet_of(&server, &w.affiliate_key).await;
     assert_eq!(empty["entries"], json!([]));
@@ -328,8 +331,8 @@ async fn the_clock_endpoint_exists_only_with_the_test_clock_and_needs_the_admin_
     let w = World::fixed(&server, 500).await;
     let path = "/api/v1/admin/clock/advance";
     expect_error(&server.post(path, Some(&w.key), json!({ "seconds": 60 })).await, 401, "unauthorized");
-    expect_invalid(&server.post(path, Some(ADMIN_KEY), json!({ "seconds": 0 })).await, "seconds");
-    expect_invalid(&server.post(path, Some(ADMIN_KEY), json!({ "seconds": -1 })).await, "seconds");
+    expect_400_naming(&server.post(path, Some(ADMIN_KEY), json!({ "seconds": 0 })).await, "seconds");
+    expect_400_naming(&server.post(path, Some(ADMIN_KEY), json!({ "seconds": -1 })).await, "seconds");
     let before = server.advance_clock(1).await;
     let after = server.advance_clock(86_400).await;
     assert!(after >= before + 86_400, "{before} → {after}");

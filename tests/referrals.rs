@@ -49,7 +49,7 @@ async fn expires_in_hours_must_be_between_1_and_8784() {
     for bad in [json!(0), json!(-1), json!(8785), json!(1.5), json!("24")] {
         let r =
             create_raw(&server, &w.affiliate_key, json!({ "campaignId": w.campaign_id, "expiresInHours": bad })).await;
-        expect_invalid(&r, "expiresInHours");
+        expect_400_naming(&r, "expiresInHours");
     }
     for good in [1, 8784] {
         w.referral(&server, json!({ "expiresInHours": good })).await;
@@ -64,7 +64,7 @@ async fn referral_metadata_over_the_limits_is_a_400_naming_metadata() {
     for metadata in [Value::Object(many), json!({ "long": "x".repeat(1025) }), json!("not an object")] {
         let r =
             create_raw(&server, &w.affiliate_key, json!({ "campaignId": w.campaign_id, "metadata": metadata })).await;
-        expect_invalid(&r, "metadata");
+        expect_400_naming(&r, "metadata");
     }
 }
 
@@ -87,11 +87,11 @@ async fn a_referral_for_an_unknown_campaign_is_a_404_and_a_malformed_id_a_400() 
     let r = create_raw(&server, &w.affiliate_key, json!({ "campaignId": "cmp_0000000000000001" })).await;
     expect_error(&r, 404, "not_found");
     let r = create_raw(&server, &w.affiliate_key, json!({ "campaignId": "nope" })).await;
-    expect_invalid(&r, "campaignId");
+    expect_400_naming(&r, "campaignId");
     let r = create_raw(&server, &w.affiliate_key, json!({})).await;
-    expect_invalid(&r, "campaignId");
+    expect_400_naming(&r, "campaignId");
     let r = create_raw(&server, &w.affiliate_key, json!({ "campaignId": w.campaign_id, "color": "red" })).await;
-    expect_invalid(&r, "color");
+    expect_400_naming(&r, "color");
 }
 
 #[tokio::test]
@@ -152,9 +152,9 @@ async fn a_malformed_or_forged_token_answers_valid_false_with_the_reason() {
     assert_eq!((v["valid"].clone(), v["reason"].clone()), (json!(false), json!("unknown_referral")), "{v}");
 
     let r = server.post("/api/v1/referrals/verify", Some(&w.key), json!({ "token": "" })).await;
-    expect_invalid(&r, "token");
+    expect_400_naming(&r, "token");
     let r = server.post("/api/v1/referrals/verify", Some(&w.key), json!({})).await;
-    expect_invalid(&r, "token");
+    expect_400_naming(&r, "token");
 }
 
 #[tokio::test]
@@ -232,13 +232,13 @@ async fn a_rev_share_confirmation_needs_revenue_cents_and_pays_its_share() {
     let server = TestServer::start_money().await;
     let w = World::rev_share(&server, json!(20)).await;
     let id = s(&w.referral(&server, json!({})).await["id"]).to_string();
-    expect_invalid(&w.confirm(&server, &id, json!({})).await, "revenueCents");
-    expect_invalid(&w.confirm(&server, &id, json!({ "revenueCents": -1 })).await, "revenueCents");
-    expect_invalid(&w.confirm(&server, &id, json!({ "revenueCents": 14.5 })).await, "revenueCents");
-    expect_invalid(&w.confirm(&server, &id, json!({ "revenueCents": "1499" })).await, "revenueCents");
+    expect_400_naming(&w.confirm(&server, &id, json!({})).await, "revenueCents");
+    expect_400_naming(&w.confirm(&server, &id, json!({ "revenueCents": -1 })).await, "revenueCents");
+    expect_400_naming(&w.confirm(&server, &id, json!({ "revenueCents": 14.5 })).await, "revenueCents");
+    expect_400_naming(&w.confirm(&server, &id, json!({ "revenueCents": "1499" })).await, "revenueCents");
     let oversize = json!({ "revenueCents": 1499, "metadata": { "k": "x".repeat(1025) } });
-    expect_invalid(&w.confirm(&server, &id, oversize).await, "metadata");
-    expect_invalid(&w.confirm(&server, &id, json!({ "revenue": 1499 })).await, "revenue");
+    expect_400_naming(&w.confirm(&server, &id, oversize).await, "metadata");
+    expect_400_naming(&w.confirm(&server, &id, json!({ "revenue": 1499 })).await, "revenue");
     // None of those used the referral up.
     let r = w.confirm(&server, &id, json!({ "revenueCents": 1499 })).await;
     assert_eq!(r.status, 201, "{}", r.text);

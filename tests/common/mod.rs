@@ -3,6 +3,8 @@
 //! can sign their own (expired, forged) click tokens.
 #![allow(dead_code)]
 
+pub mod raw;
+
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
@@ -74,8 +76,9 @@ pub const TOKEN_KEY: &str = "test-token-key-0123456789abcdef";
 /// supervisors that look at their queues every 50 ms.
 pub const MONEY_ENV: &[(&str, &str)] = &[("CLICKLEDGER_MONEY_TEST_CLOCK", "true"), ("CLICKLEDGER_MONEY_TICK_MS", "50")];
 
-/// How long `until` waits for money to move (CQL round trips included).
-const MONEY_DEADLINE: Duration = Duration::from_secs(30);
+/// How long `until` waits for state that lands asynchronously (a group
+/// commit, a supervisor tick, CQL round trips): a bound, never a timing.
+const POLL_DEADLINE: Duration = Duration::from_secs(30);
 
 pub struct TestServer {
     pub base: String,
@@ -257,6 +260,13 @@ impl TestServer {
         self.send(Method::POST, path, &headers, serde_json::to_vec(&body).unwrap()).await
     }
 
+    /// POSTs raw bytes with a key and a JSON content type.
+    pub async fn post_raw(&self, path: &str, key: &str, body: impl Into<Vec<u8>>) -> Reply {
+        let auth = format!("Bearer {key}");
+        let headers = [("authorization", auth.as_str()), ("content-type", "application/json")];
+        self.send(Method::POST, path, &headers, body.into()).await
+    }
+
     /// Moves the server's test clock forward; returns its new time.
     pub async fn advance_clock(&self, seconds: u64) -> u64 {
         let r = self.post("/api/v1/admin/clock/advance", Some(ADMIN_KEY), json!({ "seconds": seconds })).await;
@@ -268,14 +278,15 @@ impl TestServer {
         self.advance_clock(days * 86_400).await
     }
 
-    /// Polls `probe` until it returns `Some` (money moves on the
-    /// supervisors' timers), failing after a generous deadline.
+    /// Polls `probe` until it returns `Some` (clicks land after the
+    /// redirect, money moves on the supervisors' timers), failing after a
+    /// generous deadline. The one polling helper: tests never sleep to wait.
     pub async fn until<T, F, Fut>(&self, what: &str, mut probe: F) -> T
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Option<T>>,
     {
-        let deadline = tokio::time::Instant::now() + MONEY_DEADLINE;
+        let deadline = tokio::time::Instant::now() + POLL_DEADLINE;
         loop {
             if let Some(found) = probe().await {
                 return found;
@@ -306,21 +317,6 @@ impl TestServer {
 
     pub async fn metrics(&self) -> String {
         self.get("/metrics", None).await.text
-    }
-
-    /// Polls `check` until it holds (state that lands after an async flush).
-    pub async fn eventually<F, Fut>(&self, what: &str, mut check: F)
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = bool>,
-    {
-        for _ in 0..200 {
-            if check().await {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("timed out waiting for: {what}");
     }
 }
 
@@ -436,6 +432,14 @@ impl World {
     }
 }
 
+/// A new advertiser: (id, apiKey).
+pub async fn new_advertiser(server: &TestServer, name: &str) -> (String, String) {
+    let r = server.post("/api/v1/admin/advertisers", Some(ADMIN_KEY), json!({ "name": name })).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let v = r.json();
+    (v["id"].as_str().unwrap().to_string(), v["apiKey"].as_str().unwrap().to_string())
+}
+
 /// A new affiliate: (id, apiKey).
 pub async fn new_affiliate(server: &TestServer, name: &str) -> (String, String) {
     let r = server.post("/api/v1/admin/affiliates", Some(ADMIN_KEY), json!({ "name": name })).await;
@@ -535,25 +539,37 @@ pub async fn leads_of(server: &TestServer, w: &World, query: &str) -> Reply {
     server.get(&format!("/api/v1/leads?campaignId={}{query}", w.campaign_id), Some(&w.key)).await
 }
 
-/// Asserts a JSON error answer `{error: code, message}` with `status`.
+/// Asserts a JSON error answer `{error: code, message}` with `status`: the
+/// one error shape of the API, from its one error mapping.
 pub fn expect_error(r: &Reply, status: u16, code: &str) -> Value {
     assert_eq!(r.status.as_u16(), status, "unexpected status; body: {}", r.text);
+    let ct = r.header("content-type").unwrap_or("");
+    assert!(ct.starts_with("application/json"), "content-type {ct:?}; body: {}", r.text);
     let body = r.json();
     assert_eq!(body["error"], code, "error code; body: {}", r.text);
     assert!(body["message"].as_str().is_some_and(|m| !m.trim().is_empty()), "no message: {}", r.text);
     body
 }
 
-/// Asserts a 400 about `field`: caught while decoding (`invalid_json`, the
-/// message names it) or while validating (`validation_failed`, `field` set).
-pub fn expect_invalid(r: &Reply, field: &str) -> Value {
-    assert_eq!(r.status, 400, "{}", r.text);
-    let body = r.json();
-    let message = body["message"].as_str().unwrap_or_default();
-    match body["error"].as_str() {
-        Some("validation_failed") => assert_eq!(body["field"], field, "field; body: {}", r.text),
-        Some("invalid_json") => assert!(message.contains(field), "message does not name {field}: {}", r.text),
-        other => panic!("error code {other:?}: {}", r.text),
+/// A 400 `validation_failed` about `field`: the `field` member is set and
+/// the message names it.
+pub fn expect_validation(r: &Reply, field: &str) -> Value {
+    let body = expect_error(r, 400, "validation_failed");
+    assert_eq!(body["field"], field, "field; body: {}", r.text);
+    assert!(body["message"].as_str().unwrap().contains(field), "message does not name {field}: {}", r.text);
+    body
+}
+
+/// A 400 about `field`, caught while decoding (`invalid_json`: wrong type,
+/// missing, unknown) or while validating (`validation_failed`): the message
+/// names the field, and a `field` member, when present, is that field.
+pub fn expect_400_naming(r: &Reply, field: &str) -> Value {
+    let code = r.json()["error"].as_str().unwrap_or_default().to_string();
+    assert!(code == "invalid_json" || code == "validation_failed", "error code {code:?}: {}", r.text);
+    let body = expect_error(r, 400, &code);
+    assert!(body["message"].as_str().unwrap().contains(field), "message does not name {field}: {}", r.text);
+    if let Some(f) = body.get("field") {
+        assert_eq!(f, field, "field; body: {}", r.text);
     }
     body
 }
