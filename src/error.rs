@@ -33,7 +33,7 @@ pub enum Error {
     TooLarge { limit: usize },
     #[error("{method} is not allowed here; use {allow}")]
     MethodNotAllowed { method: String, allow: &'static str },
-    #[error("no route for {0}")]
+    #[error("no route for {}", crate::domain::validate::excerpt(.0))]
     NoRoute(String),
     /// A publishable key's caller is over its abuse limit.
     #[error("too many conversions from this client; slow down")]

@@ -16,6 +16,23 @@ pub fn invalid(field: &str, message: impl Into<String>) -> Invalid {
     Invalid { field: field.to_string(), message: message.into() }
 }
 
+/// Longest piece of a client's input an error message repeats back.
+pub const EXCERPT_CHARS: usize = 64;
+
+/// The first `EXCERPT_CHARS` characters of `input`, with `…` when cut: error
+/// messages name what was wrong without echoing kilobytes of it back.
+pub fn excerpt(input: &str) -> std::borrow::Cow<'_, str> {
+    excerpt_to(input, EXCERPT_CHARS)
+}
+
+/// The first `max` characters of `input`, with `…` when cut.
+pub fn excerpt_to(input: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    match input.char_indices().nth(max) {
+        None => input.into(),
+        Some((end, _)) => format!("{}…", &input[..end]).into(),
+    }
+}
+
 /// Bounds on free-form `properties` / `metadata` objects.
 #[derive(Clone, Copy, Debug)]
 pub struct FieldLimits {
@@ -64,7 +81,7 @@ pub fn origins(field: &str, values: &[String]) -> Result<Vec<String>, Invalid> {
             if ok {
                 Ok(o.to_ascii_lowercase())
             } else {
-                Err(invalid(field, format!("'{o}' is not an origin like https://shop.example.com")))
+                Err(invalid(field, format!("'{}' is not an origin like https://shop.example.com", excerpt(o))))
             }
         })
         .collect()

@@ -247,12 +247,12 @@ impl Engine {
             .catalog
             .code(&swarm_ref)
             .await?
-            .ok_or_else(|| Error::NotFound(format!("unknown swarm_ref '{swarm_ref}'")))?;
+            .ok_or_else(|| Error::NotFound(format!("unknown swarm_ref '{}'", validate::excerpt(&swarm_ref))))?;
         let campaign = self
             .catalog
             .campaign(code.campaign_id)
             .await?
-            .ok_or_else(|| Error::NotFound(format!("unknown swarm_ref '{swarm_ref}'")))?;
+            .ok_or_else(|| Error::NotFound(format!("unknown swarm_ref '{}'", validate::excerpt(&swarm_ref))))?;
         if campaign.advertiser_id != *advertiser {
             return Err(Error::Forbidden("this swarm_ref belongs to another advertiser's campaign".into()));
         }
@@ -300,7 +300,8 @@ impl Engine {
         let Some(lead) = self.store.get_lead(campaign.id, external_id).await? else {
             metrics::keyed_outcome(true, "rejected", "unknown_external_id");
             return Err(Error::NotFound(format!(
-                "no conversion with this externalId ('{external_id}') in this campaign; nothing to refund"
+                "no conversion with this externalId ('{}') in this campaign; nothing to refund",
+                validate::excerpt(external_id)
             )));
         };
         let payout = self.money.reverse(&Keyed::Lead(lead.clone()), "refund").await?;

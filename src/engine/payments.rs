@@ -52,7 +52,9 @@ impl Engine {
         } else {
             None
         };
-        let record = record.ok_or_else(|| Error::NotFound(format!("no conversion or lead '{id}'")))?;
+        let record = record.ok_or_else(|| {
+            Error::NotFound(format!("no conversion or lead '{}'", crate::domain::validate::excerpt(id)))
+        })?;
         self.owned_campaign(advertiser, record.campaign()).await?;
         let payout = self.money.reverse(&record, &reason).await?;
         Ok((record, payout))

@@ -9,6 +9,7 @@ use hyper::{header, Request, Response, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::domain::validate;
 use crate::error::Error;
 
 pub type Resp = Response<Full<Bytes>>;
@@ -71,15 +72,37 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
         return Err(Error::BadJson("the request body is empty; send a JSON object".into()));
     }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let value = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
         let path = e.path().to_string();
-        let inner = e.into_inner();
+        let inner = excerpt_quoted(&e.into_inner().to_string());
         if path.is_empty() || path == "." {
             Error::BadJson(format!("the body is not a valid JSON object: {inner}"))
         } else {
-            Error::BadJson(format!("{path}: {inner}"))
+            Error::BadJson(format!("{}: {inner}", validate::excerpt(&path)))
         }
-    })
+    })?;
+    // One JSON value and nothing after it but whitespace: a second object
+    // or trailing garbage means the client did not send what it meant to.
+    de.end().map_err(|e| Error::BadJson(format!("unexpected data after the JSON object: {e}")))?;
+    Ok(value)
+}
+
+/// serde_json quotes the input it complains about (`` `field` ``, `"value"`);
+/// each quoted piece is cut to an excerpt.
+fn excerpt_quoted(message: &str) -> String {
+    let mut out = String::with_capacity(message.len().min(512));
+    let mut rest = message;
+    while let Some(open) = rest.find(['`', '"']) {
+        let quote = rest[open..].chars().next().expect("found a quote");
+        out.push_str(&rest[..=open]);
+        rest = &rest[open + 1..];
+        let Some(close) = rest.find(quote) else { break };
+        out.push_str(&validate::excerpt(&rest[..close]));
+        out.push(quote);
+        rest = &rest[close + 1..];
+    }
+    out.push_str(&validate::excerpt(rest));
+    out
 }
 
 pub fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Resp {

@@ -81,7 +81,7 @@ async fn advertiser(ctx: &Ctx, req: &Request<Incoming>) -> Result<AdvertiserId> 
 /// The campaign, if it exists and belongs to `owner`; other advertisers'
 /// campaigns are reported as missing so ids reveal nothing.
 async fn owned(ctx: &Ctx, owner: AdvertiserId, id: &str) -> Result<Arc<Campaign>> {
-    let missing = || Error::NotFound(format!("no campaign '{id}'"));
+    let missing = || Error::NotFound(format!("no campaign '{}'", validate::excerpt(id)));
     let id: CampaignId = id.parse().map_err(|_| missing())?;
     let campaign = ctx.engine.catalog.campaign(id).await?.ok_or_else(missing)?;
     if campaign.advertiser_id != owner {

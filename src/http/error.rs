@@ -6,6 +6,7 @@
 use hyper::{header, StatusCode};
 
 use super::body::{json_response, Resp};
+use crate::domain::validate::excerpt_to;
 use crate::error::Error;
 
 pub fn status_and_code(e: &Error) -> (StatusCode, &'static str) {
@@ -32,12 +33,17 @@ pub fn error_response(e: &Error, retry_after_secs: u32) -> Resp {
     error_response_with(e, &error_body(e), retry_after_secs)
 }
 
+/// Backstops: messages quote input as `validate::excerpt`s, but whatever
+/// a message holds, an error answer stays a few hundred bytes.
+const MAX_MESSAGE_CHARS: usize = 512;
+const MAX_FIELD_CHARS: usize = 128;
+
 /// `{error, message}` and the variant's extra fields.
 pub fn error_body(e: &Error) -> serde_json::Value {
     let (_, code) = status_and_code(e);
-    let mut body = serde_json::json!({ "error": code, "message": e.to_string() });
+    let mut body = serde_json::json!({ "error": code, "message": excerpt_to(&e.to_string(), MAX_MESSAGE_CHARS) });
     match e {
-        Error::Invalid(invalid) => body["field"] = invalid.field.clone().into(),
+        Error::Invalid(invalid) => body["field"] = excerpt_to(&invalid.field, MAX_FIELD_CHARS).into(),
         Error::Exists { id_field, id, .. } => body[*id_field] = id.clone().into(),
         _ => {}
     }

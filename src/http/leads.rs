@@ -73,7 +73,8 @@ pub async fn decide(ctx: &Ctx, req: Request<Incoming>, id: &str, to: LeadStatus)
         LeadStatus::Rejected => Some(crate::domain::review::reason(body.reason.as_deref())?),
         _ => None,
     };
-    let id: LeadId = id.parse().map_err(|_| Error::NotFound(format!("no lead '{id}'")))?;
+    let id: LeadId =
+        id.parse().map_err(|_| Error::NotFound(format!("no lead '{}'", crate::domain::validate::excerpt(id))))?;
     let reviewed = ctx.engine.review_lead(advertiser, id, to, reason).await?;
     let mut v = json!({ "lead": reviewed.lead });
     if let Some(p) = reviewed.payout {

@@ -35,7 +35,7 @@ struct ReverseBody {
 }
 
 fn campaign_id(id: &str) -> Result<CampaignId> {
-    id.parse().map_err(|_| Error::NotFound(format!("no campaign '{id}'")))
+    id.parse().map_err(|_| Error::NotFound(format!("no campaign '{}'", crate::domain::validate::excerpt(id))))
 }
 
 /// 201 for a new deposit, 200 for a replay of an `Idempotency-Key` already

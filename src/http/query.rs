@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::domain::validate::{invalid, Invalid};
+use crate::domain::validate::{excerpt, invalid, Invalid};
 
 /// Longest value accepted for any parameter (ids and cursors are far shorter).
 const MAX_VALUE: usize = 512;
@@ -20,7 +20,7 @@ impl Query {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
             let name = decode(name).ok_or_else(|| invalid("query", "is not valid percent-encoded UTF-8"))?;
             if !allowed.contains(&name.as_str()) {
-                return Err(invalid(&name, format!("is not a known parameter (use {})", allowed.join(", "))));
+                return Err(invalid(&excerpt(&name), format!("is not a known parameter (use {})", allowed.join(", "))));
             }
             let value = decode(value).ok_or_else(|| invalid(&name, "is not valid percent-encoded UTF-8"))?;
             if value.chars().count() > MAX_VALUE {

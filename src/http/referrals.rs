@@ -68,7 +68,8 @@ pub async fn verify(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp> {
 pub async fn confirm(ctx: &Ctx, req: Request<Incoming>, id: &str) -> Result<Resp> {
     let advertiser = require_advertiser(&ctx.engine, req.headers(), Scope::Postbacks).await?;
     let body: ConfirmBody = read_body_or_default(ctx, req).await?;
-    let id: ReferralId = id.parse().map_err(|_| Error::NotFound(format!("no referral '{id}'")))?;
+    let id: ReferralId =
+        id.parse().map_err(|_| Error::NotFound(format!("no referral '{}'", crate::domain::validate::excerpt(id))))?;
     let input = Confirmation {
         revenue_cents: body.revenue_cents.map(|n| whole_cents(&n)).transpose()?,
         metadata: body.metadata,
