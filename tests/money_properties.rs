@@ -15,7 +15,8 @@ use proptest::prelude::*;
 use clickledger::config::{Config, Overrides};
 use clickledger::domain::ids::*;
 use clickledger::domain::model::*;
-use clickledger::domain::money::{Payout, PayoutStatus, WalletKind, SECONDS_PER_DAY};
+use clickledger::domain::money::{Balance, Payout, PayoutStatus, WalletKind, SECONDS_PER_DAY};
+use clickledger::domain::payout::MAX_CENTS;
 use clickledger::engine::clock::Clock;
 use clickledger::engine::money::Money;
 use clickledger::store::cql::ScyllaStore;
@@ -68,10 +69,16 @@ enum Op {
     },
 }
 
+/// Mostly everyday amounts, sometimes the largest one accepted from outside
+/// (`MAX_CENTS`): every sum must stay exact at the bounds too.
+fn cents(everyday: std::ops::Range<u64>) -> impl Strategy<Value = u64> {
+    prop_oneof![4 => everyday, 1 => (MAX_CENTS - 3)..=MAX_CENTS]
+}
+
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        3 => (0..2usize, 1..5_000u64).prop_map(|(affiliate, cents)| Op::Convert { affiliate, cents }),
-        2 => (0..12_000u64, 0..4u8).prop_map(|(cents, key)| Op::Fund { cents: cents + 1, key }),
+        3 => (0..2usize, cents(1..5_000)).prop_map(|(affiliate, cents)| Op::Convert { affiliate, cents }),
+        2 => (cents(1..12_001), 0..4u8).prop_map(|(cents, key)| Op::Fund { cents, key }),
         1 => any::<usize>().prop_map(|pick| Op::Reverse { pick }),
         1 => any::<usize>().prop_map(|pick| Op::Replay { pick }),
         2 => (0..96u64).prop_map(|hours| Op::Advance { hours }),
@@ -176,12 +183,12 @@ impl Run {
         assert!(balance.available_cents >= 0, "escrow never exceeds deposits: {balance:?}");
         assert!(balance.escrowed_cents >= 0 && balance.clearing_cents >= 0, "{balance:?}");
         let entries = ledger.campaign_entries(self.ids.campaign).await.unwrap();
-        let folded = clickledger::domain::money::Balance::of(&entries);
+        let folded = Balance::default().after(&entries).expect("bounded deposits bound the balance");
         assert_eq!(folded, balance, "the balance row is the fold of its entries");
         for aff in self.ids.affiliates {
             let lines = all_lines(ledger.as_ref(), aff).await;
             let page = ledger.get_wallet(aff, None, 1).await.unwrap();
-            let money: i64 = lines.iter().filter(|l| l.kind.is_money()).map(|l| l.amount_cents).sum();
+            let money: i128 = lines.iter().filter(|l| l.kind.is_money()).map(|l| i128::from(l.amount_cents)).sum();
             assert_eq!(page.totals.available_cents, money, "a wallet equals the sum of its entries");
             let mut credits: HashMap<PayoutId, usize> = HashMap::new();
             for l in lines.iter().filter(|l| l.kind == WalletKind::Credit) {
@@ -196,35 +203,39 @@ impl Run {
         let ledger = &self.money.ledger;
         let entries = ledger.campaign_entries(self.ids.campaign).await.unwrap();
         let mut wallet_money = 0;
-        let mut credited_by_aff: HashMap<AffiliateId, i64> = HashMap::new();
+        let mut credited_by_aff: HashMap<AffiliateId, i128> = HashMap::new();
         for aff in self.ids.affiliates {
             let page = ledger.get_wallet(aff, None, 1).await.unwrap();
             wallet_money += page.totals.available_cents;
             credited_by_aff.insert(aff, page.totals.available_cents);
         }
-        let campaign_sum: i64 = entries.iter().map(|e| e.amount_cents).sum();
+        let campaign_sum: i128 = entries.iter().map(|e| i128::from(e.amount_cents)).sum();
         assert_eq!(campaign_sum + wallet_money, 0, "the ledger sums to zero");
 
         let balance = ledger.get_balance(self.ids.campaign).await.unwrap();
         let payouts = self.payouts().await;
-        let sum = |status| payouts.iter().filter(|p| p.status == status).map(|p| p.amount_cents as i64).sum::<i64>();
-        assert_eq!(balance.escrowed_cents, sum(PayoutStatus::Escrowed));
+        let sum =
+            |status| payouts.iter().filter(|p| p.status == status).map(|p| i128::from(p.amount_cents)).sum::<i128>();
+        assert_eq!(i128::from(balance.escrowed_cents), sum(PayoutStatus::Escrowed));
         assert_eq!(balance.clearing_cents, 0, "every released payout was credited");
         assert_eq!(sum(PayoutStatus::Released), 0);
         for aff in self.ids.affiliates {
-            let expected: i64 = payouts
+            let expected: i128 = payouts
                 .iter()
                 .filter(|p| p.affiliate_id == aff && p.status == PayoutStatus::Credited)
-                .map(|p| p.amount_cents as i64)
+                .map(|p| i128::from(p.amount_cents))
                 .sum();
             assert_eq!(credited_by_aff[&aff], expected, "wallet = credited payouts, clawbacks netted");
         }
-        let paid: i64 = sum(PayoutStatus::Credited);
-        assert_eq!(balance.paid_cents(), paid, "paid = what reached wallets and stayed");
+        let paid = sum(PayoutStatus::Credited);
+        assert_eq!(i128::from(balance.paid_cents()), paid, "paid = what reached wallets and stayed");
         for p in payouts.iter().filter(|p| p.status == PayoutStatus::AwaitingFunds) {
-            assert!((p.amount_cents as i64) > balance.available_cents, "{p:?} waits only if it does not fit");
+            assert!(i128::from(p.amount_cents) > balance.available_cents.into(), "{p:?} waits only if it does not fit");
         }
         assert_eq!(payouts.len(), self.leads.len(), "every paying record got exactly one payout");
+        let stats = self.money.store.get_stats(self.ids.campaign).await.unwrap();
+        let recorded: u128 = self.leads.iter().map(|l| u128::from(l.payout_cents)).sum();
+        assert_eq!(stats.payout_cents, recorded, "stats count every recorded payout exactly");
     }
 }
 

@@ -142,8 +142,9 @@ async fn cql_store_passes_the_conformance_suite() {
     let config = Config::load_from(None, &env, &Overrides::default()).unwrap().scylla;
     let refused = ScyllaStore::connect(&config).await.err().expect("serving an unmigrated keyspace must be refused");
     assert!(refused.0.contains("run `clickledger migrate`"), "{refused}");
-    assert_eq!(ScyllaStore::migrate(&config).await.unwrap(), 2);
-    assert_eq!(ScyllaStore::migrate(&config).await.unwrap(), 2, "migrate is idempotent");
+    assert_eq!(ScyllaStore::migrate(&config).await.unwrap(), 3);
+    assert_eq!(ScyllaStore::migrate(&config).await.unwrap(), 3, "migrate is idempotent");
+    a_migration_that_died_after_its_alter_statements_runs_again(&config).await;
     let cql = Arc::new(ScyllaStore::connect(&config).await.unwrap());
     let (store, backend): (Arc<dyn Store>, Arc<dyn Backend>) = (cql.clone(), cql);
     suite(&store).await;
@@ -151,6 +152,19 @@ async fn cql_store_passes_the_conformance_suite() {
     drop((store, backend));
     let reopened: Arc<dyn Store> = Arc::new(ScyllaStore::connect(&config).await.unwrap());
     everything_survives_a_reopen(&reopened).await;
+}
+
+/// Version 3 adds columns, which CQL cannot do "if not exists": a migrator
+/// that died after the ALTERs but before recording the version re-runs them.
+async fn a_migration_that_died_after_its_alter_statements_runs_again(config: &clickledger::config::ScyllaConfig) {
+    let session = scylla::client::session_builder::SessionBuilder::new()
+        .known_node(&config.nodes[0])
+        .build()
+        .await
+        .expect("connect");
+    let forget = format!("DELETE FROM {}.schema_migrations WHERE version = 3", config.keyspace);
+    session.query_unpaged(forget, &[]).await.expect("forget version 3");
+    assert_eq!(ScyllaStore::migrate(config).await.unwrap(), 3, "the columns are there: version 3 is recorded again");
 }
 
 async fn suite(store: &Arc<dyn Store>) {
@@ -165,6 +179,7 @@ async fn suite(store: &Arc<dyn Store>) {
     a_dedup_key_scan_stops_when_its_receiver_is_gone(store).await;
     racing_commits_of_one_key_record_it_once(store).await;
     racing_approvals_of_one_pair_agree_on_one_code(store).await;
+    payout_stats_stay_exact_past_the_range_of_u64(store).await;
 }
 
 /// Readiness (`GET /readyz`): one real read, and the schema this build expects.
@@ -290,6 +305,17 @@ async fn stats_count_only_what_was_inserted(store: &Arc<dyn Store>) {
     assert_eq!((s.conversions_recorded, s.conversions_duplicate), (1, 2));
     assert!(store.get_click(CampaignId(c), ClickId(2)).await.unwrap().unwrap().flagged);
     assert_eq!(store.get_stats(CampaignId(31)).await.unwrap(), CampaignStats::default());
+}
+
+/// Stats sum every recorded payout in 128 bits: three records of u64::MAX
+/// cents (more than any one request may carry) add up exactly.
+async fn payout_stats_stay_exact_past_the_range_of_u64(store: &Arc<dyn Store>) {
+    let c = 32;
+    let keyed = (0..3).map(|i| lead(c, &format!("huge-{i}"), u64::MAX)).collect();
+    commit(store, Batch { keyed, ..Default::default() }).await;
+    commit(store, Batch { keyed: vec![lead(c, "small", 7)], ..Default::default() }).await;
+    let s = store.get_stats(CampaignId(c)).await.unwrap();
+    assert_eq!(s.payout_cents, 3 * u128::from(u64::MAX) + 7);
 }
 
 async fn dedup_keys_are_scoped_to_one_campaign(store: &Arc<dyn Store>) {

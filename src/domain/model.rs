@@ -294,21 +294,26 @@ pub struct CampaignStats {
     pub conversions_ignored: BTreeMap<String, u64>,
     pub postbacks_recorded: u64,
     pub postbacks_duplicate: u64,
-    pub payout_cents: u64,
+    /// 128 bits: a campaign's lifetime payouts have no bound but the number
+    /// of its records (each at most `payout::MAX_CENTS`).
+    pub payout_cents: u128,
 }
 
 impl CampaignStats {
+    /// Saturating: counts grow by one per event and cannot reach 2^64; the
+    /// payout sum has 128 bits. Neither can wrap.
     pub fn add(&mut self, other: &CampaignStats) {
-        self.clicks += other.clicks;
-        self.bot_clicks += other.bot_clicks;
-        self.conversions_recorded += other.conversions_recorded;
-        self.conversions_duplicate += other.conversions_duplicate;
+        let add = |a: &mut u64, b: u64| *a = a.saturating_add(b);
+        add(&mut self.clicks, other.clicks);
+        add(&mut self.bot_clicks, other.bot_clicks);
+        add(&mut self.conversions_recorded, other.conversions_recorded);
+        add(&mut self.conversions_duplicate, other.conversions_duplicate);
         for (reason, n) in &other.conversions_ignored {
-            *self.conversions_ignored.entry(reason.clone()).or_default() += n;
+            add(self.conversions_ignored.entry(reason.clone()).or_default(), *n);
         }
-        self.postbacks_recorded += other.postbacks_recorded;
-        self.postbacks_duplicate += other.postbacks_duplicate;
-        self.payout_cents += other.payout_cents;
+        add(&mut self.postbacks_recorded, other.postbacks_recorded);
+        add(&mut self.postbacks_duplicate, other.postbacks_duplicate);
+        self.payout_cents = self.payout_cents.saturating_add(other.payout_cents);
     }
 
     pub fn is_empty(&self) -> bool {

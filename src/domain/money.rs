@@ -19,6 +19,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::ids::*;
+use super::payout::MAX_CAMPAIGN_FUNDS_CENTS;
 
 pub const SECONDS_PER_DAY: u64 = 86_400;
 
@@ -162,33 +163,37 @@ pub struct Balance {
     pub clearing_cents: i64,
 }
 
+/// Refused: the campaign's deposits would pass [`MAX_CAMPAIGN_FUNDS_CENTS`]
+/// (or, for stored data from before the bounds, an account would leave i64).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a campaign's deposits may total at most {MAX_CAMPAIGN_FUNDS_CENTS} cents")]
+pub struct OverLimit;
+
 impl Balance {
     /// Everything that left the campaign for affiliates, net of clawbacks.
     pub fn paid_cents(&self) -> i64 {
-        self.funded_cents - self.available_cents - self.escrowed_cents
+        self.funded_cents.saturating_sub(self.available_cents).saturating_sub(self.escrowed_cents)
     }
 
-    pub fn apply(&mut self, delta: &Balance) {
-        self.funded_cents += delta.funded_cents;
-        self.available_cents += delta.available_cents;
-        self.escrowed_cents += delta.escrowed_cents;
-        self.clearing_cents += delta.clearing_cents;
-    }
-
-    /// The campaign-side entries' effect, so a store updates its balance row
-    /// from exactly what it posts.
-    pub fn of(entries: &[Entry]) -> Balance {
-        let mut b = Balance::default();
+    /// The balance once `entries` (the campaign-side legs of one movement
+    /// or deposit) are posted, so a store moves its balance row by exactly
+    /// what it posts; checked, so nothing wraps and deposits stay bounded.
+    pub fn after(&self, entries: &[Entry]) -> Result<Balance, OverLimit> {
+        let mut b = *self;
         for e in entries {
-            match e.account {
-                Account::Funding(_) => b.funded_cents -= e.amount_cents,
-                Account::Available(_) => b.available_cents += e.amount_cents,
-                Account::Escrow(_) => b.escrowed_cents += e.amount_cents,
-                Account::Clearing(_) => b.clearing_cents += e.amount_cents,
-                Account::Wallet(_) => {}
-            }
+            let (account, amount) = match e.account {
+                Account::Funding(_) => (&mut b.funded_cents, e.amount_cents.checked_neg().ok_or(OverLimit)?),
+                Account::Available(_) => (&mut b.available_cents, e.amount_cents),
+                Account::Escrow(_) => (&mut b.escrowed_cents, e.amount_cents),
+                Account::Clearing(_) => (&mut b.clearing_cents, e.amount_cents),
+                Account::Wallet(_) => continue,
+            };
+            *account = account.checked_add(amount).ok_or(OverLimit)?;
         }
-        b
+        if b.funded_cents > MAX_CAMPAIGN_FUNDS_CENTS {
+            return Err(OverLimit);
+        }
+        Ok(b)
     }
 }
 
@@ -288,7 +293,7 @@ pub fn escrow(p: &Payout, now: u64, hold_days: u32) -> Result<Move, TransitionEr
     let mut after = p.clone();
     after.status = PayoutStatus::Escrowed;
     after.escrowed_at = Some(now);
-    after.release_at = Some(now + u64::from(hold_days) * SECONDS_PER_DAY);
+    after.release_at = Some(now.saturating_add(u64::from(hold_days) * SECONDS_PER_DAY));
     Ok(make(Step::Escrow, p, after, &[(Account::Available(c), -p.cents()), (Account::Escrow(c), p.cents())], now))
 }
 
@@ -406,22 +411,26 @@ pub fn wallet_cursor(text: &str) -> Option<(u64, &str)> {
     Some((at.parse().ok()?, id)).filter(|(_, id)| !id.is_empty())
 }
 
-/// What `GET /api/v1/wallet` reports, summed from the entries.
+/// What `GET /api/v1/wallet` reports, summed from the entries. 128 bits:
+/// an affiliate's wallet sums payouts of any number of campaigns, so no
+/// bound on single amounts caps it, and 2^64 lines of 2^63 cents each would
+/// be needed to wrap it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WalletTotals {
-    pub pending_cents: i64,
-    pub available_cents: i64,
-    pub reversed_cents: i64,
+    pub pending_cents: i128,
+    pub available_cents: i128,
+    pub reversed_cents: i128,
 }
 
 impl WalletTotals {
     pub fn add(&mut self, e: &WalletEntry) {
-        match e.kind {
-            WalletKind::Pending => self.pending_cents += e.amount_cents,
-            WalletKind::Credit | WalletKind::Clawback => self.available_cents += e.amount_cents,
-            WalletKind::Reversed => self.reversed_cents += e.amount_cents,
-        }
+        let total = match e.kind {
+            WalletKind::Pending => &mut self.pending_cents,
+            WalletKind::Credit | WalletKind::Clawback => &mut self.available_cents,
+            WalletKind::Reversed => &mut self.reversed_cents,
+        };
+        *total = total.saturating_add(i128::from(e.amount_cents));
     }
 }
 

@@ -1,5 +1,31 @@
 //! Payout arithmetic. Money is integer cents; percentages are basis points
 //! (hundredths of a percent) so that 12.5 % is exactly 1250, never a float.
+//!
+//! Bounds: every amount that comes from outside (`revenueCents`, a FIXED
+//! campaign's `payoutCents`, a deposit's `amountCents`) is at most
+//! [`MAX_CENTS`]; a campaign's deposits total at most
+//! [`MAX_CAMPAIGN_FUNDS_CENTS`], which bounds every campaign balance; sums
+//! that no bound can cap (an affiliate's wallet across all campaigns, a
+//! campaign's lifetime payout stats) are kept in 128 bits. So no sequence of
+//! accepted requests can wrap a total.
+
+use super::validate::{invalid, Invalid};
+
+/// The most one amount from outside may be: 10^12 cents, ten billion dollars.
+pub const MAX_CENTS: u64 = 1_000_000_000_000;
+
+/// The most a campaign's deposits may total: 10^15 cents. Every campaign
+/// account (available, escrowed, clearing) is bounded by it, so their i64
+/// columns keep a margin of nine thousand times.
+pub const MAX_CAMPAIGN_FUNDS_CENTS: i64 = 1_000_000_000_000_000;
+
+/// `value` as an amount of cents from outside: `min` to [`MAX_CENTS`].
+pub fn bounded_cents(field: &str, value: u64, min: u64) -> Result<u64, Invalid> {
+    if value < min || value > MAX_CENTS {
+        return Err(invalid(field, format!("must be a whole number of cents from {min} to {MAX_CENTS}")));
+    }
+    Ok(value)
+}
 
 /// Parses a percentage such as `20` or `12.5` into basis points. At most two
 /// decimals and 0 < p <= 100; anything else is a validation error the caller
@@ -59,6 +85,18 @@ mod tests {
         assert_eq!(rev_share_cents(100, 3333), 33);
         assert_eq!(rev_share_cents(0, 2000), 0);
         assert_eq!(rev_share_cents(u64::MAX, 10_000), u64::MAX);
+        assert_eq!(rev_share_cents(MAX_CENTS, 10_000), MAX_CENTS);
+    }
+
+    #[test]
+    fn amounts_from_outside_are_bounded_by_ten_to_the_twelve_cents() {
+        assert_eq!(bounded_cents("revenueCents", MAX_CENTS, 0), Ok(MAX_CENTS));
+        assert_eq!(bounded_cents("revenueCents", 0, 0), Ok(0));
+        let over = bounded_cents("payoutCents", MAX_CENTS + 1, 1).unwrap_err();
+        assert_eq!(over.field, "payoutCents");
+        assert!(over.message.contains("1000000000000"), "{over}");
+        assert!(bounded_cents("payoutCents", 0, 1).is_err());
+        assert!(bounded_cents("amountCents", 1 << 63, 1).is_err());
     }
 
     #[test]

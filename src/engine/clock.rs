@@ -34,7 +34,10 @@ impl OffsetClock {
 
     /// Moves the clock forward and saves the new offset before returning.
     pub fn advance(&self, seconds: u64) -> std::io::Result<u64> {
-        let offset = self.offset.fetch_add(seconds, Ordering::SeqCst) + seconds;
+        // Saturating: many advances add up, and a test clock must not wrap.
+        let add = |o: u64| Some(o.saturating_add(seconds));
+        let offset =
+            self.offset.fetch_update(Ordering::SeqCst, Ordering::SeqCst, add).unwrap_or(0).saturating_add(seconds);
         if let Some(file) = &self.file {
             let tmp = file.with_extension("tmp");
             std::fs::write(&tmp, offset.to_string())?;
@@ -46,7 +49,7 @@ impl OffsetClock {
 
 impl Clock for OffsetClock {
     fn now(&self) -> u64 {
-        crate::domain::unix_now() + self.offset.load(Ordering::SeqCst)
+        crate::domain::unix_now().saturating_add(self.offset.load(Ordering::SeqCst))
     }
 }
 

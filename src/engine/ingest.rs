@@ -381,14 +381,16 @@ fn required(value: Option<String>, field: &str) -> Result<String> {
     }
 }
 
-/// What a verified lead pays: the fixed payout, or the share of `revenue`.
-/// `revenueCents` as sent: absent, or whole cents that are not negative.
+/// `revenueCents` as sent: absent, or whole cents from 0 to `MAX_CENTS`.
 pub(crate) fn revenue_cents(sent: Option<i64>) -> Result<Option<u64>> {
     match sent {
         Some(r) if r < 0 => Err(invalid("revenueCents", "must be zero or more cents").into()),
-        r => Ok(r.map(|r| r as u64)),
+        Some(r) => Ok(Some(payout::bounded_cents("revenueCents", r as u64, 0)?)),
+        None => Ok(None),
     }
 }
+
+/// What a verified lead pays: the fixed payout, or the share of `revenue`.
 
 pub(crate) fn payout_for(campaign: &Campaign, revenue: Option<u64>) -> Result<u64> {
     match campaign.compensation_model {

@@ -14,7 +14,7 @@ use crate::domain::money::{self, Balance, Funding, Move, Payout, PayoutStatus, S
 use crate::domain::referral::{Referral, ReferralStatus};
 use crate::error::{Error, Result};
 use crate::metrics;
-use crate::store::{DedupKey, Due, DueItem, Keyed, Ledger, MoveOutcome, Queue, Store, StoreResult};
+use crate::store::{DedupKey, Due, DueItem, FundOutcome, Keyed, Ledger, MoveOutcome, Queue, Store, StoreResult};
 
 pub struct Money {
     pub ledger: Arc<dyn Ledger>,
@@ -221,13 +221,13 @@ impl Money {
     }
 
     /// Deposits funds (idempotent on `key`) and returns the balance after.
-    pub async fn fund(&self, campaign: CampaignId, key: &str, cents: u64) -> StoreResult<(bool, Balance)> {
+    pub async fn fund(&self, campaign: CampaignId, key: &str, cents: u64) -> StoreResult<(FundOutcome, Balance)> {
         let funding = Funding::new(campaign, key, cents, self.now());
-        let fresh = self.ledger.fund(&funding).await?;
-        if fresh {
+        let outcome = self.ledger.fund(&funding).await?;
+        if outcome == FundOutcome::Deposited {
             metrics::money_moved("fund", cents);
         }
-        Ok((fresh, self.ledger.get_balance(campaign).await?))
+        Ok((outcome, self.ledger.get_balance(campaign).await?))
     }
 
     /// Reverses the record's payout: cancel before credit, clawback after.

@@ -5,13 +5,11 @@
 use super::Engine;
 use crate::domain::ids::*;
 use crate::domain::money::{Balance, Payout};
+use crate::domain::payout::{bounded_cents, MAX_CAMPAIGN_FUNDS_CENTS};
 use crate::domain::review;
+use crate::domain::validate::invalid;
 use crate::error::{Error, Result};
-use crate::store::{Keyed, WalletPage};
-
-/// Largest single deposit: ten billion dollars, far below where cents
-/// could overflow the ledger's i64 sums.
-pub const MAX_FUND_CENTS: u64 = 1_000_000_000_000;
+use crate::store::{FundOutcome, Keyed, WalletPage};
 
 pub struct Deposit {
     pub campaign: CampaignId,
@@ -22,11 +20,23 @@ pub struct Deposit {
 
 impl Engine {
     /// Deposits into the advertiser's campaign. `true`: a new deposit;
-    /// `false`: the key was used before and nothing moved.
+    /// `false`: the key was used before and nothing moved. A deposit that
+    /// would take the campaign past its bound is a 400 and moves nothing.
     pub async fn fund(&self, advertiser: AdvertiserId, deposit: Deposit) -> Result<(bool, Balance)> {
+        let cents = bounded_cents("amountCents", deposit.cents, 1)?;
         let campaign = self.owned_campaign(advertiser, deposit.campaign).await?;
         let key = deposit.key.unwrap_or_else(|| random_base62(24));
-        Ok(self.money.fund(campaign.id, &key, deposit.cents).await?)
+        match self.money.fund(campaign.id, &key, cents).await? {
+            (FundOutcome::OverLimit, balance) => Err(invalid(
+                "amountCents",
+                format!(
+                    "would take this campaign's deposits past {MAX_CAMPAIGN_FUNDS_CENTS} cents (deposited so far: {})",
+                    balance.funded_cents
+                ),
+            )
+            .into()),
+            (outcome, balance) => Ok((outcome == FundOutcome::Deposited, balance)),
+        }
     }
 
     pub async fn balance(&self, advertiser: AdvertiserId, campaign: CampaignId) -> Result<Balance> {

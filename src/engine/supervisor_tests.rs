@@ -45,7 +45,7 @@ impl Ledger for FailingLedger {
     async fn get_payout(&self, id: PayoutId) -> StoreResult<Option<Payout>> { self.inner.get_payout(id).await }
     async fn awaiting_payouts(&self, c: CampaignId, n: usize) -> StoreResult<Vec<Payout>> { self.inner.awaiting_payouts(c, n).await }
     async fn apply_move(&self, m: &Move) -> StoreResult<MoveOutcome> { self.inner.apply_move(m).await }
-    async fn fund(&self, f: &Funding) -> StoreResult<bool> { self.inner.fund(f).await }
+    async fn fund(&self, f: &Funding) -> StoreResult<FundOutcome> { self.inner.fund(f).await }
     async fn get_balance(&self, c: CampaignId) -> StoreResult<Balance> { self.inner.get_balance(c).await }
     async fn campaign_entries(&self, c: CampaignId) -> StoreResult<Vec<Entry>> { self.inner.campaign_entries(c).await }
     async fn post_wallet(&self, l: &[WalletEntry]) -> StoreResult<()> { self.inner.post_wallet(l).await }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::auth::require_principal;
@@ -14,7 +14,7 @@ use super::{read_body, Ctx};
 use crate::domain::ids::*;
 use crate::domain::keys::{hash_key, new_campaign_publishable_key, Principal, Scope};
 use crate::domain::model::*;
-use crate::domain::payout::{bp_to_percentage, percentage_to_bp};
+use crate::domain::payout::{bounded_cents, bp_to_percentage, percentage_to_bp};
 
 /// 2000 bp renders as `20`, 1250 as `12.5`: what the advertiser sent.
 fn percentage_json(bp: u32) -> Value {
@@ -255,8 +255,10 @@ fn payout_settings(
                 .into());
             }
             match cents {
-                Some(c) if c > 0 => Ok((Some(c), None)),
-                _ => Err(invalid("payoutCents", "is required for FIXED campaigns and must be at least 1").into()),
+                Some(c) => Ok((Some(bounded_cents("payoutCents", c, 1)?), None)),
+                None => {
+                    Err(invalid("payoutCents", "is required for FIXED campaigns (cents paid per conversion)").into())
+                }
             }
         }
         CompensationModel::RevShare => {
@@ -283,8 +285,29 @@ fn days(field: &str, value: Option<u32>, default: u32, min: u32) -> Result<u32> 
     Ok(v)
 }
 
-fn campaign_json(c: &Campaign, stats: Option<&CampaignStats>) -> Value {
-    let mut v = json!({
+/// A campaign as the API shows it, with its stats when asked for. Typed
+/// rather than a `Value` because `payoutCents` may pass 2^64 (a `Value`
+/// holds at most 64-bit integers; serializing the struct writes all digits).
+#[derive(Serialize)]
+struct CampaignView {
+    #[serde(flatten)]
+    campaign: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stats: Option<StatsView>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StatsView {
+    clicks: u64,
+    bot_clicks: u64,
+    conversions: Value,
+    postbacks: Value,
+    payout_cents: u128,
+}
+
+fn campaign_json(c: &Campaign, stats: Option<&CampaignStats>) -> CampaignView {
+    let v = json!({
         "id": c.id,
         "advertiserId": c.advertiser_id,
         "name": c.name,
@@ -303,18 +326,16 @@ fn campaign_json(c: &Campaign, stats: Option<&CampaignStats>) -> Value {
         "trackingConfirmedAt": c.tracking_confirmed_at,
         "createdAt": c.created_at,
     });
-    if let Some(s) = stats {
-        v["stats"] = json!({
-            "clicks": s.clicks,
-            "botClicks": s.bot_clicks,
-            "conversions": {
-                "recorded": s.conversions_recorded,
-                "duplicate": s.conversions_duplicate,
-                "ignored": s.conversions_ignored,
-            },
-            "postbacks": { "recorded": s.postbacks_recorded, "duplicate": s.postbacks_duplicate },
-            "payoutCents": s.payout_cents,
-        });
-    }
-    v
+    let stats = stats.map(|s| StatsView {
+        clicks: s.clicks,
+        bot_clicks: s.bot_clicks,
+        conversions: json!({
+            "recorded": s.conversions_recorded,
+            "duplicate": s.conversions_duplicate,
+            "ignored": s.conversions_ignored,
+        }),
+        postbacks: json!({ "recorded": s.postbacks_recorded, "duplicate": s.postbacks_duplicate }),
+        payout_cents: s.payout_cents,
+    });
+    CampaignView { campaign: v, stats }
 }

@@ -14,7 +14,7 @@ use crate::domain::ids::*;
 use crate::domain::keys::Scope;
 use crate::domain::money::Balance;
 use crate::domain::validate::invalid;
-use crate::engine::payments::{Deposit, MAX_FUND_CENTS};
+use crate::engine::payments::Deposit;
 use crate::error::{Error, Result};
 use crate::store::Keyed;
 
@@ -44,11 +44,6 @@ pub async fn fund(ctx: &Ctx, req: Request<Incoming>, id: &str) -> Result<Resp> {
     let advertiser = require_advertiser(&ctx.engine, req.headers(), Scope::Campaigns).await?;
     let key = idempotency_key(&req)?;
     let body: FundBody = read_body(ctx, req).await?;
-    if body.amount_cents == 0 || body.amount_cents > MAX_FUND_CENTS {
-        return Err(
-            invalid("amountCents", format!("must be a whole number of cents from 1 to {MAX_FUND_CENTS}")).into()
-        );
-    }
     let campaign = campaign_id(id)?;
     let (fresh, balance) = ctx.engine.fund(advertiser, Deposit { campaign, key, cents: body.amount_cents }).await?;
     let status = if fresh { StatusCode::CREATED } else { StatusCode::OK };
@@ -69,17 +64,21 @@ pub async fn wallet(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp> {
     let q = Query::parse(req.uri().query(), &["before", "limit"])?;
     let limit = q.limit(DEFAULT_PAGE, MAX_PAGE)?;
     let page = ctx.engine.wallet(affiliate, q.get("before"), limit).await?;
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({
-            "affiliateId": affiliate,
-            "pendingCents": page.totals.pending_cents,
-            "availableCents": page.totals.available_cents,
-            "reversedCents": page.totals.reversed_cents,
-            "entries": page.entries,
-            "nextBefore": page.next,
-        }),
-    ))
+    let view =
+        WalletView { affiliate_id: affiliate, totals: page.totals, entries: page.entries, next_before: page.next };
+    Ok(json_response(StatusCode::OK, &view))
+}
+
+/// Typed rather than a `Value`: the totals are 128-bit sums, which a
+/// `Value` cannot hold past 2^64; serializing the struct writes all digits.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct WalletView {
+    affiliate_id: AffiliateId,
+    #[serde(flatten)]
+    totals: crate::domain::money::WalletTotals,
+    entries: Vec<crate::domain::money::WalletEntry>,
+    next_before: Option<String>,
 }
 
 pub async fn reverse(ctx: &Ctx, req: Request<Incoming>, id: &str) -> Result<Resp> {

@@ -92,6 +92,16 @@ pub enum MoveOutcome {
     InsufficientFunds,
 }
 
+/// What became of a deposit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FundOutcome {
+    Deposited,
+    /// Its idempotency key was used before; nothing moved.
+    Replayed,
+    /// The campaign's deposits would pass `MAX_CAMPAIGN_FUNDS_CENTS`.
+    OverLimit,
+}
+
 /// A page of an affiliate's wallet, newest lines first.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WalletPage {
@@ -262,9 +272,10 @@ pub trait Ledger: Send + Sync + 'static {
     /// then the wallet lines; and schedules what comes next (release at
     /// `release_at` after escrow, wallet crediting after release or reversal).
     async fn apply_move(&self, mv: &Move) -> StoreResult<MoveOutcome>;
-    /// Deposits funds unless `funding.txn` was applied before (then `false`);
-    /// schedules the campaign's awaiting payouts for escrow.
-    async fn fund(&self, funding: &Funding) -> StoreResult<bool>;
+    /// Deposits funds unless `funding.txn` was applied before (`Replayed`)
+    /// or the deposit would take the campaign past its bound (`OverLimit`,
+    /// nothing written); schedules the campaign's awaiting payouts for escrow.
+    async fn fund(&self, funding: &Funding) -> StoreResult<FundOutcome>;
     async fn get_balance(&self, campaign: CampaignId) -> StoreResult<Balance>;
     /// Every ledger entry on a campaign's accounts (audits and invariant checks).
     async fn campaign_entries(&self, campaign: CampaignId) -> StoreResult<Vec<Entry>>;
@@ -277,15 +288,15 @@ pub trait Ledger: Send + Sync + 'static {
 pub fn recorded_delta(keyed: &Keyed) -> CampaignStats {
     match keyed {
         Keyed::Conversion(c) => {
-            CampaignStats { conversions_recorded: 1, payout_cents: c.payout_cents, ..Default::default() }
+            CampaignStats { conversions_recorded: 1, payout_cents: c.payout_cents.into(), ..Default::default() }
         }
         Keyed::Lead(l) => match l.source {
             LeadSource::Postback => {
-                CampaignStats { postbacks_recorded: 1, payout_cents: l.payout_cents, ..Default::default() }
+                CampaignStats { postbacks_recorded: 1, payout_cents: l.payout_cents.into(), ..Default::default() }
             }
             // A confirmed referral earns at once; a direct lead only once its
             // review verifies it (the ledger, not these counters, has that).
-            LeadSource::Referral => CampaignStats { payout_cents: l.payout_cents, ..Default::default() },
+            LeadSource::Referral => CampaignStats { payout_cents: l.payout_cents.into(), ..Default::default() },
             LeadSource::Direct => CampaignStats::default(),
         },
     }

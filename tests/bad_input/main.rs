@@ -8,6 +8,7 @@
 mod common;
 mod support;
 
+mod amounts;
 mod auth;
 mod bodies;
 mod campaigns;

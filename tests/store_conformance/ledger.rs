@@ -29,6 +29,8 @@ pub async fn suite(store: &Shared) {
     committing_a_paying_record_schedules_its_escrow(store).await;
     referrals_are_compare_and_set_on_status(store).await;
     every_campaign_ledger_sums_to_zero_and_folds_to_its_balance(store).await;
+    deposits_stop_at_the_campaign_bound_and_the_refused_one_writes_nothing(store).await;
+    wallet_totals_stay_exact_past_the_range_of_i64(store).await;
 }
 
 fn now() -> u64 {
@@ -107,10 +109,10 @@ async fn escrow_is_refused_without_funds_and_applied_after_funding(store: &Share
     let p = store.create_payout(&payout(101, 101, 700)).await.unwrap();
     let mv = money::escrow(&p, now(), 30).unwrap();
     assert_eq!(store.apply_move(&mv).await.unwrap(), MoveOutcome::InsufficientFunds);
-    assert!(store.fund(&fund(101, "first", 500)).await.unwrap());
+    assert_eq!(store.fund(&fund(101, "first", 500)).await.unwrap(), FundOutcome::Deposited);
     assert_eq!(store.apply_move(&mv).await.unwrap(), MoveOutcome::InsufficientFunds, "500 does not cover 700");
     assert_eq!(store.get_payout(p.id).await.unwrap().unwrap().status, PayoutStatus::AwaitingFunds);
-    assert!(store.fund(&fund(101, "second", 1_000)).await.unwrap());
+    assert_eq!(store.fund(&fund(101, "second", 1_000)).await.unwrap(), FundOutcome::Deposited);
     applied(store, &mv).await;
     let balance = store.get_balance(CampaignId(101)).await.unwrap();
     let expected = Balance { funded_cents: 1_500, available_cents: 800, escrowed_cents: 700, clearing_cents: 0 };
@@ -122,9 +124,10 @@ async fn escrow_is_refused_without_funds_and_applied_after_funding(store: &Share
 }
 
 async fn funding_is_idempotent_on_its_transaction(store: &Shared) {
-    assert!(store.fund(&fund(102, "once", 2_000)).await.unwrap());
-    assert!(!store.fund(&fund(102, "once", 2_000)).await.unwrap(), "a replay is refused");
-    assert!(!store.fund(&fund(102, "once", 9_999)).await.unwrap(), "the key decides, not the amount");
+    assert_eq!(store.fund(&fund(102, "once", 2_000)).await.unwrap(), FundOutcome::Deposited);
+    assert_eq!(store.fund(&fund(102, "once", 2_000)).await.unwrap(), FundOutcome::Replayed, "a replay is refused");
+    let again = store.fund(&fund(102, "once", 9_999)).await.unwrap();
+    assert_eq!(again, FundOutcome::Replayed, "the key decides, not the amount");
     let balance = store.get_balance(CampaignId(102)).await.unwrap();
     assert_eq!((balance.funded_cents, balance.available_cents), (2_000, 2_000));
     assert_eq!(store.campaign_entries(CampaignId(102)).await.unwrap().len(), 2);
@@ -149,13 +152,13 @@ async fn a_payout_is_escrowed_released_credited_and_clawed_back_with_its_wallet(
     applied(store, &credit).await;
     assert_eq!(store.get_balance(CampaignId(c)).await.unwrap(), credited);
     let wallet = store.get_wallet(AffiliateId(a), None, 10).await.unwrap();
-    assert_eq!(wallet.totals, WalletTotals { pending_cents: 0, available_cents: x as i64, reversed_cents: 0 });
+    assert_eq!(wallet.totals, WalletTotals { pending_cents: 0, available_cents: x.into(), reversed_cents: 0 });
     assert_eq!(wallet.entries.len(), 3, "pending, settled, credit: {:?}", wallet.entries);
     let clawback = money::reverse(&credit.after, "chargeback", t + 2).unwrap();
     assert_eq!(clawback.step, Step::Clawback);
     applied(store, &clawback).await;
     let wallet = store.get_wallet(AffiliateId(a), None, 10).await.unwrap();
-    assert_eq!(wallet.totals, WalletTotals { pending_cents: 0, available_cents: 0, reversed_cents: x as i64 });
+    assert_eq!(wallet.totals, WalletTotals { pending_cents: 0, available_cents: 0, reversed_cents: x.into() });
     let back = store.get_balance(CampaignId(c)).await.unwrap();
     assert_eq!((back.available_cents, back.paid_cents()), (10_000, 0), "the clawback returns the money");
     assert_eq!(store.get_payout(p.id).await.unwrap().unwrap().status, PayoutStatus::Reversed);
@@ -404,7 +407,8 @@ async fn referrals_are_compare_and_set_on_status(store: &Shared) {
 async fn every_campaign_ledger_sums_to_zero_and_folds_to_its_balance(store: &Shared) {
     for c in [100, 101, 102, 103, 104, 105, 110, 111] {
         let entries = store.campaign_entries(CampaignId(c)).await.unwrap();
-        assert_eq!(store.get_balance(CampaignId(c)).await.unwrap(), Balance::of(&entries), "campaign {c}");
+        let folded = Balance::default().after(&entries).unwrap();
+        assert_eq!(store.get_balance(CampaignId(c)).await.unwrap(), folded, "campaign {c}");
         let wallet: i64 = wallet_lines(store, c)
             .await
             .iter()
@@ -414,4 +418,45 @@ async fn every_campaign_ledger_sums_to_zero_and_folds_to_its_balance(store: &Sha
         let campaign: i64 = entries.iter().map(|e| e.amount_cents).sum();
         assert_eq!(campaign + wallet, 0, "campaign {c}");
     }
+}
+
+/// 1000 deposits of `MAX_CENTS` fill a campaign to its bound; the next
+/// deposit, however small, is refused and writes nothing (no entry, no
+/// balance change, no wake-up), and a replay of an accepted one still is one.
+async fn deposits_stop_at_the_campaign_bound_and_the_refused_one_writes_nothing(store: &Shared) {
+    use clickledger::domain::payout::{MAX_CAMPAIGN_FUNDS_CENTS, MAX_CENTS};
+    let c = 120;
+    let full = (MAX_CAMPAIGN_FUNDS_CENTS / MAX_CENTS as i64) as usize;
+    let deposits =
+        (0..full).map(|i| async move { store.fund(&fund(c, &format!("big-{i}"), MAX_CENTS)).await.unwrap() });
+    let outcomes = futures::future::join_all(deposits).await;
+    assert!(outcomes.iter().all(|o| *o == FundOutcome::Deposited));
+    let before = store.get_balance(CampaignId(c)).await.unwrap();
+    assert_eq!(before.funded_cents, MAX_CAMPAIGN_FUNDS_CENTS);
+    assert_eq!(store.fund(&fund(c, "one-more", 1)).await.unwrap(), FundOutcome::OverLimit);
+    assert_eq!(store.fund(&fund(c, "big-0", MAX_CENTS)).await.unwrap(), FundOutcome::Replayed);
+    assert_eq!(store.get_balance(CampaignId(c)).await.unwrap(), before, "nothing moved");
+    assert_eq!(store.campaign_entries(CampaignId(c)).await.unwrap().len(), 2 * full, "no entry was posted");
+}
+
+/// A wallet's totals sum any number of lines: four lines of i64::MAX each
+/// are counted exactly, on every backend.
+async fn wallet_totals_stay_exact_past_the_range_of_i64(store: &Shared) {
+    let aff = 121;
+    let lines: Vec<WalletEntry> = (0..4)
+        .map(|i| WalletEntry {
+            id: format!("huge-{i}:pending"),
+            affiliate_id: AffiliateId(aff),
+            payout_id: PayoutId(i),
+            campaign_id: CampaignId(121),
+            kind: WalletKind::Pending,
+            amount_cents: i64::MAX,
+            at: now() + i as u64,
+        })
+        .collect();
+    store.post_wallet(&lines[..2]).await.unwrap();
+    store.post_wallet(&lines).await.unwrap();
+    let page = store.get_wallet(AffiliateId(aff), None, 10).await.unwrap();
+    assert_eq!(page.totals.pending_cents, 4 * i128::from(i64::MAX));
+    assert_eq!(page.entries.len(), 4);
 }

@@ -228,7 +228,7 @@ impl Ledger for ScyllaStore {
         self.move_payout(mv).await
     }
 
-    async fn fund(&self, funding: &Funding) -> StoreResult<bool> {
+    async fn fund(&self, funding: &Funding) -> StoreResult<FundOutcome> {
         self.deposit(funding).await
     }
 

@@ -5,6 +5,7 @@
 use scylla::{DeserializeRow, SerializeRow};
 
 use crate::domain::money::{Balance, WalletTotals};
+use crate::store::{StoreError, StoreResult};
 
 /// A campaign's balance (static columns); a partition never funded reads as nulls.
 #[derive(DeserializeRow, Default)]
@@ -73,21 +74,28 @@ pub struct CampaignOfRow {
     pub campaign_id: i64,
 }
 
+/// Schema version 3 keeps a wallet's totals as `WalletTotals` JSON in the
+/// `totals` static (128-bit sums); the bigint statics are read only for
+/// wallets no version-3 node has written yet.
 #[derive(DeserializeRow, Default)]
 pub struct WalletTotalsRow {
     pub pending: Option<i64>,
     pub available: Option<i64>,
     pub reversed: Option<i64>,
+    pub totals: Option<String>,
     pub version: Option<i64>,
 }
 
 impl WalletTotalsRow {
-    pub fn totals(&self) -> WalletTotals {
-        WalletTotals {
-            pending_cents: self.pending.unwrap_or(0),
-            available_cents: self.available.unwrap_or(0),
-            reversed_cents: self.reversed.unwrap_or(0),
+    pub fn totals(&self) -> StoreResult<WalletTotals> {
+        if let Some(text) = &self.totals {
+            return serde_json::from_str(text).map_err(|e| StoreError(format!("wallet totals: {e}")));
         }
+        Ok(WalletTotals {
+            pending_cents: self.pending.unwrap_or(0).into(),
+            available_cents: self.available.unwrap_or(0).into(),
+            reversed_cents: self.reversed.unwrap_or(0).into(),
+        })
     }
 }
 
@@ -200,9 +208,7 @@ pub struct WalletLineInsert {
 #[derive(SerializeRow)]
 #[scylla(flavor = "enforce_order", skip_name_checks)]
 pub struct WalletTotalsUpdate {
-    pub pending: i64,
-    pub available: i64,
-    pub reversed: i64,
+    pub totals: String,
     pub version: i64,
     pub affiliate_id: i64,
     pub expected: Option<i64>,
@@ -211,9 +217,7 @@ pub struct WalletTotalsUpdate {
 impl WalletTotalsUpdate {
     pub fn new(affiliate_id: i64, t: &WalletTotals, expected: Option<i64>) -> Self {
         Self {
-            pending: t.pending_cents,
-            available: t.available_cents,
-            reversed: t.reversed_cents,
+            totals: serde_json::to_string(t).expect("totals always serialize"),
             version: expected.unwrap_or(0) + 1,
             affiliate_id,
             expected,

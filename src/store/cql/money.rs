@@ -17,7 +17,7 @@ use super::{err, json, parse, schema, ScyllaStore};
 use crate::domain::ids::*;
 use crate::domain::money::*;
 use crate::store::due::scheduled_by;
-use crate::store::{Due, DueItem, MoveOutcome, Queue, StoreError, StoreResult};
+use crate::store::{Due, DueItem, FundOutcome, MoveOutcome, Queue, StoreError, StoreResult};
 
 pub(super) type Write<'a> = (&'a PreparedStatement, Box<dyn SerializeRow + Send + Sync>);
 
@@ -168,7 +168,7 @@ impl ScyllaStore {
             if stored.status != mv.before {
                 return Ok(MoveOutcome::Moved(stored));
             }
-            let mut balance = statics.balance();
+            let balance = statics.balance();
             if mv.needs_available > 0 && balance.available_cents < cents(mv.needs_available) {
                 return Ok(MoveOutcome::InsufficientFunds);
             }
@@ -185,8 +185,10 @@ impl ScyllaStore {
             };
             let mut writes: Vec<Write> = vec![(&st.update_payout_if, Box::new(update))];
             if !mv.campaign_entries.is_empty() {
-                balance.apply(&Balance::of(&mv.campaign_entries));
-                writes.push((&st.update_balance_if, Box::new(BalanceUpdate::new(campaign, &balance, statics.version))));
+                // Bounded deposits bound every account; this refusal is for
+                // data from before the bounds, and leaves the payout as it was.
+                let after = balance.after(&mv.campaign_entries).map_err(|e| StoreError(format!("payout {id}: {e}")))?;
+                writes.push((&st.update_balance_if, Box::new(BalanceUpdate::new(campaign, &after, statics.version))));
                 for e in &mv.campaign_entries {
                     let row = EntryInsert { campaign_id: campaign, id: e.id.clone(), body: json(e) };
                     writes.push((&st.insert_entry, Box::new(row)));
@@ -208,7 +210,7 @@ impl ScyllaStore {
         Err(contended("the campaign's balance"))
     }
 
-    pub(super) async fn deposit(&self, f: &Funding) -> StoreResult<bool> {
+    pub(super) async fn deposit(&self, f: &Funding) -> StoreResult<FundOutcome> {
         let _turn = self.money_turn(f.campaign).await;
         let st = &self.st.ledger;
         let entries = f.entries();
@@ -221,14 +223,13 @@ impl ScyllaStore {
             let probe = (campaign, entries[0].id.clone());
             let seen = self.exec(&st.select_money_entry, probe).await?.into_rows_result().map_err(err)?;
             if seen.rows_num() > 0 {
-                return Ok(false);
+                return Ok(FundOutcome::Replayed);
             }
+            let Ok(balance) = statics.balance().after(&entries) else { return Ok(FundOutcome::OverLimit) };
             if !intent_written {
                 self.put_due_items(&[Due::new(Queue::Escrow, f.at, DueItem::Campaign(f.campaign))]).await?;
                 intent_written = true;
             }
-            let mut balance = statics.balance();
-            balance.apply(&Balance::of(&entries));
             let mut writes: Vec<Write> =
                 vec![(&st.update_balance_if, Box::new(BalanceUpdate::new(campaign, &balance, statics.version)))];
             for e in &entries {
@@ -241,7 +242,7 @@ impl ScyllaStore {
                 // Again, after the deposit: an escrow pass that ran between the
                 // intent and the batch saw no new funds and removed the item.
                 self.put_due_items(&[Due::new(Queue::Escrow, f.at, DueItem::Campaign(f.campaign))]).await?;
-                return Ok(true);
+                return Ok(FundOutcome::Deposited);
             }
         }
         Err(contended("the campaign's balance"))

@@ -64,11 +64,21 @@ pub struct CounterDelta {
     pub postbacks_recorded: Counter,
     pub postbacks_duplicate: Counter,
     pub payout_cents: Counter,
+    pub payout_millions: Counter,
 }
+
+/// A campaign's payout stats are two counters, `payout_cents` (the total
+/// modulo a million) and `payout_millions`, read back as one 128-bit sum:
+/// with single payouts at most 10^12 cents, each counter grows by under a
+/// million per paying record, so wrapping either takes 9.2 × 10^12 records
+/// in one campaign. (Rows from schema version 2 hold everything in
+/// `payout_cents`, which reads back the same.)
+const PAYOUT_SPLIT: u128 = 1_000_000;
 
 impl CounterDelta {
     pub fn new(campaign_id: i64, s: &CampaignStats) -> Self {
         let n = |v: u64| Counter(v as i64);
+        let part = |v: u128| Counter(i64::try_from(v).unwrap_or(i64::MAX));
         Self {
             campaign_id,
             clicks: n(s.clicks),
@@ -77,7 +87,8 @@ impl CounterDelta {
             conversions_duplicate: n(s.conversions_duplicate),
             postbacks_recorded: n(s.postbacks_recorded),
             postbacks_duplicate: n(s.postbacks_duplicate),
-            payout_cents: n(s.payout_cents),
+            payout_cents: part(s.payout_cents % PAYOUT_SPLIT),
+            payout_millions: part(s.payout_cents / PAYOUT_SPLIT),
         }
     }
 }
@@ -92,6 +103,7 @@ pub struct CounterRow {
     pub postbacks_recorded: Option<Counter>,
     pub postbacks_duplicate: Option<Counter>,
     pub payout_cents: Option<Counter>,
+    pub payout_millions: Option<Counter>,
 }
 
 impl CounterRow {
@@ -105,7 +117,7 @@ impl CounterRow {
             conversions_ignored: Default::default(),
             postbacks_recorded: n(self.postbacks_recorded),
             postbacks_duplicate: n(self.postbacks_duplicate),
-            payout_cents: n(self.payout_cents),
+            payout_cents: u128::from(n(self.payout_cents)) + u128::from(n(self.payout_millions)) * PAYOUT_SPLIT,
         }
     }
 }

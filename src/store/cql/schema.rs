@@ -18,6 +18,7 @@ use crate::store::{StoreError, StoreResult};
 pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "init", include_str!("../../../migrations/cql/0001_init.cql")),
     (2, "ledger", include_str!("../../../migrations/cql/0002_ledger.cql")),
+    (3, "hardening", include_str!("../../../migrations/cql/0003_hardening.cql")),
 ];
 
 pub fn latest() -> i32 {
@@ -143,7 +144,10 @@ async fn apply_pending(session: &Session, profiles: &Profiles, ks: &str) -> Stor
         tracing::info!(version, name, "applying CQL migration");
         run(session, profiles, &format!("USE {ks}")).await?;
         for statement in statements(cql) {
-            run(session, profiles, &statement).await?;
+            match run(session, profiles, &statement).await {
+                Err(e) if already_added(&statement, &e) => tracing::info!(%statement, "column already there"),
+                other => drop(other?),
+            }
         }
         agree(session).await?;
         let now = crate::domain::unix_now() as i64 * 1000;
@@ -153,6 +157,14 @@ async fn apply_pending(session: &Session, profiles: &Profiles, ks: &str) -> Stor
         run(session, profiles, &record).await?;
     }
     Ok(latest())
+}
+
+/// `ALTER TABLE … ADD` of a column that exists: a migrator that died after
+/// it and before recording the version is re-running it.
+fn already_added(statement: &str, e: &StoreError) -> bool {
+    statement.trim_start().to_ascii_uppercase().starts_with("ALTER TABLE")
+        // Cassandra 5 and ScyllaDB say it differently.
+        && (e.0.contains("already exists") || e.0.contains("conflicts with an existing column"))
 }
 
 async fn versions(session: &Session, profiles: &Profiles, ks: &str) -> StoreResult<Vec<i32>> {
@@ -194,5 +206,6 @@ mod tests {
         assert_eq!(s, vec!["CREATE TABLE a (x int PRIMARY KEY)", "CREATE TABLE b (y int PRIMARY KEY)"]);
         assert!(statements(MIGRATIONS[0].2).len() >= 12);
         assert_eq!(statements(MIGRATIONS[1].2).len(), 10, "the ledger's ten tables");
+        assert!(statements(MIGRATIONS[2].2).iter().all(|s| !s.contains("--")));
     }
 }

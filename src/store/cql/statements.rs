@@ -202,14 +202,15 @@ impl Statements {
                  conversions_duplicate = conversions_duplicate + :conversions_duplicate, \
                  postbacks_recorded = postbacks_recorded + :postbacks_recorded, \
                  postbacks_duplicate = postbacks_duplicate + :postbacks_duplicate, \
-                 payout_cents = payout_cents + :payout_cents WHERE campaign_id = :campaign_id",
+                 payout_cents = payout_cents + :payout_cents, payout_millions = payout_millions + :payout_millions \
+                 WHERE campaign_id = :campaign_id",
             )
             .await?,
             add_ignored: p(Counter, "UPDATE {ks}.campaign_ignored SET n = n + ? WHERE campaign_id = ? AND reason = ?").await?,
             select_counters: p(
                 Plain,
                 "SELECT clicks, bot_clicks, conversions_recorded, conversions_duplicate, postbacks_recorded, \
-                 postbacks_duplicate, payout_cents FROM {ks}.campaign_counters WHERE campaign_id = ?",
+                 postbacks_duplicate, payout_cents, payout_millions FROM {ks}.campaign_counters WHERE campaign_id = ?",
             )
             .await?,
             select_ignored: p(Plain, "SELECT reason, n FROM {ks}.campaign_ignored WHERE campaign_id = ?").await?,
@@ -291,7 +292,8 @@ impl LedgerStatements {
             select_payout_id: p(Plain, "SELECT campaign_id FROM {ks}.payouts_by_id WHERE id = ?".into()).await?,
             select_wallet_totals: p(
                 SerialRead,
-                "SELECT pending, available, reversed, version FROM {ks}.wallets WHERE affiliate_id = ? LIMIT 1".into(),
+                "SELECT pending, available, reversed, totals, version FROM {ks}.wallets WHERE affiliate_id = ? LIMIT 1"
+                    .into(),
             )
             .await?,
             select_wallet_line: p(
@@ -312,9 +314,7 @@ impl LedgerStatements {
             .await?,
             update_wallet_totals_if: p(
                 Batched,
-                "UPDATE {ks}.wallets SET pending = ?, available = ?, reversed = ?, version = ? \
-                 WHERE affiliate_id = ? IF version = ?"
-                    .into(),
+                "UPDATE {ks}.wallets SET totals = ?, version = ? WHERE affiliate_id = ? IF version = ?".into(),
             )
             .await?,
             insert_due: p(Plain, "INSERT INTO {ks}.due (queue, bucket, at, item) VALUES (?, ?, ?, ?)".into()).await?,

@@ -58,7 +58,7 @@ impl ScyllaStore {
             if missing.is_empty() {
                 return Ok(());
             }
-            let mut totals = current.totals();
+            let mut totals = current.totals()?;
             let mut writes: Vec<super::money::Write> = Vec::new();
             for line in &missing {
                 totals.add(line);
@@ -88,7 +88,7 @@ impl ScyllaStore {
     ) -> StoreResult<WalletPage> {
         let st = &self.st.ledger;
         let limit = limit.max(1);
-        let totals: WalletTotals = self.wallet_totals(aff).await?.totals();
+        let totals: WalletTotals = self.wallet_totals(aff).await?.totals()?;
         let cursor = before.and_then(crate::domain::money::wallet_cursor).map(|(at, id)| (at as i64, id));
         let want = i32::try_from(limit + 1).unwrap_or(i32::MAX);
         let result = match cursor {

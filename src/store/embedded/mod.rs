@@ -625,7 +625,7 @@ impl Ledger for EmbeddedStore {
         self.write(move |txn| money::apply_move(txn, &mv)).await
     }
 
-    async fn fund(&self, funding: &Funding) -> StoreResult<bool> {
+    async fn fund(&self, funding: &Funding) -> StoreResult<FundOutcome> {
         let funding = funding.clone();
         self.write(move |txn| money::fund(txn, &funding)).await
     }

@@ -7,7 +7,7 @@ use redb::{ReadTransaction, ReadableTable, Table, TableDefinition, WriteTransact
 use super::{dec, enc, err};
 use crate::domain::ids::*;
 use crate::domain::money::*;
-use crate::store::{due::scheduled_by, Due, DueItem, MoveOutcome, Queue, StoreResult, WalletPage};
+use crate::store::{due::scheduled_by, Due, DueItem, FundOutcome, MoveOutcome, Queue, StoreResult, WalletPage};
 
 /// (queue, due at, item key) → nothing: read in key order = oldest first.
 pub const DUE: TableDefinition<(u8, u64, &str), ()> = TableDefinition::new("due");
@@ -123,23 +123,31 @@ pub fn balance(txn: &ReadTransaction, campaign: CampaignId) -> StoreResult<Balan
 }
 
 /// Inserts the entries not yet posted and moves the balance row by exactly
-/// those, so a replayed transaction changes nothing. Returns how many were new.
-fn post_entries(txn: &WriteTransaction, campaign: CampaignId, entries: &[Entry]) -> StoreResult<usize> {
+/// those, so a replayed transaction changes nothing. Returns how many were
+/// new, or `OverLimit` (having written nothing) if the balance would pass
+/// its bounds.
+fn post_entries(
+    txn: &WriteTransaction,
+    campaign: CampaignId,
+    entries: &[Entry],
+) -> StoreResult<Result<usize, OverLimit>> {
     let mut table = txn.open_table(ENTRIES).map_err(err)?;
     let mut fresh = Vec::new();
     for e in entries {
         if table.get((campaign.0, e.id.as_str())).map_err(err)?.is_none() {
-            table.insert((campaign.0, e.id.as_str()), enc(e).as_slice()).map_err(err)?;
             fresh.push(e.clone());
         }
     }
-    if !fresh.is_empty() {
-        let mut balances = txn.open_table(BALANCES).map_err(err)?;
-        let mut b = balance_in(&balances, campaign)?;
-        b.apply(&Balance::of(&fresh));
-        balances.insert(campaign.0, enc(&b).as_slice()).map_err(err)?;
+    if fresh.is_empty() {
+        return Ok(Ok(0));
     }
-    Ok(fresh.len())
+    let mut balances = txn.open_table(BALANCES).map_err(err)?;
+    let Ok(b) = balance_in(&balances, campaign)?.after(&fresh) else { return Ok(Err(OverLimit)) };
+    for e in &fresh {
+        table.insert((campaign.0, e.id.as_str()), enc(e).as_slice()).map_err(err)?;
+    }
+    balances.insert(campaign.0, enc(&b).as_slice()).map_err(err)?;
+    Ok(Ok(fresh.len()))
 }
 
 pub fn apply_move(txn: &WriteTransaction, mv: &Move) -> StoreResult<MoveOutcome> {
@@ -160,18 +168,25 @@ pub fn apply_move(txn: &WriteTransaction, mv: &Move) -> StoreResult<MoveOutcome>
     if mv.before == PayoutStatus::AwaitingFunds {
         txn.open_table(AWAITING).map_err(err)?.remove((p.campaign_id.0, p.id.0)).map_err(err)?;
     }
-    post_entries(txn, p.campaign_id, &mv.campaign_entries)?;
+    // Bounded deposits bound every account a movement touches, so this
+    // refusal is for data from before the bounds; failing the transaction
+    // leaves the payout where it was.
+    post_entries(txn, p.campaign_id, &mv.campaign_entries)?
+        .map_err(|e| crate::store::StoreError(format!("payout {}: {e}", p.id)))?;
     post_wallet(txn, &mv.wallet)?;
     put_due(txn, &scheduled_by(mv))?;
     Ok(MoveOutcome::Applied)
 }
 
-pub fn fund(txn: &WriteTransaction, f: &Funding) -> StoreResult<bool> {
-    let fresh = post_entries(txn, f.campaign, &f.entries())? > 0;
-    if fresh {
-        put_due(txn, &[Due::new(Queue::Escrow, f.at, DueItem::Campaign(f.campaign))])?;
+pub fn fund(txn: &WriteTransaction, f: &Funding) -> StoreResult<FundOutcome> {
+    match post_entries(txn, f.campaign, &f.entries())? {
+        Err(OverLimit) => Ok(FundOutcome::OverLimit),
+        Ok(0) => Ok(FundOutcome::Replayed),
+        Ok(_) => {
+            put_due(txn, &[Due::new(Queue::Escrow, f.at, DueItem::Campaign(f.campaign))])?;
+            Ok(FundOutcome::Deposited)
+        }
     }
-    Ok(fresh)
 }
 
 pub fn entries(txn: &ReadTransaction, campaign: CampaignId) -> StoreResult<Vec<Entry>> {
