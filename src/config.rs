@@ -65,6 +65,8 @@ pub struct HttpConfig {
     pub header_read_timeout_ms: u64,
     pub body_read_timeout_ms: u64,
     pub body_limit_bytes: usize,
+    pub max_header_bytes: usize,
+    pub lingering_close_ms: u64,
     pub keep_alive: bool,
     pub trust_forwarded_for: bool,
     pub retry_after_secs: u32,
@@ -216,6 +218,9 @@ impl Config {
             ("money.concurrency", self.money.concurrency),
             ("scylla.click_shards", self.scylla.click_shards as usize),
         ];
+        if self.http.max_header_bytes < 8192 {
+            return Err("http.max_header_bytes must be at least 8192".into());
+        }
         match positive.iter().find(|(_, v)| *v == 0) {
             Some((name, _)) => Err(format!("{name} must be greater than 0")),
             None => Ok(()),

@@ -21,6 +21,7 @@ use crate::config::{Config, StoreKind};
 use crate::engine::readiness::Readiness;
 use crate::engine::supervisor::MoneySupervisorMsg;
 use crate::engine::Engine;
+use crate::http::linger::{LingerClose, LingerFlag, Lingering};
 use crate::http::{self, Ctx};
 use crate::store::cql::ScyllaStore;
 use crate::store::embedded::EmbeddedStore;
@@ -90,15 +91,26 @@ pub async fn run(
         };
         let _ = stream.set_nodelay(true);
         let ctx = ctx.clone();
+        let linger = LingerFlag::default();
+        let io = Lingering::new(stream, linger.clone(), Duration::from_millis(config.http.lingering_close_ms));
         let service = service_fn(move |req| {
-            let ctx = ctx.clone();
-            async move { Ok::<_, std::convert::Infallible>(http::handle(ctx, req, remote).await) }
+            let (ctx, linger) = (ctx.clone(), linger.clone());
+            async move {
+                let resp = http::handle(ctx, req, remote).await;
+                if resp.extensions().get::<LingerClose>().is_some() {
+                    linger.set();
+                }
+                Ok::<_, std::convert::Infallible>(resp)
+            }
         });
+        // max_buf_size bounds the request head (431 past it): a connection
+        // costs at most that much while its headers arrive.
         let conn = http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(Duration::from_millis(config.http.header_read_timeout_ms))
+            .max_buf_size(config.http.max_header_bytes)
             .keep_alive(config.http.keep_alive)
-            .serve_connection(TokioIo::new(stream), service);
+            .serve_connection(TokioIo::new(io), service);
         let conn = graceful.watch(conn);
         let open = open.clone();
         tokio::spawn(async move {

@@ -14,9 +14,6 @@ use crate::error::Error;
 
 pub type Resp = Response<Full<Bytes>>;
 
-/// Oversized bodies up to this many times the limit are drained before the 413.
-const DRAIN_FACTOR: u64 = 16;
-
 /// Reads at most `limit` bytes within `timeout`, then decodes JSON. Errors
 /// name the offending field path (`payoutCents: invalid type …`).
 pub async fn read_json<T: DeserializeOwned>(
@@ -41,19 +38,22 @@ pub async fn read_json_or_default<T: DeserializeOwned + Default>(
     parse_json(&bytes)
 }
 
+/// A declared length over the limit is refused before a byte of the body is
+/// read (and before anything else is looked at); the connection then closes
+/// lingering (see `linger`), so the client still reads the 413 while it is
+/// writing.
+pub fn check_declared_length(headers: &hyper::HeaderMap, limit: usize) -> Result<(), Error> {
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(n) if n > limit as u64 => Err(Error::TooLarge { limit }),
+        _ => Ok(()),
+    }
+}
+
 /// The body's bytes, at most `limit` of them, within `timeout`.
 async fn read_bytes(req: Request<Incoming>, limit: usize, timeout: Duration) -> Result<Bytes, Error> {
-    let declared =
-        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    if let Some(n) = declared.filter(|n| *n > limit as u64) {
-        // Read and discard a moderately oversized body before answering, so
-        // a client still writing it gets our 413 instead of a reset
-        // connection; a huge one is refused at once.
-        if n <= (limit as u64).saturating_mul(DRAIN_FACTOR) {
-            let _ = tokio::time::timeout(timeout, req.into_body().collect()).await;
-        }
-        return Err(Error::TooLarge { limit });
-    }
+    check_declared_length(req.headers(), limit)?;
     let collected = tokio::time::timeout(timeout, Limited::new(req.into_body(), limit).collect())
         .await
         .map_err(|_| Error::Timeout)?;

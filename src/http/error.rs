@@ -65,6 +65,12 @@ pub fn error_response_with(e: &Error, body: &serde_json::Value, retry_after_secs
         Error::Unauthorized(_) => {
             headers.insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
         }
+        // The rest of the body may still be on its way: this connection
+        // cannot carry another request, so it closes, lingering.
+        Error::TooLarge { .. } | Error::Timeout => {
+            headers.insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+            resp.extensions_mut().insert(super::linger::LingerClose);
+        }
         _ => {}
     }
     resp

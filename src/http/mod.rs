@@ -8,6 +8,7 @@ pub mod campaigns;
 pub mod error;
 pub mod ingest;
 pub mod leads;
+pub mod linger;
 pub mod money;
 pub mod ops;
 pub mod query;
@@ -185,6 +186,7 @@ async fn dispatch(ctx: &Ctx, route: Route<'_>, req: Request<Incoming>, remote: S
     if !allowed {
         return Err(Error::MethodNotAllowed { method: m.to_string(), allow: route.allow() });
     }
+    body::check_declared_length(req.headers(), ctx.engine.config.http.body_limit_bytes)?;
     match route {
         Route::Healthz => Ok(ops::healthz(ctx)),
         Route::Readyz => Ok(ops::readyz(ctx).await),
