@@ -73,7 +73,7 @@ fn read_or_generate(data_dir: &Path) -> Result<Secrets, String> {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(format!("{}: {e}", file.display())),
         Err(_) => {}
     }
-    std::fs::create_dir_all(data_dir).map_err(|e| format!("{}: {e}", data_dir.display()))?;
+    crate::private_fs::create_dir(data_dir).map_err(|e| format!("{}: {e}", data_dir.display()))?;
     let secrets = Secrets {
         admin_key: format!("ak_{}", random_base62(40)),
         token_keys: vec![random_base62(48)],

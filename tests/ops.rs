@@ -122,3 +122,21 @@ async fn probe_exits_zero_only_for_a_2xx_answer() {
     assert!(!probe(&["http://127.0.0.1:1/healthz", "--timeout-ms", "500"]).await.0);
     assert!(!probe(&["https://127.0.0.1/healthz"]).await.0);
 }
+
+#[tokio::test]
+async fn the_data_directory_the_server_creates_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = TestServer::start_in_new_dir("data", &[("CLICKLEDGER_MONEY_TEST_CLOCK", "true")]).await;
+    server.advance_clock(60).await;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&server.data_dir), 0o700, "the data directory");
+    for entry in std::fs::read_dir(&server.data_dir).unwrap() {
+        let path = entry.unwrap().path();
+        assert_eq!(mode(&path), 0o600, "{}", path.display());
+    }
+    let names: Vec<String> = std::fs::read_dir(&server.data_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().any(|n| n == "clickledger.redb") && names.iter().any(|n| n == "clock_offset"), "{names:?}");
+}

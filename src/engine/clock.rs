@@ -39,9 +39,7 @@ impl OffsetClock {
         let offset =
             self.offset.fetch_update(Ordering::SeqCst, Ordering::SeqCst, add).unwrap_or(0).saturating_add(seconds);
         if let Some(file) = &self.file {
-            let tmp = file.with_extension("tmp");
-            std::fs::write(&tmp, offset.to_string())?;
-            std::fs::rename(&tmp, file)?;
+            crate::private_fs::write_atomic(file, &offset.to_string())?;
         }
         Ok(self.now())
     }

@@ -124,6 +124,15 @@ impl TestServer {
         Self::spawn(dir, Some(tmp), env, false).await
     }
 
+    /// A server on a data directory that does not exist yet (`name` inside
+    /// a temporary directory): the server creates it.
+    pub async fn start_in_new_dir(name: &str, env: &[(&str, &str)]) -> Self {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let dir = tmp.path().join(name);
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Self::spawn(dir, Some(tmp), env, false).await
+    }
+
     /// Like `start_with`, keeping the server's stderr for `logs()`.
     pub async fn start_capturing_logs(env: &[(&str, &str)]) -> Self {
         let tmp = tempfile::tempdir().expect("temp dir");

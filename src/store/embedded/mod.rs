@@ -73,8 +73,10 @@ impl EmbeddedStore {
     /// `quick_repair`: every commit saves what a crash recovery would
     /// otherwise rebuild by walking the whole file (`engine.store_quick_repair`).
     pub fn open_with(dir: &Path, queue: usize, quick_repair: bool) -> StoreResult<Self> {
-        std::fs::create_dir_all(dir).map_err(err)?;
-        let db = Arc::new(Database::create(dir.join("clickledger.redb")).map_err(err)?);
+        crate::private_fs::create_dir(dir).map_err(err)?;
+        let file = dir.join("clickledger.redb");
+        crate::private_fs::prepare_file(&file).map_err(err)?;
+        let db = Arc::new(Database::create(file).map_err(err)?);
         let mut txn = db.begin_write().map_err(err)?;
         txn.set_quick_repair(quick_repair);
         open_all_tables(&txn)?;
