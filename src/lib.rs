@@ -27,7 +27,7 @@
 //! metrics   every metric name; config  settings; secrets  generated keys
 //! engine::readiness  what GET /readyz and the clickledger_ready gauge report
 //! probe     `clickledger probe URL`, the container's health check
-//! private_fs  the data directory 0700, its files 0600
+//! private_fs  the data directory 0700, its files 0600; logging  a log sink that cannot block or fail serving
 //! ```
 
 pub mod config;
@@ -35,6 +35,7 @@ pub mod domain;
 pub mod engine;
 pub mod error;
 pub mod http;
+pub mod logging;
 pub mod metrics;
 pub mod private_fs;
 pub mod probe;

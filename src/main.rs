@@ -1,5 +1,6 @@
 //! `clickledger`: parse flags, load config, install telemetry, bind, serve.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -68,9 +69,17 @@ impl Common {
     }
 }
 
+/// Says why on stderr (if it can: a broken stderr must not turn the exit
+/// into a panic) and exits 2.
 fn fail(message: &str) -> ! {
-    eprintln!("clickledger: {message}");
+    let _ = writeln!(std::io::stderr(), "clickledger: {message}");
     std::process::exit(2)
+}
+
+/// A line on stdout that never panics (println! does when stdout is closed).
+fn say(line: &str) {
+    let mut out = std::io::stdout();
+    let _ = writeln!(out, "{line}").and_then(|_| out.flush());
 }
 
 fn main() {
@@ -80,7 +89,7 @@ fn main() {
         Command::AdminKey(common) => {
             let config = common.load();
             let secrets = clickledger::secrets::load_or_create(&config.data_dir).unwrap_or_else(|e| fail(&e));
-            println!("{}", secrets.admin_key);
+            say(&secrets.admin_key);
         }
         Command::Config(common) => println!("{:#?}", common.load()),
         Command::Probe { url, timeout_ms } => probe(&url, Duration::from_millis(timeout_ms)),
@@ -88,7 +97,7 @@ fn main() {
             let config = common.load();
             init_logging(&config);
             match runtime().block_on(clickledger::server::migrate(&config)) {
-                Ok(message) => println!("{message}"),
+                Ok(message) => say(&message),
                 Err(e) => fail(&e),
             }
         }
@@ -99,7 +108,14 @@ fn init_logging(config: &Config) {
     use std::io::IsTerminal;
     let level: tracing::Level =
         config.log_level.parse().unwrap_or_else(|_| fail("log_level must be error, warn, info, debug or trace"));
-    let logs = tracing_subscriber::fmt().with_max_level(level).with_writer(std::io::stderr);
+    // A failing stderr must never fail a request: lines are queued to a
+    // writer thread that drops (and counts) what it cannot write, and the
+    // subscriber's own error reports (eprintln!, which panics on a broken
+    // stderr) are off.
+    let logs = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(clickledger::logging::LossyStderr::start())
+        .log_internal_errors(false);
     match config.log_format {
         LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
         // One object per line; `span` holds the request's fields (request_id).
@@ -112,7 +128,7 @@ fn probe(url: &str, timeout: Duration) {
     let runtime = runtime.unwrap_or_else(|e| fail(&e.to_string()));
     match runtime.block_on(clickledger::probe::get(url, timeout)) {
         Ok(status) => {
-            println!("{status}");
+            say(&status.to_string());
             std::process::exit(if status.is_success() { 0 } else { 1 })
         }
         Err(e) => {
@@ -138,7 +154,7 @@ fn serve(config: Config) {
             .unwrap_or_else(|e| fail(&format!("cannot listen on {}: {e}", config.listen)));
         let bound = listener.local_addr().unwrap_or_else(|e| fail(&e.to_string()));
         // Scripts and tests read this line to find the port when listening on :0.
-        println!("clickledger listening on http://{bound}");
+        say(&format!("clickledger listening on http://{bound}"));
         if let Err(e) = clickledger::server::run(config, listener, Some(prometheus), shutdown).await {
             fail(&e);
         }

@@ -28,6 +28,7 @@ pub const SUPERVISOR_RESTARTS: &str = "clickledger_supervisor_restarts_total";
 pub const SUPERVISOR_LAG: &str = "clickledger_supervisor_lag_seconds";
 pub const SUPERVISOR_ERRORS: &str = "clickledger_supervisor_errors_total";
 pub const READY: &str = "clickledger_ready";
+pub const LOG_LINES_DROPPED: &str = "clickledger_log_lines_dropped_total";
 
 /// Request latency: a redirect takes tens of microseconds, a conversion waits
 /// for an fsync (hundreds of microseconds to milliseconds), so the buckets
@@ -69,6 +70,7 @@ pub fn spawn_upkeep(handle: PrometheusHandle) {
 
 fn describe() {
     describe_counter!(HTTP_REQUESTS, "HTTP requests by route template, method and status.");
+    describe_counter!(LOG_LINES_DROPPED, "Log lines dropped: the log queue was full or stderr refused them.");
     describe_histogram!(HTTP_DURATION, Unit::Seconds, "HTTP request duration by route template.");
     describe_gauge!(HTTP_CONNECTIONS, "Open HTTP connections.");
     describe_counter!(CLICKS, "Redirect clicks by kind (human, bot).");
@@ -108,6 +110,7 @@ fn describe() {
 /// 0: a counter born at its first failure hides that failure from them.
 /// (The supervisors' counters: `supervisor_started`.)
 fn register_at_zero() {
+    counter!(LOG_LINES_DROPPED).absolute(0);
     counter!(STORE_FLUSH_ERRORS).increment(0);
     // The bounds engine::registry refuses requests at.
     for bound in ["mailbox", "pending_writes"] {
@@ -118,6 +121,10 @@ fn register_at_zero() {
 
 /// Readiness as a gauge, so Prometheus can alert on a node that is up but
 /// not ready. Set by whoever decides readiness (start-up, /readyz, shutdown).
+pub fn log_lines_dropped(n: u64) {
+    counter!(LOG_LINES_DROPPED).increment(n);
+}
+
 pub fn ready(ok: bool) {
     gauge!(READY).set(if ok { 1.0 } else { 0.0 });
 }

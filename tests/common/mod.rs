@@ -91,6 +91,14 @@ pub struct TestServer {
     logs: Option<Arc<Mutex<Vec<String>>>>,
 }
 
+/// Where a test server's stderr goes.
+enum Logs {
+    Inherit,
+    /// Kept for `TestServer::logs`.
+    Capture,
+    To(Stdio),
+}
+
 pub struct Reply {
     pub status: StatusCode,
     pub headers: HeaderMap,
@@ -121,7 +129,7 @@ impl TestServer {
         let tmp = tempfile::tempdir().expect("temp dir");
         let dir = tmp.path().to_path_buf();
         let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Self::spawn(dir, Some(tmp), env, false).await
+        Self::spawn(dir, Some(tmp), env, Logs::Inherit).await
     }
 
     /// A server on a data directory that does not exist yet (`name` inside
@@ -130,7 +138,7 @@ impl TestServer {
         let tmp = tempfile::tempdir().expect("temp dir");
         let dir = tmp.path().join(name);
         let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Self::spawn(dir, Some(tmp), env, false).await
+        Self::spawn(dir, Some(tmp), env, Logs::Inherit).await
     }
 
     /// Like `start_with`, keeping the server's stderr for `logs()`.
@@ -138,7 +146,7 @@ impl TestServer {
         let tmp = tempfile::tempdir().expect("temp dir");
         let dir = tmp.path().to_path_buf();
         let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Self::spawn(dir, Some(tmp), env, true).await
+        Self::spawn(dir, Some(tmp), env, Logs::Capture).await
     }
 
     /// The stderr lines so far (only with `start_capturing_logs`).
@@ -146,11 +154,19 @@ impl TestServer {
         self.logs.as_ref().expect("started with start_capturing_logs").lock().unwrap().clone()
     }
 
+    /// A server whose stderr is `stderr` (a closed pipe, `/dev/full`).
+    pub async fn start_with_stderr(env: &[(&str, &str)], stderr: Stdio) -> Self {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let dir = tmp.path().to_path_buf();
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Self::spawn(dir, Some(tmp), env, Logs::To(stderr)).await
+    }
+
     async fn spawn(
         data_dir: PathBuf,
         tmp: Option<tempfile::TempDir>,
         mut env: Vec<(String, String)>,
-        capture_logs: bool,
+        logs: Logs,
     ) -> Self {
         if cql_mode() && !env.iter().any(|(k, _)| k == "CLICKLEDGER_STORE") {
             env.extend(cql_env().await);
@@ -165,7 +181,11 @@ impl TestServer {
             .env("CLICKLEDGER_LOG_LEVEL", "warn")
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::piped())
-            .stderr(if capture_logs { Stdio::piped() } else { Stdio::inherit() })
+            .stderr(match logs {
+                Logs::Inherit => Stdio::inherit(),
+                Logs::Capture => Stdio::piped(),
+                Logs::To(stdio) => stdio,
+            })
             .kill_on_drop(true);
         let mut child = cmd.spawn().expect("spawn clickledger");
         let logs = child.stderr.take().map(|stderr| {
@@ -209,8 +229,8 @@ impl TestServer {
     /// Starts a fresh process on the same data directory (after it exited).
     pub async fn relaunch(mut self) -> Self {
         let tmp = self._tmp.take();
-        let capture = self.logs.is_some();
-        Self::spawn(self.data_dir.clone(), tmp, self.env.clone(), capture).await
+        let logs = if self.logs.is_some() { Logs::Capture } else { Logs::Inherit };
+        Self::spawn(self.data_dir.clone(), tmp, self.env.clone(), logs).await
     }
 
     /// Graceful restart with some variables changed (e.g. rotated keys).
