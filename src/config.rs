@@ -144,6 +144,10 @@ pub struct LimitsConfig {
     pub max_key_len: usize,
     pub max_value_len: usize,
     pub max_external_id_len: usize,
+    pub affiliate_writes_per_sec: f64,
+    pub affiliate_write_burst: u32,
+    pub advertiser_writes_per_sec: f64,
+    pub advertiser_write_burst: u32,
 }
 
 /// Values given on the command line; they win over everything else.

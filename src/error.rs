@@ -35,9 +35,10 @@ pub enum Error {
     MethodNotAllowed { method: String, allow: &'static str },
     #[error("no route for {}", crate::domain::validate::excerpt(.0))]
     NoRoute(String),
-    /// A publishable key's caller is over its abuse limit.
-    #[error("too many conversions from this client; slow down")]
-    RateLimited,
+    /// A key (or a browser client) is over its rate limit; try again after
+    /// `retry_after`.
+    #[error("too many requests with this key; retry after {} ms", retry_after.as_millis())]
+    RateLimited { retry_after: std::time::Duration },
     /// A bound was reached: try again after a moment.
     #[error("the engine is at capacity; retry shortly")]
     Overloaded,

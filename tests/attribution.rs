@@ -294,3 +294,21 @@ async fn a_rotated_signing_key_keeps_old_tokens_valid_until_it_is_dropped() {
         "a dropped key verifies nothing"
     );
 }
+
+#[tokio::test]
+async fn an_advertiser_key_over_its_write_rate_gets_429_and_nothing_is_recorded() {
+    let server = TestServer::start_with(&[
+        ("CLICKLEDGER_LIMITS_ADVERTISER_WRITES_PER_SEC", "0.1"),
+        ("CLICKLEDGER_LIMITS_ADVERTISER_WRITE_BURST", "40"),
+    ])
+    .await;
+    let world = World::fixed(&server, 500).await;
+    let mut statuses = Vec::new();
+    for i in 0..40 {
+        statuses.push(world.postback(&server, &format!("o-{i}"), None).await.status.as_u16());
+    }
+    assert!(statuses.contains(&429), "the burst runs out within 40 writes: {statuses:?}");
+    let recorded = statuses.iter().filter(|s| **s == 201).count() as u64;
+    let stats = world.stats(&server).await;
+    assert_eq!(stats["postbacks"]["recorded"], recorded, "a limited postback records nothing");
+}

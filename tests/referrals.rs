@@ -308,3 +308,27 @@ async fn a_confirmed_referral_is_credited_to_the_wallet_after_the_hold() {
     assert_eq!((b["fundedCents"].clone(), b["availableCents"].clone()), (json!(2_000), json!(1_500)), "{b}");
     assert_eq!(b["paidCents"], 500, "{b}");
 }
+
+#[tokio::test]
+async fn an_affiliate_key_over_its_write_rate_gets_429_with_retry_after_and_reads_still_work() {
+    let server = TestServer::start_with(&[
+        ("CLICKLEDGER_LIMITS_AFFILIATE_WRITES_PER_SEC", "0.5"),
+        ("CLICKLEDGER_LIMITS_AFFILIATE_WRITE_BURST", "3"),
+    ])
+    .await;
+    let w = World::fixed(&server, 500).await;
+    for _ in 0..3 {
+        w.referral(&server, json!({})).await;
+    }
+    let body = json!({ "campaignId": w.campaign_id });
+    let r = server.post("/api/v1/referrals", Some(&w.affiliate_key), body.clone()).await;
+    expect_error(&r, 429, "rate_limited");
+    let wait: u64 = r.header("retry-after").expect("Retry-After").parse().unwrap();
+    assert!((1..=2).contains(&wait), "half a token per second: wait {wait} s");
+    let lead = json!({ "campaignId": w.campaign_id, "trackingCode": w.code, "evidence": [] });
+    expect_error(&server.post("/api/v1/leads", Some(&w.affiliate_key), lead).await, 429, "rate_limited");
+    assert_eq!(server.get("/api/v1/wallet", Some(&w.affiliate_key)).await.status, 200, "reads are not limited");
+    let (_, other_key, _) = w.another_affiliate(&server).await;
+    let r = server.post("/api/v1/referrals", Some(&other_key), body).await;
+    assert_eq!(r.status, 201, "each key has its own bucket: {}", r.text);
+}

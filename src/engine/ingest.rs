@@ -141,8 +141,9 @@ impl Engine {
             }
             _ => return Err(Error::Forbidden("this key lacks the affiliate:write scope".into())),
         };
-        if matches!(caller, Caller::Browser { .. }) && !self.limiter.allow(input.key, input.client, Instant::now()) {
-            return Err(Error::RateLimited);
+        if matches!(caller, Caller::Browser { .. }) {
+            let bucket = (input.key, super::limiter::client_network(input.client));
+            self.limiter.take(bucket, Instant::now()).map_err(|retry_after| Error::RateLimited { retry_after })?;
         }
         let email = match (&caller, input.email.as_deref().map(|e| validate::email("email", e))) {
             (_, None) => None,

@@ -26,7 +26,7 @@ use sha2::Sha256;
 
 use crate::config::Config;
 use crate::domain::ids::{AdvertiserId, CampaignId};
-use crate::domain::keys::{hash_key, KeyHash};
+use crate::domain::keys::{hash_key, KeyHash, Principal};
 use crate::domain::model::Campaign;
 use crate::domain::token::TokenKeys;
 use crate::error::{Error, Result};
@@ -42,7 +42,11 @@ pub struct Engine {
     pub catalog: Catalog,
     pub registry: Registry,
     pub tokens: TokenKeys,
-    pub limiter: limiter::Limiter,
+    /// Browser conversions, per (publishable key, client network).
+    pub limiter: limiter::Limiter<(KeyHash, IpAddr)>,
+    /// Writes with a secret key, per key: affiliates' and advertisers'.
+    affiliate_writes: limiter::Limiter<KeyHash>,
+    advertiser_writes: limiter::Limiter<KeyHash>,
     pub money: Arc<money::Money>,
     pub clock: Arc<dyn clock::Clock>,
     /// Present only with `money.test_clock`: lets tests move time forward.
@@ -67,6 +71,9 @@ impl Engine {
         let registry = Registry::new(store.clone(), config.engine.clone());
         let tokens = TokenKeys::new(secrets.token_keys.iter().map(|k| k.as_bytes().to_vec()).collect());
         let limiter = limiter::Limiter::new(config.http.browser_rate_per_sec, f64::from(config.http.browser_burst));
+        let l = &config.limits;
+        let affiliate_writes = limiter::Limiter::new(l.affiliate_writes_per_sec, f64::from(l.affiliate_write_burst));
+        let advertiser_writes = limiter::Limiter::new(l.advertiser_writes_per_sec, f64::from(l.advertiser_write_burst));
         let test_clock = config
             .money
             .test_clock
@@ -86,6 +93,8 @@ impl Engine {
             clock,
             test_clock,
             limiter,
+            affiliate_writes,
+            advertiser_writes,
             config,
             store,
             ledger,
@@ -96,6 +105,24 @@ impl Engine {
             ip_key: secrets.ip_hash_key.as_bytes().to_vec(),
             admin_key: hash_key(&secrets.admin_key),
         })
+    }
+
+    /// Resolves a secret or publishable key. A `write` spends a token of the
+    /// key's bucket first (429 when it is empty).
+    pub async fn authenticate(&self, key: &str, write: bool) -> Result<Principal> {
+        let principal = self.catalog.principal(key).await?.ok_or(Error::Unauthorized("the API key is not valid"))?;
+        if write {
+            let bucket = match principal {
+                Principal::Affiliate { .. } => Some(&self.affiliate_writes),
+                Principal::Advertiser { .. } => Some(&self.advertiser_writes),
+                // The browser path has its own limit, per client.
+                Principal::Publishable { .. } => None,
+            };
+            if let Some(Err(wait)) = bucket.map(|b| b.take(hash_key(key), std::time::Instant::now())) {
+                return Err(Error::RateLimited { retry_after: wait });
+            }
+        }
+        Ok(principal)
     }
 
     /// Constant-time comparison of hashes, so timing reveals nothing of the key.

@@ -2,6 +2,7 @@
 //! are accepted wherever a secret key is.
 
 use hyper::header::{HeaderMap, AUTHORIZATION};
+use hyper::{Method, Request};
 
 use crate::domain::ids::{AdvertiserId, AffiliateId};
 use crate::domain::keys::{Principal, Scope};
@@ -26,23 +27,26 @@ pub fn require_admin(engine: &Engine, headers: &HeaderMap) -> Result<()> {
     }
 }
 
-pub async fn require_principal(engine: &Engine, headers: &HeaderMap) -> Result<Principal> {
-    let key = presented_key(headers)
+/// The caller's key, resolved. Every endpoint with a key comes through here,
+/// so a write (anything but GET and HEAD) spends the key's rate-limit token.
+pub async fn require_principal<B>(engine: &Engine, req: &Request<B>) -> Result<Principal> {
+    let key = presented_key(req.headers())
         .ok_or(Error::Unauthorized("send your API key as Authorization: Bearer <key> or x-api-key"))?;
-    engine.catalog.principal(key).await?.ok_or(Error::Unauthorized("the API key is not valid"))
+    let write = !matches!(*req.method(), Method::GET | Method::HEAD);
+    engine.authenticate(key, write).await
 }
 
 /// An affiliate's secret key; any other key may not act for an affiliate.
-pub async fn require_affiliate(engine: &Engine, headers: &HeaderMap) -> Result<AffiliateId> {
-    match require_principal(engine, headers).await? {
+pub async fn require_affiliate<B>(engine: &Engine, req: &Request<B>) -> Result<AffiliateId> {
+    match require_principal(engine, req).await? {
         Principal::Affiliate { id } => Ok(id),
         _ => Err(Error::Forbidden("this endpoint needs an affiliate's API key".into())),
     }
 }
 
 /// An advertiser's secret key carrying `scope`.
-pub async fn require_advertiser(engine: &Engine, headers: &HeaderMap, scope: Scope) -> Result<AdvertiserId> {
-    match require_principal(engine, headers).await? {
+pub async fn require_advertiser<B>(engine: &Engine, req: &Request<B>, scope: Scope) -> Result<AdvertiserId> {
+    match require_principal(engine, req).await? {
         p @ Principal::Advertiser { id, .. } if p.has(scope) => Ok(id),
         Principal::Advertiser { .. } => Err(Error::Forbidden(format!("this key lacks the {} scope", scope.as_str()))),
         _ => Err(Error::Forbidden("this endpoint needs an advertiser's API key".into())),

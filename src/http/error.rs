@@ -22,7 +22,7 @@ pub fn status_and_code(e: &Error) -> (StatusCode, &'static str) {
         Error::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
         Error::MethodNotAllowed { .. } => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
         Error::Timeout => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
-        Error::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+        Error::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
         Error::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
         Error::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         Error::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
@@ -56,8 +56,13 @@ pub fn error_response_with(e: &Error, body: &serde_json::Value, retry_after_secs
     let mut resp = json_response(status, body);
     let headers = resp.headers_mut();
     match e {
-        Error::Overloaded | Error::Unavailable(_) | Error::RateLimited | Error::NotReady(_) => {
+        Error::Overloaded | Error::Unavailable(_) | Error::NotReady(_) => {
             headers.insert(header::RETRY_AFTER, retry_after_secs.into());
+        }
+        // Whole seconds, rounded up: a client that waits that long gets a token.
+        Error::RateLimited { retry_after } => {
+            let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+            headers.insert(header::RETRY_AFTER, secs.max(1).into());
         }
         Error::MethodNotAllowed { allow, .. } => {
             headers.insert(header::ALLOW, header::HeaderValue::from_static(allow));

@@ -116,11 +116,13 @@ async fn conversion_caller(
     // Anyone can send a page a made-up key; each one not yet known would cost
     // a store read, so unknown body keys spend a per-client bucket first.
     let engine = &ctx.engine;
-    if from_body && !engine.catalog.knows_key(key.trim()) && !engine.limiter.allow(UNKNOWN_KEYS, client, Instant::now())
-    {
-        return Err(Error::RateLimited);
+    if from_body && !engine.catalog.knows_key(key.trim()) {
+        let bucket = (UNKNOWN_KEYS, crate::engine::limiter::client_network(client));
+        engine.limiter.take(bucket, Instant::now()).map_err(|retry_after| Error::RateLimited { retry_after })?;
     }
-    let who = ctx.engine.catalog.principal(key.trim()).await?.ok_or(Error::Unauthorized("the API key is not valid"))?;
+    // Secret keys spend their write bucket here; publishable ones are
+    // limited per client in `Engine::convert`.
+    let who = engine.authenticate(key.trim(), true).await?;
     if from_body && !matches!(who, Principal::Publishable { .. }) {
         return Err(Error::Unauthorized("only publishable keys may be sent in the body; send secret keys in a header"));
     }
@@ -168,7 +170,7 @@ pub struct PostbackBody {
 }
 
 pub async fn postback(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp> {
-    let who = require_principal(&ctx.engine, req.headers()).await?;
+    let who = require_principal(&ctx.engine, &req).await?;
     let body: PostbackBody = read_body(ctx, req).await?;
     let input = PostbackInput {
         swarm_ref: body.swarm_ref,

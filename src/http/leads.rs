@@ -39,7 +39,7 @@ struct DecisionBody {
 }
 
 pub async fn submit(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp> {
-    let affiliate = require_affiliate(&ctx.engine, req.headers()).await?;
+    let affiliate = require_affiliate(&ctx.engine, &req).await?;
     let body: SubmitBody = read_body(ctx, req).await?;
     let input = NewLead { campaign: body.campaign_id, tracking_code: body.tracking_code, evidence: body.evidence };
     let lead = ctx.engine.submit_lead(affiliate, input).await?;
@@ -47,7 +47,7 @@ pub async fn submit(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp> {
 }
 
 pub async fn list(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp> {
-    let advertiser = require_advertiser(&ctx.engine, req.headers(), Scope::Campaigns).await?;
+    let advertiser = require_advertiser(&ctx.engine, &req, Scope::Campaigns).await?;
     let q = Query::parse(req.uri().query(), &["campaignId", "status", "before", "limit"])?;
     let campaign = q.get("campaignId").ok_or_else(|| invalid("campaignId", "is required"))?;
     let campaign = campaign.parse().map_err(|_| invalid("campaignId", "must be a campaign id like cmp_…"))?;
@@ -67,7 +67,7 @@ pub async fn list(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp> {
 /// `to: Verified` or `Rejected`. A reason is required to reject and
 /// optional (and not kept) to verify.
 pub async fn decide(ctx: &Ctx, req: Request<Incoming>, id: &str, to: LeadStatus) -> Result<Resp> {
-    let advertiser = require_advertiser(&ctx.engine, req.headers(), Scope::Campaigns).await?;
+    let advertiser = require_advertiser(&ctx.engine, &req, Scope::Campaigns).await?;
     let body: DecisionBody = read_body_or_default(ctx, req).await?;
     let reason = match to {
         LeadStatus::Rejected => Some(crate::domain::review::reason(body.reason.as_deref())?),

@@ -41,7 +41,7 @@ fn campaign_id(id: &str) -> Result<CampaignId> {
 /// 201 for a new deposit, 200 for a replay of an `Idempotency-Key` already
 /// used on this campaign (nothing moves; the balance is today's).
 pub async fn fund(ctx: &Ctx, req: Request<Incoming>, id: &str) -> Result<Resp> {
-    let advertiser = require_advertiser(&ctx.engine, req.headers(), Scope::Campaigns).await?;
+    let advertiser = require_advertiser(&ctx.engine, &req, Scope::Campaigns).await?;
     let key = idempotency_key(&req)?;
     let body: FundBody = read_body(ctx, req).await?;
     let campaign = campaign_id(id)?;
@@ -53,14 +53,14 @@ pub async fn fund(ctx: &Ctx, req: Request<Incoming>, id: &str) -> Result<Resp> {
 }
 
 pub async fn balance(ctx: &Ctx, req: Request<Incoming>, id: &str) -> Result<Resp> {
-    let advertiser = require_advertiser(&ctx.engine, req.headers(), Scope::Campaigns).await?;
+    let advertiser = require_advertiser(&ctx.engine, &req, Scope::Campaigns).await?;
     let campaign = campaign_id(id)?;
     let balance = ctx.engine.balance(advertiser, campaign).await?;
     Ok(json_response(StatusCode::OK, &balance_json(campaign, &balance)))
 }
 
 pub async fn wallet(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp> {
-    let affiliate = require_affiliate(&ctx.engine, req.headers()).await?;
+    let affiliate = require_affiliate(&ctx.engine, &req).await?;
     let q = Query::parse(req.uri().query(), &["before", "limit"])?;
     let limit = q.limit(DEFAULT_PAGE, MAX_PAGE)?;
     let page = ctx.engine.wallet(affiliate, q.get("before"), limit).await?;
@@ -82,7 +82,7 @@ struct WalletView {
 }
 
 pub async fn reverse(ctx: &Ctx, req: Request<Incoming>, id: &str) -> Result<Resp> {
-    let advertiser = require_advertiser(&ctx.engine, req.headers(), Scope::Postbacks).await?;
+    let advertiser = require_advertiser(&ctx.engine, &req, Scope::Postbacks).await?;
     let body: ReverseBody = read_body(ctx, req).await?;
     let (record, payout) = ctx.engine.reverse(advertiser, id, body.reason.as_deref()).await?;
     let (field, record_id) = match &record {

@@ -38,7 +38,7 @@ struct ConfirmBody {
 }
 
 pub async fn create(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp> {
-    let affiliate = require_affiliate(&ctx.engine, req.headers()).await?;
+    let affiliate = require_affiliate(&ctx.engine, &req).await?;
     let body: CreateBody = read_body(ctx, req).await?;
     let input =
         NewReferral { campaign: body.campaign_id, metadata: body.metadata, expires_in_hours: body.expires_in_hours };
@@ -51,7 +51,7 @@ pub async fn create(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp> {
 /// A token that is not ours answers 200 `{valid: false, reason}` rather
 /// than an error: checking a token is a question, and "no" is an answer.
 pub async fn verify(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp> {
-    let advertiser = require_advertiser(&ctx.engine, req.headers(), Scope::Postbacks).await?;
+    let advertiser = require_advertiser(&ctx.engine, &req, Scope::Postbacks).await?;
     let body: VerifyBody = read_body(ctx, req).await?;
     let check = ctx.engine.check_referral_token(advertiser, &body.token).await?;
     let mut v = json!({ "valid": check.valid, "reason": check.reason });
@@ -66,7 +66,7 @@ pub async fn verify(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp> {
 }
 
 pub async fn confirm(ctx: &Ctx, req: Request<Incoming>, id: &str) -> Result<Resp> {
-    let advertiser = require_advertiser(&ctx.engine, req.headers(), Scope::Postbacks).await?;
+    let advertiser = require_advertiser(&ctx.engine, &req, Scope::Postbacks).await?;
     let body: ConfirmBody = read_body_or_default(ctx, req).await?;
     let id: ReferralId =
         id.parse().map_err(|_| Error::NotFound(format!("no referral '{}'", crate::domain::validate::excerpt(id))))?;

@@ -168,6 +168,12 @@ impl TestServer {
         mut env: Vec<(String, String)>,
         logs: Logs,
     ) -> Self {
+        if data_dir.is_dir() {
+            // As an operator would keep it (the server warns about a data
+            // directory others can read).
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o700)).expect("chmod 700");
+        }
         if cql_mode() && !env.iter().any(|(k, _)| k == "CLICKLEDGER_STORE") {
             env.extend(cql_env().await);
         }
