@@ -29,6 +29,14 @@ pub struct Config {
     pub scylla: ScyllaConfig,
     pub limits: LimitsConfig,
     pub money: MoneyConfig,
+    pub auth: AuthConfig,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    pub revalidate_ms: u64,
+    pub max_secret_keys: usize,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -220,6 +228,7 @@ impl Config {
             ("scylla.max_in_flight", self.scylla.max_in_flight),
             ("money.batch", self.money.batch),
             ("money.concurrency", self.money.concurrency),
+            ("auth.max_secret_keys", self.auth.max_secret_keys),
             ("scylla.click_shards", self.scylla.click_shards as usize),
         ];
         if self.http.max_header_bytes < 8192 {

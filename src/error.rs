@@ -18,6 +18,9 @@ pub enum Error {
     /// A valid key that may not do this.
     #[error("{0}")]
     Forbidden(String),
+    /// The key's tenant was disabled by an operator.
+    #[error("{0}")]
+    Disabled(String),
     #[error("{0}")]
     NotFound(String),
     #[error("{message}")]

@@ -22,7 +22,7 @@ struct Cli {
 enum Command {
     /// Run the HTTP server.
     Serve(Common),
-    /// Print the admin key (from CLICKLEDGER_ADMIN_KEY, else the data directory's secrets file, created if missing).
+    /// Print the admin key (CLICKLEDGER_ADMIN_KEY, else the data directory's secrets file, or on CQL the keyspace's); never creates one.
     AdminKey(Common),
     /// Print the effective configuration after file, environment and flags.
     Config(Common),
@@ -88,8 +88,10 @@ fn main() {
         Command::Serve(common) => serve(common.load()),
         Command::AdminKey(common) => {
             let config = common.load();
-            let secrets = clickledger::secrets::load_or_create(&config.data_dir).unwrap_or_else(|e| fail(&e));
-            say(&secrets.admin_key);
+            match runtime().block_on(clickledger::server::admin_key(&config)) {
+                Ok(key) => say(&key),
+                Err(e) => fail(&e),
+            }
         }
         Command::Config(common) => println!("{:#?}", common.load()),
         Command::Probe { url, timeout_ms } => probe(&url, Duration::from_millis(timeout_ms)),
@@ -152,10 +154,11 @@ fn serve(config: Config) {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .unwrap_or_else(|e| fail(&format!("cannot listen on {}: {e}", config.listen)));
-        let bound = listener.local_addr().unwrap_or_else(|e| fail(&e.to_string()));
-        // Scripts and tests read this line to find the port when listening on :0.
-        say(&format!("clickledger listening on http://{bound}"));
-        if let Err(e) = clickledger::server::run(config, listener, Some(prometheus), shutdown).await {
+        // Scripts and tests read this line to find the port when listening
+        // on :0, so it comes once the node can serve (store open, secrets
+        // agreed), never before a start-up that is about to fail.
+        let ready = |bound| say(&format!("clickledger listening on http://{bound}"));
+        if let Err(e) = clickledger::server::run(config, listener, Some(prometheus), shutdown, ready).await {
             fail(&e);
         }
     });

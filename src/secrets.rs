@@ -1,7 +1,10 @@
 //! Secrets: the admin key, the click-token signing keys and the key that hashes
 //! client IPs. Taken from the environment when set, otherwise generated once
-//! into `<data_dir>/secrets.toml` (mode 0600) and reused on every start.
-//! Their values are never logged; `Debug` is redacted.
+//! and reused on every start: on the embedded store into
+//! `<data_dir>/secrets.toml` (mode 0600); on CQL into the keyspace, so every
+//! node sharing it agrees (see `store::cql::cluster`). Their values are never
+//! logged; `Debug` is redacted, and the keyspace compares nodes by
+//! fingerprints (a hash prefix), never by the secrets themselves.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -33,7 +36,25 @@ pub fn path(data_dir: &Path) -> PathBuf {
 /// Reads the secrets file, creating it on first start, then applies
 /// `CLICKLEDGER_ADMIN_KEY`, `CLICKLEDGER_TOKEN_KEYS` and `CLICKLEDGER_IP_HASH_KEY`.
 pub fn load_or_create(data_dir: &Path) -> Result<Secrets, String> {
-    let mut secrets = read_or_generate(data_dir)?;
+    with_env(read_or_generate(data_dir)?)
+}
+
+/// The secrets file of `data_dir` with the environment applied, without
+/// ever creating one (`clickledger admin-key`): `Err` names the directory.
+pub fn load_existing(data_dir: &Path) -> Result<Secrets, String> {
+    match read(data_dir)? {
+        Some(secrets) => with_env(secrets),
+        None if env("CLICKLEDGER_ADMIN_KEY").is_some() => with_env(generate()),
+        None => Err(format!(
+            "no {} in {}: start the server with this data directory first (or set CLICKLEDGER_ADMIN_KEY)",
+            FILE_NAME,
+            data_dir.display()
+        )),
+    }
+}
+
+/// `base` with the environment's secrets applied over it.
+pub fn with_env(mut secrets: Secrets) -> Result<Secrets, String> {
     if let Some(key) = env("CLICKLEDGER_ADMIN_KEY") {
         check_len("CLICKLEDGER_ADMIN_KEY", &key)?;
         secrets.admin_key = key;
@@ -66,20 +87,80 @@ fn check_len(name: &str, value: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn read_or_generate(data_dir: &Path) -> Result<Secrets, String> {
+/// The secrets file of `data_dir`, if there is one.
+pub fn read(data_dir: &Path) -> Result<Option<Secrets>, String> {
     let file = path(data_dir);
     match std::fs::read_to_string(&file) {
-        Ok(text) => return toml::from_str(&text).map_err(|e| format!("{}: {e}", file.display())),
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(format!("{}: {e}", file.display())),
-        Err(_) => {}
+        Ok(text) => toml::from_str(&text).map(Some).map_err(|e| format!("{}: {e}", file.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("{}: {e}", file.display())),
     }
-    crate::private_fs::create_dir(data_dir).map_err(|e| format!("{}: {e}", data_dir.display()))?;
-    let secrets = Secrets {
+}
+
+/// Fresh random secrets.
+pub fn generate() -> Secrets {
+    Secrets {
         admin_key: format!("ak_{}", random_base62(40)),
         token_keys: vec![random_base62(48)],
         ip_hash_key: random_base62(48),
-    };
-    write_private(&file, &toml::to_string(&secrets).map_err(|e| e.to_string())?)?;
+    }
+}
+
+impl Secrets {
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("secrets always serialize")
+    }
+
+    pub fn from_toml(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// What nodes sharing a keyspace must agree on, as hash prefixes that
+    /// reveal nothing: the admin key, the signing key (the first token key;
+    /// verify-only keys may differ while a rotation rolls out) and the
+    /// client-address hash key.
+    pub fn fingerprint(&self) -> Fingerprint {
+        use sha2::{Digest, Sha256};
+        let fp = |s: &str| Sha256::digest(s.as_bytes())[..8].iter().map(|b| format!("{b:02x}")).collect();
+        Fingerprint {
+            admin_key: fp(&self.admin_key),
+            signing_key: fp(self.token_keys.first().map_or("", String::as_str)),
+            ip_hash_key: fp(&self.ip_hash_key),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fingerprint {
+    pub admin_key: String,
+    pub signing_key: String,
+    pub ip_hash_key: String,
+}
+
+impl Fingerprint {
+    /// The settings (environment variables) on which `self` differs from `other`.
+    pub fn differences(&self, other: &Fingerprint) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if self.admin_key != other.admin_key {
+            out.push("CLICKLEDGER_ADMIN_KEY");
+        }
+        if self.signing_key != other.signing_key {
+            out.push("CLICKLEDGER_TOKEN_KEYS (its first key signs)");
+        }
+        if self.ip_hash_key != other.ip_hash_key {
+            out.push("CLICKLEDGER_IP_HASH_KEY");
+        }
+        out
+    }
+}
+
+fn read_or_generate(data_dir: &Path) -> Result<Secrets, String> {
+    if let Some(secrets) = read(data_dir)? {
+        return Ok(secrets);
+    }
+    crate::private_fs::create_dir(data_dir).map_err(|e| format!("{}: {e}", data_dir.display()))?;
+    let secrets = generate();
+    write_private(&path(data_dir), &secrets.to_toml())?;
     Ok(secrets)
 }
 
@@ -111,5 +192,26 @@ mod tests {
             assert_eq!(mode & 0o777, 0o600);
         }
         assert!(!format!("{first:?}").contains(&first.admin_key));
+    }
+
+    #[test]
+    fn admin_key_never_creates_a_secrets_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("elsewhere");
+        let err = load_existing(&missing).unwrap_err();
+        assert!(err.contains(&missing.display().to_string()), "names the directory: {err}");
+        assert!(!missing.exists(), "nothing was created");
+    }
+
+    #[test]
+    fn fingerprints_name_the_secret_that_differs_and_reveal_nothing() {
+        let a = generate();
+        let mut b = a.clone();
+        b.token_keys.push("a-verify-only-key-0123456789".into());
+        assert!(a.fingerprint().differences(&b.fingerprint()).is_empty(), "verify-only keys may differ");
+        b.token_keys.insert(0, "a-new-signing-key-0123456789".into());
+        assert_eq!(a.fingerprint().differences(&b.fingerprint()), vec!["CLICKLEDGER_TOKEN_KEYS (its first key signs)"]);
+        let fp = serde_json::to_string(&a.fingerprint()).unwrap();
+        assert!(!fp.contains(&a.admin_key) && !fp.contains(&a.token_keys[0]));
     }
 }

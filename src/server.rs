@@ -23,18 +23,57 @@ use crate::engine::supervisor::MoneySupervisorMsg;
 use crate::engine::Engine;
 use crate::http::linger::{LingerClose, LingerFlag, Lingering};
 use crate::http::{self, Ctx};
+use crate::secrets::Secrets;
 use crate::store::cql::ScyllaStore;
 use crate::store::embedded::EmbeddedStore;
 use crate::store::Backend;
 
-pub async fn open_store(config: &Config) -> Result<Arc<dyn Backend>, String> {
+/// The store and the secrets this node runs with: on the embedded store
+/// from the data directory, on CQL from the keyspace (every node of it
+/// agrees; see `store::cql::cluster`).
+pub async fn open_store(config: &Config) -> Result<(Arc<dyn Backend>, Secrets), String> {
     Ok(match config.store {
-        StoreKind::Embedded => Arc::new(
-            EmbeddedStore::open_with(&config.data_dir, config.engine.store_queue, config.engine.store_quick_repair)
-                .map_err(|e| e.to_string())?,
-        ),
-        StoreKind::Scylla => Arc::new(ScyllaStore::connect(&config.scylla).await.map_err(|e| e.to_string())?),
+        StoreKind::Embedded => {
+            let secrets = crate::secrets::load_or_create(&config.data_dir)?;
+            let (queue, quick_repair) = (config.engine.store_queue, config.engine.store_quick_repair);
+            let store = EmbeddedStore::open_with(&config.data_dir, queue, quick_repair).map_err(|e| e.to_string())?;
+            (Arc::new(store), secrets)
+        }
+        StoreKind::Scylla => {
+            let store = ScyllaStore::connect(&config.scylla).await.map_err(|e| e.to_string())?;
+            // A secrets file from before keyspace secrets seeds them, so a
+            // deployment that had one keeps its keys.
+            let seed = crate::secrets::read(&config.data_dir)?.unwrap_or_else(crate::secrets::generate);
+            let adopt = std::env::var("CLICKLEDGER_SECRETS_ADOPT").is_ok_and(|v| v == "true");
+            let secrets = store.cluster_secrets(seed, adopt).await?;
+            (Arc::new(store), secrets)
+        }
     })
+}
+
+/// `clickledger admin-key`: the operator key this node would use, without
+/// creating anything; `Err` says where it looked.
+pub async fn admin_key(config: &Config) -> Result<String, String> {
+    let secrets = match config.store {
+        StoreKind::Embedded => crate::secrets::load_existing(&config.data_dir)?,
+        StoreKind::Scylla => {
+            let store = ScyllaStore::connect(&config.scylla).await.map_err(|e| e.to_string())?;
+            let stored = store.stored_secrets().await.map_err(|e| e.to_string())?;
+            match stored {
+                Some(s) => crate::secrets::with_env(s)?,
+                None if std::env::var("CLICKLEDGER_ADMIN_KEY").is_ok_and(|k| !k.trim().is_empty()) => {
+                    crate::secrets::with_env(crate::secrets::generate())?
+                }
+                None => {
+                    return Err(format!(
+                        "keyspace '{}' has no secrets yet: start a node on it first (or set CLICKLEDGER_ADMIN_KEY)",
+                        config.scylla.keyspace
+                    ))
+                }
+            }
+        }
+    };
+    Ok(secrets.admin_key)
 }
 
 /// `clickledger migrate`: creates or upgrades the CQL schema. The embedded
@@ -54,10 +93,10 @@ pub async fn run(
     listener: TcpListener,
     prometheus: Option<PrometheusHandle>,
     shutdown: impl Future<Output = ()>,
+    ready: impl FnOnce(std::net::SocketAddr),
 ) -> Result<(), String> {
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
-    let secrets = crate::secrets::load_or_create(&config.data_dir)?;
-    let store = open_store(&config).await?;
+    let (store, secrets) = open_store(&config).await?;
     let public_base = config.public_base(bound);
     let engine = Engine::start(config.clone(), store, &secrets, public_base).await.map_err(|e| e.to_string())?;
     let supervisor = crate::engine::supervisor::start(engine.money.clone()).await?;
@@ -67,6 +106,8 @@ pub async fn run(
     let ctx = Arc::new(Ctx { engine, prometheus, readiness: readiness.clone() });
     let open = Arc::new(AtomicUsize::new(0));
     tracing::info!(%bound, store = ?config.store, data_dir = %config.data_dir.display(), "serving");
+    // Only now: the store is open, the secrets agreed, the engine loaded.
+    ready(bound);
 
     let graceful = GracefulShutdown::new();
     let permits = Arc::new(Semaphore::new(config.http.max_connections));

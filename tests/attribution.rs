@@ -275,11 +275,18 @@ async fn metrics_cover_requests_outcomes_dedup_paths_and_the_store() {
 
 #[tokio::test]
 async fn a_rotated_signing_key_keeps_old_tokens_valid_until_it_is_dropped() {
-    let server = TestServer::start_with(&[("CLICKLEDGER_TOKEN_KEYS", "old-key-0123456789abcdefghij")]).await;
+    // Its own keyspace on CQL (its keys differ from the binary's other
+    // servers'), and each restart adopts the rotated key on purpose.
+    let mut env = own_keyspace().await;
+    env.push(("CLICKLEDGER_TOKEN_KEYS".into(), "old-key-0123456789abcdefghij".into()));
+    let server = TestServer::start_with_owned(&env).await;
     let world = World::fixed(&server, 500).await;
     let old_token = world.click_token(&server).await;
     let server = server
-        .restart_with(&[("CLICKLEDGER_TOKEN_KEYS", "new-key-0123456789abcdefghij,old-key-0123456789abcdefghij")])
+        .restart_with(&[
+            ("CLICKLEDGER_TOKEN_KEYS", "new-key-0123456789abcdefghij,old-key-0123456789abcdefghij"),
+            ("CLICKLEDGER_SECRETS_ADOPT", "true"),
+        ])
         .await;
     let new_token = world.click_token(&server).await;
     assert_eq!(world.convert(&server, &old_token).await.status, 201, "old tokens verify after rotation");

@@ -81,3 +81,84 @@ async fn a_campaign_edited_on_one_node_is_seen_by_the_other() {
     assert_eq!(paused.status, 200);
     b.until("node B sees the pause", || async { (b.click(&world.code).await.status == 404).then_some(()) }).await;
 }
+
+/// A key revoked and a tenant disabled on node A are refused by node B,
+/// which had them cached, within `auth.revalidate_ms` (1 s here; the test
+/// polls with a generous bound rather than timing it).
+#[tokio::test]
+async fn a_key_revoked_or_a_tenant_disabled_on_one_node_is_refused_by_the_other() {
+    if skip_unless_cql() {
+        return;
+    }
+    let env = [("CLICKLEDGER_AUTH_REVALIDATE_MS", "1000")];
+    let a = TestServer::start_with(&env).await;
+    let world = World::fixed(&a, 500).await;
+    let b = TestServer::start_with(&env).await;
+    let second = a.post("/api/v1/keys", Some(&world.key), json!({})).await.json();
+    let second_key = second["apiKey"].as_str().unwrap().to_string();
+    let campaign = format!("/api/v1/campaigns/{}", world.campaign_id);
+    assert_eq!(b.get(&campaign, Some(&world.key)).await.status, 200, "node B caches the first key");
+    let keys = a.get("/api/v1/keys", Some(&world.key)).await.json();
+    let first_id =
+        keys["keys"].as_array().unwrap().iter().find(|k| k["prefix"] == world.key[..12]).unwrap()["id"].clone();
+    let auth = format!("Bearer {second_key}");
+    let path = format!("/api/v1/keys/{}", first_id.as_str().unwrap());
+    let r = a.send(hyper::Method::DELETE, &path, &[("authorization", auth.as_str())], vec![]).await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    b.until("node B refuses the revoked key", || async {
+        (b.get(&campaign, Some(&world.key)).await.status == 401).then_some(())
+    })
+    .await;
+    assert_eq!(b.get(&campaign, Some(&second_key)).await.status, 200);
+    assert_eq!(b.click(&world.code).await.status, 302, "node B caches the affiliate as enabled");
+    let disable = format!("/api/v1/admin/affiliates/{}/disable", world.affiliate_id);
+    assert_eq!(a.post(&disable, Some(ADMIN_KEY), json!({})).await.status, 200);
+    b.until("node B stops the disabled affiliate's links", || async {
+        (b.click(&world.code).await.status == 404).then_some(())
+    })
+    .await;
+}
+
+/// Two nodes started exactly as the README says (no CLICKLEDGER_TOKEN_KEYS,
+/// each with its own data directory) sign and verify click tokens with the
+/// same key: a click redirected by one converts on the other.
+#[tokio::test]
+async fn two_nodes_without_configured_token_keys_agree_on_them() {
+    if skip_unless_cql() {
+        return;
+    }
+    // Their own keyspace: this binary's other servers use the test keys.
+    let mut env = own_keyspace().await;
+    env.extend([("CLICKLEDGER_TOKEN_KEYS".into(), String::new()), ("CLICKLEDGER_ADMIN_KEY".into(), String::new())]);
+    let a = TestServer::start_with_owned(&env).await;
+    let admin = a.admin_key().await;
+    assert!(admin.starts_with("ak_"), "the keyspace's generated admin key: {admin}");
+    let world = World::fixed_with_admin(&a, 500, &admin).await;
+    let b = TestServer::start_with_owned(&env).await;
+    assert_eq!(b.admin_key().await, admin, "one admin key for the keyspace");
+    let token = world.click_token(&b).await;
+    let r = world.convert(&a, &token).await;
+    assert_eq!(r.status, 201, "a token from node B converts on node A: {}", r.text);
+    let token = world.click_token(&a).await;
+    assert_eq!(world.convert(&b, &token).await.status, 201);
+}
+
+/// A node whose signing key differs from the keyspace's refuses to start and
+/// says what to set; started to adopt it on purpose, it runs.
+#[tokio::test]
+async fn a_node_whose_secrets_differ_from_the_keyspaces_refuses_to_start() {
+    if skip_unless_cql() {
+        return;
+    }
+    let env = own_keyspace().await;
+    let a = TestServer::start_with_owned(&env).await;
+    let mut other = env.clone();
+    other.push(("CLICKLEDGER_TOKEN_KEYS".into(), "another-signing-key-0123456789".into()));
+    let refused = a.cli_with(&["serve", "--listen", "127.0.0.1:0"], &other).await;
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("CLICKLEDGER_TOKEN_KEYS") && stderr.contains("CLICKLEDGER_SECRETS_ADOPT"), "{stderr}");
+    other.push(("CLICKLEDGER_SECRETS_ADOPT".into(), "true".into()));
+    let adopted = TestServer::start_with_owned(&other).await;
+    assert_eq!(adopted.get("/healthz", None).await.status, 200);
+}

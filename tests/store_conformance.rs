@@ -7,12 +7,13 @@ use std::time::Duration;
 
 use clickledger::config::{Config, Overrides};
 use clickledger::domain::ids::*;
-use clickledger::domain::keys::{hash_key, Principal};
 use clickledger::domain::model::*;
 use clickledger::store::cql::ScyllaStore;
 use clickledger::store::embedded::EmbeddedStore;
 use clickledger::store::*;
 
+#[path = "store_conformance/keys.rs"]
+mod keys;
 #[path = "store_conformance/ledger.rs"]
 mod ledger;
 
@@ -99,8 +100,9 @@ async fn embedded_store_passes_the_conformance_suite() {
     let (store, backend): (Arc<dyn Store>, Arc<dyn Backend>) = (embedded.clone(), embedded);
     suite(&store).await;
     ledger::suite(&backend).await;
+    keys::suite(&backend).await;
     drop((store, backend));
-    let reopened: Arc<dyn Store> = open_embedded(dir.path()).await;
+    let reopened: Arc<dyn Backend> = open_embedded(dir.path()).await;
     everything_survives_a_reopen(&reopened).await;
 }
 
@@ -145,12 +147,14 @@ async fn cql_store_passes_the_conformance_suite() {
     assert_eq!(ScyllaStore::migrate(&config).await.unwrap(), 3);
     assert_eq!(ScyllaStore::migrate(&config).await.unwrap(), 3, "migrate is idempotent");
     a_migration_that_died_after_its_alter_statements_runs_again(&config).await;
+    a_migration_indexes_keys_from_before_key_records(&config).await;
     let cql = Arc::new(ScyllaStore::connect(&config).await.unwrap());
     let (store, backend): (Arc<dyn Store>, Arc<dyn Backend>) = (cql.clone(), cql);
     suite(&store).await;
     ledger::suite(&backend).await;
+    keys::suite(&backend).await;
     drop((store, backend));
-    let reopened: Arc<dyn Store> = Arc::new(ScyllaStore::connect(&config).await.unwrap());
+    let reopened: Arc<dyn Backend> = Arc::new(ScyllaStore::connect(&config).await.unwrap());
     everything_survives_a_reopen(&reopened).await;
 }
 
@@ -167,9 +171,28 @@ async fn a_migration_that_died_after_its_alter_statements_runs_again(config: &cl
     assert_eq!(ScyllaStore::migrate(config).await.unwrap(), 3, "the columns are there: version 3 is recorded again");
 }
 
+/// An `api_keys` row from schema version 2 holds a bare principal; migrate
+/// indexes it under its owner with the id its hash gives it.
+async fn a_migration_indexes_keys_from_before_key_records(config: &clickledger::config::ScyllaConfig) {
+    use clickledger::domain::keys::{hash_key, Owner, Principal};
+    let session = scylla::client::session_builder::SessionBuilder::new()
+        .known_node(&config.nodes[0])
+        .build()
+        .await
+        .expect("connect");
+    let old = serde_json::to_string(&Principal::Affiliate { id: AffiliateId(78) }).unwrap();
+    let insert = format!("INSERT INTO {}.api_keys (key_hash, principal) VALUES (?, ?)", config.keyspace);
+    session.query_unpaged(insert, (hash_key("sk_live_legacy78").to_vec(), old)).await.expect("legacy row");
+    ScyllaStore::migrate(config).await.unwrap();
+    let store = ScyllaStore::connect(config).await.unwrap();
+    let listed = store.list_keys(Owner::Affiliate(AffiliateId(78)), None, 10).await.unwrap();
+    assert_eq!(listed.len(), 1, "the legacy key is listed");
+    let record = store.key_by_hash(&hash_key("sk_live_legacy78")).await.unwrap().unwrap();
+    assert_eq!(record.id, listed[0].key.id);
+}
+
 async fn suite(store: &Arc<dyn Store>) {
     a_reachable_store_reports_its_schema_current(store).await;
-    keys_resolve_to_their_principals(store).await;
     campaigns_are_replaced_and_listed(store).await;
     tracking_codes_are_insert_if_absent_per_pair(store).await;
     a_keyed_write_records_once_and_reports_the_winner(store).await;
@@ -210,25 +233,6 @@ async fn racing_approvals_of_one_pair_agree_on_one_code(store: &Arc<dyn Store>) 
     }
     codes.dedup();
     assert_eq!(codes.len(), 1, "every racer gets the same code: {codes:?}");
-}
-
-async fn keys_resolve_to_their_principals(store: &Arc<dyn Store>) {
-    let adv = Advertiser { id: AdvertiserId(1), name: "a".into(), publishable_key: "pk".into(), created_at: 0 };
-    store.put_advertiser(&adv, hash_key("sk_a")).await.unwrap();
-    let aff = Affiliate { id: AffiliateId(2), name: "b".into(), created_at: 0 };
-    store.put_affiliate(&aff, hash_key("sk_b")).await.unwrap();
-    assert_eq!(store.get_principal(&hash_key("sk_a")).await.unwrap(), Some(Principal::advertiser(AdvertiserId(1))));
-    assert_eq!(
-        store.get_principal(&hash_key("sk_b")).await.unwrap(),
-        Some(Principal::Affiliate { id: AffiliateId(2) })
-    );
-    assert_eq!(store.get_principal(&hash_key("nope")).await.unwrap(), None);
-    let public = Principal::Publishable { advertiser: AdvertiserId(1), campaign: Some(CampaignId(10)) };
-    store.put_principal(hash_key("pk_aff_x"), &public).await.unwrap();
-    assert_eq!(store.get_principal(&hash_key("pk_aff_x")).await.unwrap(), Some(public));
-    assert_eq!(store.get_advertiser(AdvertiserId(1)).await.unwrap().unwrap().name, "a");
-    assert!(store.get_affiliate(AffiliateId(2)).await.unwrap().is_some());
-    assert!(store.get_affiliate(AffiliateId(3)).await.unwrap().is_none());
 }
 
 async fn campaigns_are_replaced_and_listed(store: &Arc<dyn Store>) {
@@ -352,12 +356,40 @@ async fn racing_commits_of_one_key_record_it_once(store: &Arc<dyn Store>) {
     assert_eq!(store.get_stats(CampaignId(50)).await.unwrap().postbacks_recorded, 1);
 }
 
-async fn everything_survives_a_reopen(store: &Arc<dyn Store>) {
-    assert!(store.get_principal(&hash_key("sk_a")).await.unwrap().is_some());
+async fn everything_survives_a_reopen(store: &Arc<dyn Backend>) {
+    let key = clickledger::domain::keys::hash_key("sk_live_901");
+    assert!(store.key_by_hash(&key).await.unwrap().is_some());
     assert_eq!(store.list_campaigns().await.unwrap().len(), 2);
     assert!(store.get_lead(CampaignId(20), "o-1").await.unwrap().is_some());
     assert_eq!(collect_dedup_keys(&**store, CampaignId(40)).await.unwrap().len(), 2);
     assert_eq!(store.get_stats(CampaignId(30)).await.unwrap().clicks, 1);
-    let out = commit(store, Batch { keyed: vec![lead(20, "o-1", 1)], ..Default::default() }).await;
+    let out =
+        commit(&(store.clone() as Arc<dyn Store>), Batch { keyed: vec![lead(20, "o-1", 1)], ..Default::default() })
+            .await;
     assert!(matches!(out[..], [Outcome::Existing(_)]), "dedup holds across a reopen");
+}
+
+/// A data directory from before key records: its `api_keys` rows hold bare
+/// principals. Opening it indexes them under their owners, with the id their
+/// hash gives them, so they can be listed and revoked like new ones.
+#[tokio::test]
+async fn the_embedded_store_indexes_keys_from_before_key_records() {
+    use clickledger::domain::keys::{hash_key, Owner, Principal};
+    let dir = tempfile::tempdir().unwrap();
+    let old = Principal::Affiliate { id: AffiliateId(77) };
+    {
+        let db = redb::Database::create(dir.path().join("clickledger.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        let table: redb::TableDefinition<&[u8], &[u8]> = redb::TableDefinition::new("api_keys");
+        let json = serde_json::to_vec(&old).unwrap();
+        txn.open_table(table).unwrap().insert(hash_key("sk_live_legacy").as_slice(), json.as_slice()).unwrap();
+        txn.commit().unwrap();
+    }
+    let store: Arc<dyn Backend> = open_embedded(dir.path()).await;
+    let owner = Owner::Affiliate(AffiliateId(77));
+    let listed = store.list_keys(owner, None, 10).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    let record = store.key_by_hash(&hash_key("sk_live_legacy")).await.unwrap().unwrap();
+    assert_eq!((record.id, record.principal), (listed[0].key.id, old));
+    assert_eq!(store.revoke_key(owner, record.id, 1).await.unwrap(), Revoke::LastSecretKey, "it counts as a key");
 }

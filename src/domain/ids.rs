@@ -70,6 +70,7 @@ id_type!(ReferralId, u128, "ref_", 32);
 // A payout shares the 128 bits of the conversion or lead it pays for, so a
 // record can have at most one payout and retries find the same one.
 id_type!(PayoutId, u128, "pay_", 32);
+id_type!(KeyId, u128, "key_", 32);
 
 /// 48 bits of Unix milliseconds, then 80 random bits (the ULID layout): ids
 /// sort by creation time, so event tables grow at their right edge instead
@@ -119,6 +120,18 @@ impl ReferralId {
 }
 
 impl Default for ReferralId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl KeyId {
+    pub fn new() -> Self {
+        Self(time_ordered())
+    }
+}
+
+impl Default for KeyId {
     fn default() -> Self {
         Self::new()
     }

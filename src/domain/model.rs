@@ -17,6 +17,9 @@ pub struct Advertiser {
     /// The organisation-wide `pk_aff_org_…` key: public, used by the snippet.
     pub publishable_key: String,
     pub created_at: u64,
+    /// Set by an operator: every key refused, the campaigns' links dead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_at: Option<u64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -25,6 +28,9 @@ pub struct Affiliate {
     pub id: AffiliateId,
     pub name: String,
     pub created_at: u64,
+    /// Set by an operator: every key refused, the affiliate's links dead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_at: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -11,7 +11,6 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 use super::campaign::*;
 use crate::config::{Config, Overrides};
 use crate::domain::ids::*;
-use crate::domain::keys::{KeyHash, Principal};
 use crate::domain::model::*;
 use crate::store::embedded::EmbeddedStore;
 use crate::store::*;
@@ -32,12 +31,6 @@ struct FlakyStore {
 #[rustfmt::skip]
 #[async_trait]
 impl Store for FlakyStore {
-    async fn put_advertiser(&self, a: &Advertiser, k: KeyHash) -> StoreResult<()> { self.inner.put_advertiser(a, k).await }
-    async fn get_advertiser(&self, id: AdvertiserId) -> StoreResult<Option<Advertiser>> { self.inner.get_advertiser(id).await }
-    async fn put_affiliate(&self, a: &Affiliate, k: KeyHash) -> StoreResult<()> { self.inner.put_affiliate(a, k).await }
-    async fn get_affiliate(&self, id: AffiliateId) -> StoreResult<Option<Affiliate>> { self.inner.get_affiliate(id).await }
-    async fn get_principal(&self, k: &KeyHash) -> StoreResult<Option<Principal>> { self.inner.get_principal(k).await }
-    async fn put_principal(&self, k: KeyHash, p: &Principal) -> StoreResult<()> { self.inner.put_principal(k, p).await }
     async fn put_campaign(&self, c: &Campaign) -> StoreResult<()> { self.inner.put_campaign(c).await }
     async fn replace_campaign(&self, c: &Campaign, v: u64) -> StoreResult<bool> { self.inner.replace_campaign(c, v).await }
     async fn get_campaign(&self, id: CampaignId) -> StoreResult<Option<Campaign>> { self.inner.get_campaign(id).await }

@@ -1,18 +1,24 @@
 //! The small, read-mostly catalog the hot paths consult on every request:
-//! campaigns, tracking codes and key → principal. Loaded from the store at
-//! start, kept in `DashMap`s, written through on change and read through on a
-//! miss (so a code another node created is found on first use). Campaigns can
-//! change on another node, so a cached one older than `refresh` is re-read.
+//! campaigns, tracking codes, key records and tenants' status. Loaded from
+//! the store at start, kept in `DashMap`s, written through on change and
+//! read through on a miss (so a code another node created is found on first
+//! use). Campaigns, keys and tenants can change on another node, so a cached
+//! one older than its refresh interval is re-read: a key revoked or a tenant
+//! disabled anywhere is refused everywhere within `auth.revalidate_ms`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 
-use crate::domain::ids::{AffiliateId, CampaignId};
-use crate::domain::keys::{hash_key, KeyHash, Principal};
+use crate::domain::ids::{AffiliateId, CampaignId, KeyId};
+use crate::domain::keys::{hash_key, ApiKey, KeyHash, Owner};
 use crate::domain::model::{Campaign, TrackingCode};
-use crate::store::{Store, StoreResult};
+use crate::store::{Keys, Store, StoreResult};
+
+/// A key's use is written at most this often (seconds): `lastUsedAt` is
+/// that coarse, and a busy key costs one small write a minute.
+const TOUCH_EVERY_SECS: u64 = 60;
 
 /// Edits that keep losing the compare-and-set give up (503) after this many tries.
 const MAX_EDIT_ATTEMPTS: usize = 16;
@@ -26,11 +32,23 @@ pub struct Catalog {
     approvals: DashMap<(CampaignId, AffiliateId), Arc<TrackingCode>>,
     /// When every code was last read from the store (see `approval`).
     codes_loaded: tokio::sync::Mutex<Instant>,
-    principals: DashMap<KeyHash, Principal>,
+    keys_store: Arc<dyn Keys>,
+    /// Key hash → its record (revoked ones too), and when it was read.
+    keys: DashMap<KeyHash, (Arc<ApiKey>, Instant)>,
+    /// Tenant → disabled?, and when it was read.
+    tenants: DashMap<Owner, (bool, Instant)>,
+    revalidate: Duration,
+    /// When each key's use was last written.
+    touched: DashMap<KeyId, u64>,
 }
 
 impl Catalog {
-    pub async fn load(store: Arc<dyn Store>, refresh: Duration) -> StoreResult<Self> {
+    pub async fn load(
+        store: Arc<dyn Store>,
+        keys_store: Arc<dyn Keys>,
+        refresh: Duration,
+        revalidate: Duration,
+    ) -> StoreResult<Self> {
         let catalog = Self {
             store: store.clone(),
             campaigns: DashMap::new(),
@@ -38,7 +56,11 @@ impl Catalog {
             codes: DashMap::new(),
             approvals: DashMap::new(),
             codes_loaded: tokio::sync::Mutex::new(Instant::now()),
-            principals: DashMap::new(),
+            keys_store,
+            keys: DashMap::new(),
+            tenants: DashMap::new(),
+            revalidate,
+            touched: DashMap::new(),
         };
         for c in store.list_campaigns().await? {
             catalog.remember(c);
@@ -84,23 +106,83 @@ impl Catalog {
         self.campaigns.len()
     }
 
-    /// Resolves a secret key. Unknown keys are not cached, so a key created on
-    /// another node works at once; known keys never touch the store again.
-    pub async fn principal(&self, key: &str) -> StoreResult<Option<Principal>> {
+    /// A key's record, revoked or not. Unknown keys are not cached, so a key
+    /// created on another node works at once; a known one is re-read once
+    /// it is older than `revalidate`, so a revocation elsewhere is seen. If
+    /// that re-read fails, the cached record serves (the store is down, so
+    /// only what needs no store works anyway) and is tried again later.
+    pub async fn key(&self, key: &str) -> StoreResult<Option<Arc<ApiKey>>> {
         let hash = hash_key(key);
-        if let Some(p) = self.principals.get(&hash) {
-            return Ok(Some(p.clone()));
+        let cached = self.keys.get(&hash).map(|e| e.value().clone());
+        match cached {
+            Some((record, at)) if at.elapsed() < self.revalidate => Ok(Some(record)),
+            Some((stale, _)) => match self.keys_store.key_by_hash(&hash).await {
+                Ok(found) => Ok(self.remember_key(hash, found)),
+                Err(e) => {
+                    tracing::debug!(error = %e, "key re-read failed; serving the cached record");
+                    self.keys.insert(hash, (stale.clone(), Instant::now()));
+                    Ok(Some(stale))
+                }
+            },
+            None => Ok(self.remember_key(hash, self.keys_store.key_by_hash(&hash).await?)),
         }
-        let found = self.store.get_principal(&hash).await?;
-        if let Some(p) = &found {
-            self.principals.insert(hash, p.clone());
+    }
+
+    /// Caches `found` (or forgets the hash when there is no such key).
+    pub fn remember_key(&self, hash: KeyHash, found: Option<ApiKey>) -> Option<Arc<ApiKey>> {
+        match found {
+            Some(record) => {
+                let record = Arc::new(record);
+                self.keys.insert(hash, (record.clone(), Instant::now()));
+                Some(record)
+            }
+            None => {
+                self.keys.remove(&hash);
+                None
+            }
         }
-        Ok(found)
     }
 
     /// Whether resolving `key` would need no store read.
     pub fn knows_key(&self, key: &str) -> bool {
-        self.principals.contains_key(&hash_key(key))
+        self.keys.contains_key(&hash_key(key))
+    }
+
+    /// Whether an operator disabled `owner`, re-read once older than
+    /// `revalidate`. If the store cannot say, the last answer stands (or, for
+    /// a tenant never read, enabled: its key was just found valid).
+    pub async fn disabled(&self, owner: Owner) -> bool {
+        let cached = self.tenants.get(&owner).map(|e| *e.value());
+        if let Some((disabled, _)) = cached.filter(|(_, at)| at.elapsed() < self.revalidate) {
+            return disabled;
+        }
+        let read = match owner {
+            Owner::Advertiser(id) => self.keys_store.get_advertiser(id).await.map(|a| a.and_then(|a| a.disabled_at)),
+            Owner::Affiliate(id) => self.keys_store.get_affiliate(id).await.map(|a| a.and_then(|a| a.disabled_at)),
+        };
+        let disabled = match read {
+            Ok(at) => at.is_some(),
+            Err(e) => {
+                tracing::debug!(error = %e, %owner, "tenant re-read failed; keeping the last answer");
+                cached.is_some_and(|(d, _)| d)
+            }
+        };
+        self.remember_tenant(owner, disabled);
+        disabled
+    }
+
+    pub fn remember_tenant(&self, owner: Owner, disabled: bool) {
+        self.tenants.insert(owner, (disabled, Instant::now()));
+    }
+
+    /// Whether this use of `id` at `now` should be written (once a minute).
+    pub fn should_touch(&self, id: KeyId, now: u64) -> bool {
+        let mut last = self.touched.entry(id).or_insert(0);
+        if now.saturating_sub(*last) < TOUCH_EVERY_SECS {
+            return false;
+        }
+        *last = now;
+        true
     }
 
     pub async fn campaign(&self, id: CampaignId) -> StoreResult<Option<Arc<Campaign>>> {

@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 use super::campaign::{CampaignMsg, KeyedReply};
 use super::Engine;
 use crate::domain::ids::*;
-use crate::domain::keys::{KeyHash, Principal, Scope};
+use crate::domain::keys::{KeyHash, Owner, Principal, Scope};
 use crate::domain::model::*;
 use crate::domain::money::Payout;
 use crate::domain::redirect::append_query;
@@ -108,6 +108,13 @@ impl Engine {
         let affiliate = code.affiliate_id.ok_or_else(not_found)?;
         let campaign = self.catalog.campaign(code.campaign_id).await?.ok_or_else(not_found)?;
         if campaign.status != CampaignStatus::Active {
+            return Err(not_found());
+        }
+        // A disabled affiliate's (or advertiser's) links are dead. Cached,
+        // so this costs two map lookups, and a store read every
+        // `auth.revalidate_ms` per tenant.
+        let (aff, adv) = (Owner::Affiliate(affiliate), Owner::Advertiser(campaign.advertiser_id));
+        if self.catalog.disabled(aff).await || self.catalog.disabled(adv).await {
             return Err(not_found());
         }
         let flagged = input.head || bot::is_bot(input.user_agent);

@@ -17,6 +17,7 @@ pub mod rebuild;
 pub mod referrals;
 pub mod registry;
 pub mod supervisor;
+pub mod tenants;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -26,12 +27,12 @@ use sha2::Sha256;
 
 use crate::config::Config;
 use crate::domain::ids::{AdvertiserId, CampaignId};
-use crate::domain::keys::{hash_key, KeyHash, Principal};
+use crate::domain::keys::{hash_key, ApiKey, KeyHash, Principal};
 use crate::domain::model::Campaign;
 use crate::domain::token::TokenKeys;
 use crate::error::{Error, Result};
 use crate::secrets::Secrets;
-use crate::store::{Backend, Ledger, Store, StoreResult};
+use crate::store::{Backend, Keys, Ledger, Store, StoreResult};
 use catalog::Catalog;
 use registry::Registry;
 
@@ -39,6 +40,7 @@ pub struct Engine {
     pub config: Config,
     pub store: Arc<dyn Store>,
     pub ledger: Arc<dyn Ledger>,
+    keys: Arc<dyn Keys>,
     pub catalog: Catalog,
     pub registry: Registry,
     pub tokens: TokenKeys,
@@ -65,9 +67,11 @@ impl Engine {
         public_base: String,
     ) -> StoreResult<Self> {
         let store: Arc<dyn Store> = backend.clone();
-        let ledger: Arc<dyn Ledger> = backend;
+        let ledger: Arc<dyn Ledger> = backend.clone();
+        let keys: Arc<dyn Keys> = backend;
         let refresh = std::time::Duration::from_millis(config.engine.catalog_refresh_ms);
-        let catalog = Catalog::load(store.clone(), refresh).await?;
+        let revalidate = std::time::Duration::from_millis(config.auth.revalidate_ms);
+        let catalog = Catalog::load(store.clone(), keys.clone(), refresh, revalidate).await?;
         let registry = Registry::new(store.clone(), config.engine.clone());
         let tokens = TokenKeys::new(secrets.token_keys.iter().map(|k| k.as_bytes().to_vec()).collect());
         let limiter = limiter::Limiter::new(config.http.browser_rate_per_sec, f64::from(config.http.browser_burst));
@@ -98,6 +102,7 @@ impl Engine {
             config,
             store,
             ledger,
+            keys,
             catalog,
             registry,
             tokens,
@@ -107,10 +112,18 @@ impl Engine {
         })
     }
 
-    /// Resolves a secret or publishable key. A `write` spends a token of the
-    /// key's bucket first (429 when it is empty).
+    /// Resolves a secret or publishable key: unknown or revoked is 401, a
+    /// disabled tenant's key 403. A `write` spends a token of the key's
+    /// bucket (429 when it is empty). Use is recorded about once a minute.
     pub async fn authenticate(&self, key: &str, write: bool) -> Result<Principal> {
-        let principal = self.catalog.principal(key).await?.ok_or(Error::Unauthorized("the API key is not valid"))?;
+        let record = self.catalog.key(key).await?.ok_or(Error::Unauthorized("the API key is not valid"))?;
+        if record.revoked_at.is_some() {
+            return Err(Error::Unauthorized("this API key was revoked"));
+        }
+        let principal = record.principal.clone();
+        if self.catalog.disabled(principal.owner()).await {
+            return Err(Error::Disabled(format!("{} is disabled; ask the operator", principal.owner())));
+        }
         if write {
             let bucket = match principal {
                 Principal::Affiliate { .. } => Some(&self.affiliate_writes),
@@ -122,7 +135,21 @@ impl Engine {
                 return Err(Error::RateLimited { retry_after: wait });
             }
         }
+        self.touch(&record);
         Ok(principal)
+    }
+
+    /// Writes a key's `lastUsedAt` in the background, at most once a minute.
+    fn touch(&self, record: &ApiKey) {
+        let now = self.now();
+        if self.catalog.should_touch(record.id, now) {
+            let (keys, owner, id) = (self.keys.clone(), record.principal.owner(), record.id);
+            tokio::spawn(async move {
+                if let Err(e) = keys.touch_key(owner, id, now).await {
+                    tracing::debug!(error = %e, key = %id, "could not record a key's use");
+                }
+            });
+        }
     }
 
     /// Constant-time comparison of hashes, so timing reveals nothing of the key.

@@ -1,6 +1,7 @@
-//! Operator endpoints (admin key): create advertisers and affiliates. Secret
-//! keys are returned once here and kept only as hashes. With
-//! `money.test_clock`, also moving the engine's clock forward (tests only).
+//! Operator endpoints (admin key): create advertisers and affiliates (secret
+//! keys are returned once here and kept only as hashes), disable and enable
+//! them, issue a new key to one that lost theirs. With `money.test_clock`,
+//! also moving the engine's clock forward (tests only).
 
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
@@ -10,9 +11,7 @@ use serde_json::json;
 use super::auth::require_admin;
 use super::body::{json_response, Resp};
 use super::{read_body, Ctx};
-use crate::domain::ids::{AdvertiserId, AffiliateId};
-use crate::domain::keys::{hash_key, new_org_publishable_key, new_secret_key, Principal};
-use crate::domain::model::{Advertiser, Affiliate};
+use crate::domain::keys::Owner;
 use crate::domain::validate;
 use crate::domain::validate::invalid;
 use crate::error::{Error, Result};
@@ -34,24 +33,16 @@ struct NewParty {
 pub async fn create_advertiser(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp> {
     require_admin(&ctx.engine, req.headers())?;
     let input: NewParty = read_body(ctx, req).await?;
-    let advertiser = Advertiser {
-        id: AdvertiserId::random(),
-        name: validate::name("name", &input.name)?,
-        publishable_key: new_org_publishable_key(),
-        created_at: ctx.engine.now(),
-    };
-    let api_key = new_secret_key();
-    ctx.engine.store.put_advertiser(&advertiser, hash_key(&api_key)).await?;
-    let public = Principal::Publishable { advertiser: advertiser.id, campaign: None };
-    ctx.engine.store.put_principal(hash_key(&advertiser.publishable_key), &public).await?;
+    let (advertiser, secret) = ctx.engine.create_advertiser(validate::name("name", &input.name)?).await?;
     Ok(json_response(
         StatusCode::CREATED,
         &json!({
             "id": advertiser.id,
             "name": advertiser.name,
-            "apiKey": api_key,
+            "apiKey": secret.key,
+            "keyId": secret.record.id,
             "publishableKey": advertiser.publishable_key,
-            "scopes": ["campaigns", "postbacks", "affiliate:write"],
+            "scopes": secret.record.principal.scope_names(),
         }),
     ))
 }
@@ -59,21 +50,43 @@ pub async fn create_advertiser(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp
 pub async fn create_affiliate(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp> {
     require_admin(&ctx.engine, req.headers())?;
     let input: NewParty = read_body(ctx, req).await?;
-    let affiliate = Affiliate {
-        id: AffiliateId::random(),
-        name: validate::name("name", &input.name)?,
-        created_at: ctx.engine.now(),
-    };
-    let api_key = new_secret_key();
-    ctx.engine.store.put_affiliate(&affiliate, hash_key(&api_key)).await?;
+    let (affiliate, secret) = ctx.engine.create_affiliate(validate::name("name", &input.name)?).await?;
     Ok(json_response(
         StatusCode::CREATED,
         &json!({
             "id": affiliate.id,
             "name": affiliate.name,
-            "apiKey": api_key,
+            "apiKey": secret.key,
+            "keyId": secret.record.id,
         }),
     ))
+}
+
+/// `advertisers` or `affiliates` and an id of that kind; anything else is 404.
+fn tenant(kind: &str, id: &str) -> Result<Owner> {
+    let missing = || Error::NotFound(format!("no {kind} '{}'", validate::excerpt(id)));
+    match kind {
+        "advertisers" => id.parse().map(Owner::Advertiser).map_err(|_| missing()),
+        "affiliates" => id.parse().map(Owner::Affiliate).map_err(|_| missing()),
+        _ => Err(missing()),
+    }
+}
+
+/// Disables (every key 403, links 404) or enables a tenant; every node
+/// follows within `auth.revalidate_ms`.
+pub async fn set_disabled(ctx: &Ctx, req: Request<Incoming>, kind: &str, id: &str, disabled: bool) -> Result<Resp> {
+    require_admin(&ctx.engine, req.headers())?;
+    let owner = tenant(kind, id)?;
+    ctx.engine.set_disabled(owner, disabled).await?;
+    Ok(json_response(StatusCode::OK, &json!({ "id": owner.to_string(), "disabled": disabled })))
+}
+
+/// A new secret key for a tenant that lost all of theirs.
+pub async fn issue_key(ctx: &Ctx, req: Request<Incoming>, kind: &str, id: &str) -> Result<Resp> {
+    require_admin(&ctx.engine, req.headers())?;
+    let owner = tenant(kind, id)?;
+    let new = ctx.engine.issue_key(owner).await?;
+    Ok(json_response(StatusCode::CREATED, &super::keys::new_key_json(&new)))
 }
 
 /// Moves the test clock forward. Without `money.test_clock` the route does

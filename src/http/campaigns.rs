@@ -12,7 +12,7 @@ use super::auth::require_principal;
 use super::body::{json_response, Resp};
 use super::{read_body, Ctx};
 use crate::domain::ids::*;
-use crate::domain::keys::{hash_key, new_campaign_publishable_key, Principal, Scope};
+use crate::domain::keys::{new_campaign_publishable_key, Principal, Scope};
 use crate::domain::model::*;
 use crate::domain::payout::{bounded_cents, bp_to_percentage, percentage_to_bp};
 
@@ -126,8 +126,7 @@ pub async fn create(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp> {
             created_at: campaign.created_at,
         })
         .await?;
-    let public = Principal::Publishable { advertiser: owner, campaign: Some(campaign.id) };
-    ctx.engine.store.put_principal(hash_key(&campaign.publishable_key), &public).await?;
+    ctx.engine.add_campaign_key(owner, campaign.id, &campaign.publishable_key).await?;
     let campaign = ctx.engine.catalog.save_campaign(campaign).await?;
     Ok(json_response(StatusCode::CREATED, &campaign_json(&campaign, None)))
 }
@@ -191,7 +190,7 @@ pub async fn approve_affiliate(ctx: &Ctx, req: Request<Incoming>, id: &str) -> R
     let owner = advertiser(ctx, &req).await?;
     let campaign = owned(ctx, owner, id).await?;
     let input: Approval = read_body(ctx, req).await?;
-    if ctx.engine.store.get_affiliate(input.affiliate_id).await?.is_none() {
+    if ctx.engine.affiliate(input.affiliate_id).await?.is_none() {
         return Err(Error::NotFound(format!("no affiliate '{}'", input.affiliate_id)));
     }
     let proposed = TrackingCode {

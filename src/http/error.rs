@@ -15,6 +15,7 @@ pub fn status_and_code(e: &Error) -> (StatusCode, &'static str) {
         Error::Invalid(_) => (StatusCode::BAD_REQUEST, "validation_failed"),
         Error::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
         Error::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+        Error::Disabled(_) => (StatusCode::FORBIDDEN, "account_disabled"),
         Error::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
         Error::NoRoute(_) => (StatusCode::NOT_FOUND, "no_route"),
         Error::Conflict { code, .. } | Error::Exists { code, .. } => (StatusCode::CONFLICT, code),

@@ -7,6 +7,7 @@ pub mod body;
 pub mod campaigns;
 pub mod error;
 pub mod ingest;
+pub mod keys;
 pub mod leads;
 pub mod linger;
 pub mod money;
@@ -48,6 +49,13 @@ enum Route<'a> {
     AdminAdvertisers,
     AdminAffiliates,
     AdminClockAdvance,
+    /// `advertisers` or `affiliates`, the tenant's id.
+    AdminDisable(&'a str, &'a str),
+    AdminEnable(&'a str, &'a str),
+    AdminTenantKeys(&'a str, &'a str),
+    Keys,
+    Key(&'a str),
+    KeyRotate(&'a str),
     Campaigns,
     Campaign(&'a str),
     CampaignAffiliates(&'a str),
@@ -78,6 +86,12 @@ impl Route<'_> {
             Route::AdminAdvertisers => "/api/v1/admin/advertisers",
             Route::AdminAffiliates => "/api/v1/admin/affiliates",
             Route::AdminClockAdvance => "/api/v1/admin/clock/advance",
+            Route::AdminDisable(..) => "/api/v1/admin/{tenants}/{id}/disable",
+            Route::AdminEnable(..) => "/api/v1/admin/{tenants}/{id}/enable",
+            Route::AdminTenantKeys(..) => "/api/v1/admin/{tenants}/{id}/keys",
+            Route::Keys => "/api/v1/keys",
+            Route::Key(_) => "/api/v1/keys/{id}",
+            Route::KeyRotate(_) => "/api/v1/keys/{id}/rotate",
             Route::Campaigns => "/api/v1/campaigns",
             Route::Campaign(_) => "/api/v1/campaigns/{id}",
             Route::CampaignAffiliates(_) => "/api/v1/campaigns/{id}/affiliates",
@@ -106,7 +120,8 @@ impl Route<'_> {
             Route::Conversions => "POST, OPTIONS",
             Route::Metrics | Route::Wallet | Route::CampaignBalance(_) => "GET",
             Route::Campaign(_) => "GET, PATCH",
-            Route::Leads => "GET, POST",
+            Route::Leads | Route::Keys => "GET, POST",
+            Route::Key(_) => "DELETE",
             _ => "POST",
         }
     }
@@ -124,6 +139,12 @@ fn match_route(path: &str) -> Option<Route<'_>> {
             ["admin", "advertisers"] => Route::AdminAdvertisers,
             ["admin", "affiliates"] => Route::AdminAffiliates,
             ["admin", "clock", "advance"] => Route::AdminClockAdvance,
+            ["admin", kind, id, "disable"] => Route::AdminDisable(kind, id),
+            ["admin", kind, id, "enable"] => Route::AdminEnable(kind, id),
+            ["admin", kind, id, "keys"] => Route::AdminTenantKeys(kind, id),
+            ["keys"] => Route::Keys,
+            ["keys", id] => Route::Key(id),
+            ["keys", id, "rotate"] => Route::KeyRotate(id),
             ["campaigns"] => Route::Campaigns,
             ["campaigns", id] => Route::Campaign(id),
             ["campaigns", id, "affiliates"] => Route::CampaignAffiliates(id),
@@ -198,6 +219,13 @@ async fn dispatch(ctx: &Ctx, route: Route<'_>, req: Request<Incoming>, remote: S
         Route::AdminAdvertisers => admin::create_advertiser(ctx, req).await,
         Route::AdminAffiliates => admin::create_affiliate(ctx, req).await,
         Route::AdminClockAdvance => admin::advance_clock(ctx, req).await,
+        Route::AdminDisable(kind, id) => admin::set_disabled(ctx, req, kind, id, true).await,
+        Route::AdminEnable(kind, id) => admin::set_disabled(ctx, req, kind, id, false).await,
+        Route::AdminTenantKeys(kind, id) => admin::issue_key(ctx, req, kind, id).await,
+        Route::Keys if m == Method::GET => keys::list(ctx, req).await,
+        Route::Keys => keys::create(ctx, req).await,
+        Route::Key(id) => keys::revoke(ctx, req, id).await,
+        Route::KeyRotate(id) => keys::rotate(ctx, req, id).await,
         Route::Campaigns => campaigns::create(ctx, req).await,
         Route::Campaign(id) if m == Method::GET => campaigns::show(ctx, req, id).await,
         Route::Campaign(id) => campaigns::update(ctx, req, id).await,

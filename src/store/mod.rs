@@ -4,6 +4,7 @@
 //! | method                         | pattern                                  |
 //! |--------------------------------|------------------------------------------|
 //! | `put_*` / `get_*`              | point write / point read by id           |
+//! | `Keys::*`                      | key by hash; an owner's keys, compare-and-set |
 //! | `replace_campaign`             | compare-and-set on the campaign version  |
 //! | `insert_tracking_code`         | insert-if-absent on (campaign, affiliate)|
 //! | `commit`                       | batched append + insert-if-absent keys   |
@@ -23,8 +24,10 @@
 pub mod cql;
 pub mod due;
 pub mod embedded;
+pub mod keys;
 
 pub use due::{Due, DueItem, Queue};
+pub use keys::{AddKey, Keys, Listed, Revoke};
 
 use std::sync::Arc;
 
@@ -32,7 +35,7 @@ use async_trait::async_trait;
 use tokio::sync::mpsc;
 
 use crate::domain::ids::*;
-use crate::domain::keys::{KeyHash, Principal};
+use crate::domain::keys::{ApiKey, KeyHash, Owner};
 use crate::domain::model::*;
 use crate::domain::money::{Balance, Entry, Funding, Move, Payout, WalletEntry, WalletTotals};
 use crate::domain::referral::{Referral, ReferralStatus};
@@ -181,15 +184,6 @@ pub async fn collect_dedup_keys(store: &dyn Store, campaign: CampaignId) -> Stor
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Stores the advertiser and its secret key's hash in one write.
-    async fn put_advertiser(&self, advertiser: &Advertiser, key: KeyHash) -> StoreResult<()>;
-    async fn get_advertiser(&self, id: AdvertiserId) -> StoreResult<Option<Advertiser>>;
-    async fn put_affiliate(&self, affiliate: &Affiliate, key: KeyHash) -> StoreResult<()>;
-    async fn get_affiliate(&self, id: AffiliateId) -> StoreResult<Option<Affiliate>>;
-    async fn get_principal(&self, key: &KeyHash) -> StoreResult<Option<Principal>>;
-    /// Records another key (publishable keys are stored like secret ones).
-    async fn put_principal(&self, key: KeyHash, principal: &Principal) -> StoreResult<()>;
-
     /// Stores a new campaign.
     async fn put_campaign(&self, campaign: &Campaign) -> StoreResult<()>;
     /// Replaces a campaign only if the stored one still has `expected_version`
@@ -229,10 +223,10 @@ pub struct SchemaState {
     pub detail: String,
 }
 
-/// A whole backend: both traits on one connection or one database file.
-pub trait Backend: Store + Ledger {}
+/// A whole backend: all three traits on one connection or one database file.
+pub trait Backend: Store + Ledger + Keys {}
 
-impl<T: Store + Ledger> Backend for T {}
+impl<T: Store + Ledger + Keys> Backend for T {}
 
 /// Everything after attribution: review, referrals, the due-time index and
 /// the money. A trait of its own so the supervisors' tests can wrap it and

@@ -43,32 +43,53 @@ pub fn fresh_keyspace() -> String {
 /// engine nodes of one cluster.
 static KEYSPACE: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
 
-async fn cql_env() -> Vec<(String, String)> {
-    let node = cql_node().expect(
+fn cql_node_or_fail() -> String {
+    cql_node().expect(
         "CLICKLEDGER_TEST_STORE=cql needs a CQL node: run `scripts/test` (it starts one) or set CLICKLEDGER_TEST_CQL=host:port",
-    );
-    let keyspace = KEYSPACE
-        .get_or_init(|| async {
-            let keyspace = fresh_keyspace();
-            let out = Command::new(env!("CARGO_BIN_EXE_clickledger"))
-                .arg("migrate")
-                .env("CLICKLEDGER_STORE", "scylla")
-                .env("CLICKLEDGER_SCYLLA_NODES", &node)
-                .env("CLICKLEDGER_SCYLLA_KEYSPACE", &keyspace)
-                .env("CLICKLEDGER_LOG_LEVEL", "warn")
-                .output()
-                .await
-                .expect("run clickledger migrate");
-            assert!(out.status.success(), "migrate failed: {}", String::from_utf8_lossy(&out.stderr));
-            keyspace
-        })
+    )
+}
+
+/// A new keyspace, migrated.
+async fn migrated_keyspace(node: &str) -> String {
+    let keyspace = fresh_keyspace();
+    let out = Command::new(env!("CARGO_BIN_EXE_clickledger"))
+        .arg("migrate")
+        .env("CLICKLEDGER_STORE", "scylla")
+        .env("CLICKLEDGER_SCYLLA_NODES", node)
+        .env("CLICKLEDGER_SCYLLA_KEYSPACE", &keyspace)
+        .env("CLICKLEDGER_LOG_LEVEL", "warn")
+        .output()
         .await
-        .clone();
+        .expect("run clickledger migrate");
+    assert!(out.status.success(), "migrate failed: {}", String::from_utf8_lossy(&out.stderr));
+    keyspace
+}
+
+async fn cql_env() -> Vec<(String, String)> {
+    let node = cql_node_or_fail();
+    let keyspace = KEYSPACE.get_or_init(|| migrated_keyspace(&node)).await.clone();
+    keyspace_env(node, keyspace)
+}
+
+/// The variables of the CQL backend on `keyspace`.
+fn keyspace_env(node: String, keyspace: String) -> Vec<(String, String)> {
     vec![
         ("CLICKLEDGER_STORE".into(), "scylla".into()),
         ("CLICKLEDGER_SCYLLA_NODES".into(), node),
         ("CLICKLEDGER_SCYLLA_KEYSPACE".into(), keyspace),
     ]
+}
+
+/// Variables for servers that must not share this test binary's keyspace
+/// (their secrets differ from its other servers'): in CQL mode a keyspace
+/// of their own, else nothing. Pass them to every server of the group.
+pub async fn own_keyspace() -> Vec<(String, String)> {
+    if !cql_mode() {
+        return vec![];
+    }
+    let node = cql_node_or_fail();
+    let keyspace = migrated_keyspace(&node).await;
+    keyspace_env(node, keyspace)
 }
 pub const TOKEN_KEY: &str = "test-token-key-0123456789abcdef";
 
@@ -152,6 +173,40 @@ impl TestServer {
     /// The stderr lines so far (only with `start_capturing_logs`).
     pub fn logs(&self) -> Vec<String> {
         self.logs.as_ref().expect("started with start_capturing_logs").lock().unwrap().clone()
+    }
+
+    /// `start_with` for owned variables (e.g. `own_keyspace()` plus more).
+    pub async fn start_with_owned(env: &[(String, String)]) -> Self {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        Self::start_with(&env).await
+    }
+
+    /// What `clickledger admin-key` prints for this server's configuration.
+    pub async fn admin_key(&self) -> String {
+        let out = self.cli(&["admin-key"]).await;
+        assert!(out.status.success(), "admin-key failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    /// Runs the `clickledger` CLI with this server's variables and data dir.
+    pub async fn cli(&self, args: &[&str]) -> std::process::Output {
+        self.cli_with(args, &self.env).await
+    }
+
+    /// Runs the CLI on this server's data dir with `env` instead of its
+    /// variables, to its end.
+    pub async fn cli_with(&self, args: &[&str], env: &[(String, String)]) -> std::process::Output {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_clickledger"));
+        cmd.args(args)
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("CLICKLEDGER_ADMIN_KEY", ADMIN_KEY)
+            .env("CLICKLEDGER_TOKEN_KEYS", TOKEN_KEY)
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null());
+        tokio::task::spawn_blocking(move || cmd.output()).await.unwrap().expect("run clickledger")
     }
 
     /// A server whose stderr is `stderr` (a closed pipe, `/dev/full`).
@@ -409,11 +464,24 @@ impl World {
     }
 
     pub async fn with_campaign(server: &TestServer, campaign: Value) -> Self {
-        let adv = server.post("/api/v1/admin/advertisers", Some(ADMIN_KEY), json!({"name": "Acme"})).await;
+        Self::with_campaign_as(server, campaign, ADMIN_KEY).await
+    }
+
+    /// A FIXED campaign's world, the tenants created with `admin` as the operator key.
+    pub async fn fixed_with_admin(server: &TestServer, payout_cents: u64, admin: &str) -> Self {
+        let campaign = json!({
+            "name": "Spring sale", "landingUrl": "https://shop.example.com/landing", "compensationModel": "FIXED",
+            "payoutCents": payout_cents,
+        });
+        Self::with_campaign_as(server, campaign, admin).await
+    }
+
+    pub async fn with_campaign_as(server: &TestServer, campaign: Value, admin: &str) -> Self {
+        let adv = server.post("/api/v1/admin/advertisers", Some(admin), json!({"name": "Acme"})).await;
         assert_eq!(adv.status, 201, "{}", adv.text);
         let adv = adv.json();
         let key = adv["apiKey"].as_str().unwrap().to_string();
-        let aff = server.post("/api/v1/admin/affiliates", Some(ADMIN_KEY), json!({"name": "Blogger"})).await.json();
+        let aff = server.post("/api/v1/admin/affiliates", Some(admin), json!({"name": "Blogger"})).await.json();
         let created = server.post("/api/v1/campaigns", Some(&key), campaign).await;
         assert_eq!(created.status, 201, "{}", created.text);
         let created = created.json();

@@ -7,7 +7,9 @@
 //! referrals), `money.rs` (a campaign's money as single-partition conditional
 //! batches), `wallet.rs`, `due.rs` (the due-time index), `ledger_rows.rs`.
 
+mod cluster;
 mod due;
+mod keys;
 mod ledger;
 pub mod ledger_rows;
 mod money;
@@ -112,11 +114,17 @@ impl ScyllaStore {
         })
     }
 
-    /// `clickledger migrate`: creates or upgrades the keyspace's schema.
+    /// `clickledger migrate`: creates or upgrades the keyspace's schema,
+    /// then indexes keys stored before key records existed.
     pub async fn migrate(config: &ScyllaConfig) -> StoreResult<i32> {
         let profiles = session::profiles(config)?;
         let session = session::connect(config, &profiles).await?;
-        schema::migrate(&session, &profiles, config).await
+        let version = schema::migrate(&session, &profiles, config).await?;
+        let indexed = Self::connect(config).await?.index_legacy_keys().await?;
+        if indexed > 0 {
+            tracing::info!(indexed, "indexed API keys from before key records");
+        }
+        Ok(version)
     }
 
     async fn exec(&self, st: &PreparedStatement, values: impl SerializeRow) -> StoreResult<QueryResult> {
@@ -248,33 +256,58 @@ impl ScyllaStore {
 }
 
 #[async_trait]
-impl Store for ScyllaStore {
-    async fn put_advertiser(&self, advertiser: &Advertiser, key: KeyHash) -> StoreResult<()> {
-        let principal = Principal::advertiser(advertiser.id);
-        self.put_with_key(&self.st.insert_advertiser, (advertiser.id.0 as i64, json(advertiser)), key, &principal).await
+impl Keys for ScyllaStore {
+    async fn put_advertiser(&self, advertiser: &Advertiser, keys: &[(ApiKey, KeyHash)]) -> StoreResult<()> {
+        self.put_advertiser_row(advertiser, keys).await
     }
 
     async fn get_advertiser(&self, id: AdvertiserId) -> StoreResult<Option<Advertiser>> {
         self.body(&self.st.select_advertiser, (id.0 as i64,)).await
     }
 
-    async fn put_affiliate(&self, affiliate: &Affiliate, key: KeyHash) -> StoreResult<()> {
-        let principal = Principal::Affiliate { id: affiliate.id };
-        self.put_with_key(&self.st.insert_affiliate, (affiliate.id.0 as i64, json(affiliate)), key, &principal).await
+    async fn put_affiliate(&self, affiliate: &Affiliate, keys: &[(ApiKey, KeyHash)]) -> StoreResult<()> {
+        self.put_affiliate_row(affiliate, keys).await
     }
 
     async fn get_affiliate(&self, id: AffiliateId) -> StoreResult<Option<Affiliate>> {
         self.body(&self.st.select_affiliate, (id.0 as i64,)).await
     }
 
-    async fn get_principal(&self, key: &KeyHash) -> StoreResult<Option<Principal>> {
-        self.body(&self.st.select_api_key, (key.to_vec(),)).await
+    async fn set_disabled(&self, owner: Owner, disabled_at: Option<u64>) -> StoreResult<bool> {
+        self.disable(owner, disabled_at).await
     }
 
-    async fn put_principal(&self, key: KeyHash, principal: &Principal) -> StoreResult<()> {
-        self.exec(&self.st.insert_api_key, (key.to_vec(), json(principal))).await.map(drop)
+    async fn key_by_hash(&self, hash: &KeyHash) -> StoreResult<Option<ApiKey>> {
+        self.key_record(hash).await
     }
 
+    async fn key_by_id(&self, owner: Owner, id: KeyId) -> StoreResult<Option<ApiKey>> {
+        self.key_of(owner, id).await
+    }
+
+    async fn replace_advertiser(&self, advertiser: &Advertiser) -> StoreResult<()> {
+        self.exec(&self.st.insert_advertiser, (advertiser.id.0 as i64, json(advertiser))).await.map(drop)
+    }
+
+    async fn add_key(&self, key: &ApiKey, hash: KeyHash, max_secret: usize) -> StoreResult<AddKey> {
+        self.insert_key(key, hash, max_secret).await
+    }
+
+    async fn list_keys(&self, owner: Owner, before: Option<KeyId>, limit: usize) -> StoreResult<Vec<Listed>> {
+        self.owner_keys(owner, before, limit).await
+    }
+
+    async fn revoke_key(&self, owner: Owner, id: KeyId, at: u64) -> StoreResult<Revoke> {
+        self.revoke(owner, id, at).await
+    }
+
+    async fn touch_key(&self, _owner: Owner, id: KeyId, at: u64) -> StoreResult<()> {
+        self.touch(id, at).await
+    }
+}
+
+#[async_trait]
+impl Store for ScyllaStore {
     async fn put_campaign(&self, campaign: &Campaign) -> StoreResult<()> {
         let values = (campaign.id.0 as i64, campaign.version as i64, json(campaign));
         match self.conditional(&self.st.insert_campaign, values).await? {
@@ -436,19 +469,6 @@ impl Store for ScyllaStore {
 
 impl ScyllaStore {
     /// A party row and its secret key in one logged batch: both appear or neither.
-    async fn put_with_key(
-        &self,
-        st: &PreparedStatement,
-        row: (i64, String),
-        key: KeyHash,
-        who: &Principal,
-    ) -> StoreResult<()> {
-        let mut batch = CqlBatch::new(BatchType::Logged);
-        batch.append_statement(st.clone());
-        batch.append_statement(self.st.insert_api_key.clone());
-        self.session.batch(&batch, (row, (key.to_vec(), json(who)))).await.map(drop).map_err(err)
-    }
-
     /// The pair already had a code: return it, and repair the code row if an
     /// earlier approval died between its two writes.
     async fn existing_approval(&self, proposed: &TrackingCode, pair: (i64, i64)) -> StoreResult<TrackingCode> {

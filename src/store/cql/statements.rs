@@ -40,6 +40,10 @@ pub struct Statements {
     /// Readiness: the keyspace's applied migrations (a handful of rows).
     pub select_schema_versions: PreparedStatement,
     pub ledger: LedgerStatements,
+    /// Tenants' keys (migration 3).
+    pub keys: super::keys::KeyStatements,
+    /// Secrets the keyspace's nodes share (migration 3).
+    pub cluster: super::cluster::ClusterStatements,
 }
 
 /// The money path, the due-time index, referrals and the lookups by id
@@ -88,7 +92,7 @@ pub struct LedgerStatements {
 }
 
 #[derive(Clone, Copy)]
-enum Kind {
+pub(super) enum Kind {
     /// Plain read or idempotent write (retried on timeout).
     Plain,
     /// A read that must see the latest conditional write: a Paxos read.
@@ -106,7 +110,7 @@ enum Kind {
 
 /// Tables are named with their keyspace (`{ks}.table`): Cassandra warns that
 /// prepared statements relying on `USE keyspace` are ambiguous.
-async fn prepare(
+pub(super) async fn prepare(
     session: &Session,
     profiles: &Profiles,
     ks: &str,
@@ -216,6 +220,8 @@ impl Statements {
             select_ignored: p(Plain, "SELECT reason, n FROM {ks}.campaign_ignored WHERE campaign_id = ?").await?,
             select_schema_versions: p(Plain, "SELECT version FROM {ks}.schema_migrations").await?,
             ledger: LedgerStatements::prepare(session, profiles, ks).await?,
+            keys: super::keys::KeyStatements::prepare(session, profiles, ks).await?,
+            cluster: super::cluster::ClusterStatements::prepare(session, profiles, ks).await?,
         })
     }
 }

@@ -20,14 +20,12 @@ type KeySender = tokio::sync::mpsc::Sender<Vec<DedupKey>>;
 
 use super::*;
 
+mod keys;
 mod money;
 mod writer;
 
 use writer::{Job, Typed};
 
-const ADVERTISERS: TableDefinition<u64, &[u8]> = TableDefinition::new("advertisers");
-const AFFILIATES: TableDefinition<u64, &[u8]> = TableDefinition::new("affiliates");
-const API_KEYS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("api_keys");
 const CAMPAIGNS: TableDefinition<u64, &[u8]> = TableDefinition::new("campaigns");
 const CODES: TableDefinition<&str, &[u8]> = TableDefinition::new("tracking_codes");
 /// (campaign, affiliate) → code: makes approval idempotent.
@@ -124,33 +122,10 @@ impl EmbeddedStore {
     }
 }
 
-impl EmbeddedStore {
-    /// A party row and its secret key in one transaction: both or neither.
-    async fn put_with_key(
-        &self,
-        table: TableDefinition<'static, u64, &'static [u8]>,
-        id: u64,
-        value: Vec<u8>,
-        key: KeyHash,
-        who: &Principal,
-    ) -> StoreResult<()> {
-        let principal = enc(who);
-        self.write(move |txn| {
-            txn.open_table(table).map_err(err)?.insert(id, value.as_slice()).map_err(err)?;
-            txn.open_table(API_KEYS).map_err(err)?.insert(key.as_slice(), principal.as_slice()).map_err(err)?;
-            Ok(())
-        })
-        .await
-    }
-}
-
 /// Every table this build creates, by name (readiness checks they are there).
 fn table_names() -> Vec<String> {
     use redb::TableHandle;
     let names = [
-        ADVERTISERS.name(),
-        AFFILIATES.name(),
-        API_KEYS.name(),
         CAMPAIGNS.name(),
         CODES.name(),
         APPROVALS.name(),
@@ -164,13 +139,10 @@ fn table_names() -> Vec<String> {
         REFERRALS.name(),
     ]
     .map(str::to_string);
-    names.into_iter().chain(money::table_names()).collect()
+    names.into_iter().chain(money::table_names()).chain(keys::table_names()).collect()
 }
 
 fn open_all_tables(txn: &WriteTransaction) -> StoreResult<()> {
-    txn.open_table(ADVERTISERS).map_err(err)?;
-    txn.open_table(AFFILIATES).map_err(err)?;
-    txn.open_table(API_KEYS).map_err(err)?;
     txn.open_table(CAMPAIGNS).map_err(err)?;
     txn.open_table(CODES).map_err(err)?;
     txn.open_table(APPROVALS).map_err(err)?;
@@ -183,6 +155,7 @@ fn open_all_tables(txn: &WriteTransaction) -> StoreResult<()> {
     txn.open_table(CONVERSION_INDEX).map_err(err)?;
     txn.open_table(REFERRALS).map_err(err)?;
     money::open_tables(txn)?;
+    keys::open_tables(txn)?;
     Ok(())
 }
 
@@ -374,38 +347,6 @@ where
 
 #[async_trait]
 impl Store for EmbeddedStore {
-    async fn put_advertiser(&self, advertiser: &Advertiser, key: KeyHash) -> StoreResult<()> {
-        let principal = Principal::advertiser(advertiser.id);
-        self.put_with_key(ADVERTISERS, advertiser.id.0, enc(advertiser), key, &principal).await
-    }
-
-    async fn get_advertiser(&self, id: AdvertiserId) -> StoreResult<Option<Advertiser>> {
-        self.read(move |txn| get_json(txn, ADVERTISERS, id.0)).await
-    }
-
-    async fn put_affiliate(&self, affiliate: &Affiliate, key: KeyHash) -> StoreResult<()> {
-        let principal = Principal::Affiliate { id: affiliate.id };
-        self.put_with_key(AFFILIATES, affiliate.id.0, enc(affiliate), key, &principal).await
-    }
-
-    async fn get_affiliate(&self, id: AffiliateId) -> StoreResult<Option<Affiliate>> {
-        self.read(move |txn| get_json(txn, AFFILIATES, id.0)).await
-    }
-
-    async fn get_principal(&self, key: &KeyHash) -> StoreResult<Option<Principal>> {
-        let key = *key;
-        self.read(move |txn| get_json(txn, API_KEYS, key.as_slice())).await
-    }
-
-    async fn put_principal(&self, key: KeyHash, principal: &Principal) -> StoreResult<()> {
-        let value = enc(principal);
-        self.write(move |txn| {
-            txn.open_table(API_KEYS).map_err(err)?.insert(key.as_slice(), value.as_slice()).map_err(err)?;
-            Ok(())
-        })
-        .await
-    }
-
     async fn put_campaign(&self, campaign: &Campaign) -> StoreResult<()> {
         let (id, value) = (campaign.id.0, enc(campaign));
         self.write(move |txn| {
@@ -528,6 +469,62 @@ impl Store for EmbeddedStore {
         } else {
             SchemaState { current: false, detail: format!("missing tables: {}", missing.join(", ")) }
         })
+    }
+}
+
+#[async_trait]
+impl Keys for EmbeddedStore {
+    async fn put_advertiser(&self, advertiser: &Advertiser, new_keys: &[(ApiKey, KeyHash)]) -> StoreResult<()> {
+        let (id, body, new_keys) = (advertiser.id.0, enc(advertiser), new_keys.to_vec());
+        self.write(move |txn| keys::put_tenant(txn, keys::ADVERTISERS, id, &body, &new_keys)).await
+    }
+
+    async fn get_advertiser(&self, id: AdvertiserId) -> StoreResult<Option<Advertiser>> {
+        self.read(move |txn| keys::get_advertiser(txn, id)).await
+    }
+
+    async fn put_affiliate(&self, affiliate: &Affiliate, new_keys: &[(ApiKey, KeyHash)]) -> StoreResult<()> {
+        let (id, body, new_keys) = (affiliate.id.0, enc(affiliate), new_keys.to_vec());
+        self.write(move |txn| keys::put_tenant(txn, keys::AFFILIATES, id, &body, &new_keys)).await
+    }
+
+    async fn get_affiliate(&self, id: AffiliateId) -> StoreResult<Option<Affiliate>> {
+        self.read(move |txn| keys::get_affiliate(txn, id)).await
+    }
+
+    async fn set_disabled(&self, owner: Owner, disabled_at: Option<u64>) -> StoreResult<bool> {
+        self.write(move |txn| keys::set_disabled(txn, owner, disabled_at)).await
+    }
+
+    async fn key_by_hash(&self, hash: &KeyHash) -> StoreResult<Option<ApiKey>> {
+        let hash = *hash;
+        self.read(move |txn| keys::key_by_hash(txn, &hash)).await
+    }
+
+    async fn key_by_id(&self, owner: Owner, id: KeyId) -> StoreResult<Option<ApiKey>> {
+        self.read(move |txn| keys::key_by_id(txn, owner, id)).await
+    }
+
+    async fn replace_advertiser(&self, advertiser: &Advertiser) -> StoreResult<()> {
+        let advertiser = advertiser.clone();
+        self.write(move |txn| keys::replace_advertiser(txn, &advertiser)).await
+    }
+
+    async fn add_key(&self, key: &ApiKey, hash: KeyHash, max_secret: usize) -> StoreResult<AddKey> {
+        let key = key.clone();
+        self.write(move |txn| keys::add_key(txn, &key, &hash, max_secret)).await
+    }
+
+    async fn list_keys(&self, owner: Owner, before: Option<KeyId>, limit: usize) -> StoreResult<Vec<Listed>> {
+        self.read(move |txn| keys::list_keys(txn, owner, before, limit)).await
+    }
+
+    async fn revoke_key(&self, owner: Owner, id: KeyId, at: u64) -> StoreResult<Revoke> {
+        self.write(move |txn| keys::revoke_key(txn, owner, id, at)).await
+    }
+
+    async fn touch_key(&self, _owner: Owner, id: KeyId, at: u64) -> StoreResult<()> {
+        self.write(move |txn| keys::touch_key(txn, id, at)).await
     }
 }
 
