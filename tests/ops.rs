@@ -140,3 +140,16 @@ async fn the_data_directory_the_server_creates_is_private() {
         .collect();
     assert!(names.iter().any(|n| n == "clickledger.redb") && names.iter().any(|n| n == "clock_offset"), "{names:?}");
 }
+
+#[tokio::test]
+async fn admin_key_in_a_directory_without_secrets_names_it_and_creates_nothing() {
+    let server = TestServer::start().await;
+    let elsewhere = server.data_dir.join("not-a-data-dir");
+    let env = [("CLICKLEDGER_ADMIN_KEY".to_string(), String::new())];
+    let out = server.cli_with(&["admin-key", "--data-dir", elsewhere.to_str().unwrap()], &env).await;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(elsewhere.to_str().unwrap()), "{stderr}");
+    assert!(!elsewhere.exists(), "nothing was created");
+    assert!(out.stdout.is_empty(), "no key printed");
+}

@@ -40,7 +40,7 @@ use crate::domain::model::*;
 use crate::domain::money::{Balance, Entry, Funding, Move, Payout, WalletEntry, WalletTotals};
 use crate::domain::referral::{Referral, ReferralStatus};
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 #[error("storage failed: {0}")]
 pub struct StoreError(pub String);
 

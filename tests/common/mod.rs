@@ -153,6 +153,12 @@ impl TestServer {
         Self::spawn(dir, Some(tmp), env, Logs::Inherit).await
     }
 
+    /// A server on the data directory `dir` (which the caller keeps).
+    pub async fn start_at(dir: PathBuf, env: &[(&str, &str)]) -> Self {
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Self::spawn(dir, None, env, Logs::Inherit).await
+    }
+
     /// A server on a data directory that does not exist yet (`name` inside
     /// a temporary directory): the server creates it.
     pub async fn start_in_new_dir(name: &str, env: &[(&str, &str)]) -> Self {

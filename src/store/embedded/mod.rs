@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition, WriteTransaction};
+use redb::{ReadableDatabase, ReadableTable, Table, TableDefinition, WriteTransaction};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::sync::oneshot;
@@ -20,9 +20,12 @@ type KeySender = tokio::sync::mpsc::Sender<Vec<DedupKey>>;
 
 use super::*;
 
+mod file;
 mod keys;
 mod money;
 mod writer;
+
+pub use file::DiskFaults;
 
 use writer::{Job, Typed};
 
@@ -43,7 +46,7 @@ const CONVERSION_INDEX: TableDefinition<u128, (u64, u128)> = TableDefinition::ne
 const REFERRALS: TableDefinition<u128, &[u8]> = TableDefinition::new("referrals");
 
 pub struct EmbeddedStore {
-    db: Arc<Database>,
+    db: Arc<file::Db>,
     writer: mpsc::SyncSender<Job>,
     /// Readiness asks whether the writer thread is still there.
     writer_thread: std::thread::JoinHandle<()>,
@@ -71,11 +74,21 @@ impl EmbeddedStore {
     /// `quick_repair`: every commit saves what a crash recovery would
     /// otherwise rebuild by walking the whole file (`engine.store_quick_repair`).
     pub fn open_with(dir: &Path, queue: usize, quick_repair: bool) -> StoreResult<Self> {
+        Self::open_inner(dir, queue, quick_repair, None)
+    }
+
+    /// Test seam: the store on a file whose writes fail while `faults` says
+    /// the disk is full.
+    pub fn open_with_faults(dir: &Path, queue: usize, faults: Arc<DiskFaults>) -> StoreResult<Self> {
+        Self::open_inner(dir, queue, true, Some(faults))
+    }
+
+    fn open_inner(dir: &Path, queue: usize, quick_repair: bool, faults: Option<Arc<DiskFaults>>) -> StoreResult<Self> {
         crate::private_fs::create_dir(dir).map_err(err)?;
         let file = dir.join("clickledger.redb");
         crate::private_fs::prepare_file(&file).map_err(err)?;
-        let db = Arc::new(Database::create(file).map_err(err)?);
-        let mut txn = db.begin_write().map_err(err)?;
+        let db = Arc::new(file::Db::open(file, faults)?);
+        let mut txn = db.get()?.begin_write().map_err(err)?;
         txn.set_quick_repair(quick_repair);
         open_all_tables(&txn)?;
         txn.commit().map_err(err)?;
@@ -93,7 +106,7 @@ impl EmbeddedStore {
         T: Send + 'static,
         F: FnOnce(&redb::ReadTransaction) -> StoreResult<T> + Send + 'static,
     {
-        let db = self.db.clone();
+        let db = self.db.get()?;
         tokio::task::spawn_blocking(move || f(&db.begin_read().map_err(err)?)).await.map_err(err)?
     }
 
@@ -454,12 +467,19 @@ impl Store for EmbeddedStore {
         self.read(move |txn| get_json(txn, STATS, campaign.0)).await.map(Option::unwrap_or_default)
     }
 
-    /// A read transaction listing the tables (a real read of the file), and
-    /// the writer thread every event write goes through.
+    /// A read transaction listing the tables (a real read of the file), the
+    /// writer thread every event write goes through, and an empty write.
     async fn health(&self) -> StoreResult<SchemaState> {
         if self.writer_thread.is_finished() {
             return Err(StoreError("the embedded store's writer thread has stopped".into()));
         }
+        // An empty write through the writer (folded with whatever is
+        // waiting): a full disk shows up here even when no request writes.
+        let wrote = self.write(|_| Ok(())).await;
+        if let Some(why) = self.db.failing() {
+            return Err(StoreError(format!("writes are failing ({why}); reopening the store until one lands")));
+        }
+        wrote?;
         let present: Vec<String> = self
             .read(|txn| Ok(txn.list_tables().map_err(err)?.map(|t| redb::TableHandle::name(&t).to_string()).collect()))
             .await?;

@@ -11,17 +11,25 @@
 //! If one job fails, the whole transaction is rolled back and every job of
 //! the fold is run again in a transaction of its own, so one bad job fails
 //! only itself.
+//!
+//! If the file refuses writes (a full disk), the store is marked failing and
+//! the writer reopens the database and probes it before each job, and every
+//! second without jobs, until a write lands again (see `file`).
 
 use std::sync::mpsc;
+use std::time::Duration;
 
 use redb::{Database, WriteTransaction};
 use tokio::sync::oneshot;
 
 use super::err;
+use super::file::{is_io, Db};
 use crate::store::{StoreError, StoreResult};
 
 /// How many waiting jobs one transaction may fold together.
 const MAX_FOLD: usize = 256;
+/// While writes fail, how often the writer tries to recover without jobs.
+const RECOVER_EVERY: Duration = Duration::from_secs(1);
 
 pub type Job = Box<dyn WriteJob>;
 
@@ -68,8 +76,24 @@ where
 }
 
 /// Blocks for one job, then folds in whatever else is already waiting.
-pub fn write_loop(db: &Database, jobs: mpsc::Receiver<Job>, quick_repair: bool) {
-    while let Ok(first) = jobs.recv() {
+pub fn write_loop(db: &Db, jobs: mpsc::Receiver<Job>, quick_repair: bool) {
+    loop {
+        let first = if db.failing().is_some() {
+            match jobs.recv_timeout(RECOVER_EVERY) {
+                Ok(job) => Some(job),
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+        } else {
+            match jobs.recv() {
+                Ok(job) => Some(job),
+                Err(_) => return,
+            }
+        };
+        if db.failing().is_some() {
+            recover(db, quick_repair);
+        }
+        let Some(first) = first else { continue };
         let mut fold = vec![first];
         while fold.len() < MAX_FOLD {
             match jobs.try_recv() {
@@ -77,25 +101,57 @@ pub fn write_loop(db: &Database, jobs: mpsc::Receiver<Job>, quick_repair: bool) 
                 Err(_) => break,
             }
         }
-        run_fold(db, fold, quick_repair);
+        if let Some(e) = run_fold(db, fold, quick_repair) {
+            tracing::error!(error = %e, "the store cannot write; reopening it until it can");
+            db.set_failing(Some(e.0));
+            recover(db, quick_repair);
+        }
+    }
+}
+
+/// Reopens the database and proves a write lands; clears `failing` if so.
+fn recover(db: &Db, quick_repair: bool) {
+    let probe = || {
+        let mut txn = db.get()?.begin_write().map_err(err)?;
+        txn.set_quick_repair(quick_repair);
+        txn.commit().map_err(err)
+    };
+    match db.reopen().and_then(|()| probe()) {
+        Ok(()) => {
+            if db.failing().is_some() {
+                tracing::info!("the store writes again");
+            }
+            db.set_failing(None);
+        }
+        Err(e) => db.set_failing(Some(e.0)),
     }
 }
 
 /// Commits `fold` as one transaction, or each job alone if that fails.
-fn run_fold(db: &Database, mut fold: Vec<Job>, quick_repair: bool) {
-    if fold.len() > 1 {
-        match commit(db, &mut fold, quick_repair) {
-            Ok(()) => fold.into_iter().for_each(|job| job.finish(None)),
-            Err(_) => fold.into_iter().for_each(|job| commit_alone(db, job, quick_repair)),
+/// Returns an I/O failure, if a job met one.
+fn run_fold(db: &Db, mut fold: Vec<Job>, quick_repair: bool) -> Option<StoreError> {
+    let database = match db.get() {
+        Ok(d) => d,
+        Err(e) => {
+            fold.into_iter().for_each(|job| job.finish(Some(e.clone())));
+            return None;
         }
-    } else {
-        fold.into_iter().for_each(|job| commit_alone(db, job, quick_repair));
+    };
+    if fold.len() > 1 && commit(&database, &mut fold, quick_repair).is_ok() {
+        fold.into_iter().for_each(|job| job.finish(None));
+        return None;
     }
-}
-
-fn commit_alone(db: &Database, mut job: Job, quick_repair: bool) {
-    let result = commit(db, std::slice::from_mut(&mut job), quick_repair);
-    job.finish(result.err());
+    let mut io = None;
+    for mut job in fold {
+        let result = commit(&database, std::slice::from_mut(&mut job), quick_repair);
+        if let Err(e) = &result {
+            if is_io(e) && io.is_none() {
+                io = Some(e.clone());
+            }
+        }
+        job.finish(result.err());
+    }
+    io
 }
 
 /// Runs `jobs` in one transaction and commits it; on any error nothing of
