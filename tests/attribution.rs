@@ -106,6 +106,7 @@ async fn conversion_token_problems_are_ignored_with_their_reason() {
         campaign: world.campaign_id.parse::<CampaignId>().unwrap(),
         affiliate: world.affiliate_id.parse::<AffiliateId>().unwrap(),
         issued_at: clickledger::domain::unix_now(),
+        flagged: false,
     };
     let forged = TokenKeys::new(vec![b"not-the-server-key-0123456789".to_vec()]).sign(&claims);
     assert_eq!(world.convert(&server, &forged).await.json(), ignored("bad_signature"));
@@ -318,4 +319,25 @@ async fn an_advertiser_key_over_its_write_rate_gets_429_and_nothing_is_recorded(
     let recorded = statuses.iter().filter(|s| **s == 201).count() as u64;
     let stats = world.stats(&server).await;
     assert_eq!(stats["postbacks"]["recorded"], recorded, "a limited postback records nothing");
+}
+
+/// A conversion of a bot's click (here HeadlessChrome) is recorded and paid
+/// like any other for now, and counted apart so it shows: `fromBotClicks`
+/// in the stats, reason `bot_click` in the metrics.
+#[tokio::test]
+async fn a_conversion_of_a_bot_click_is_recorded_and_counted_as_such() {
+    let server = TestServer::start().await;
+    let world = World::fixed(&server, 500).await;
+    let ua = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 HeadlessChrome/120.0 Safari/537.36";
+    let r = server.send(hyper::Method::GET, &format!("/r/{}", world.code), &[("user-agent", ua)], vec![]).await;
+    assert_eq!(r.status, 302);
+    let bot_token = query_param(r.header("location").unwrap(), "irw_id").unwrap();
+    assert_eq!(world.convert(&server, &bot_token).await.status, 201);
+    let human_token = world.click_token(&server).await;
+    assert_eq!(world.convert(&server, &human_token).await.status, 201);
+    let stats = world.stats(&server).await;
+    assert_eq!(stats["conversions"]["recorded"], 2);
+    assert_eq!(stats["conversions"]["fromBotClicks"], 1, "{stats}");
+    let m = server.metrics().await;
+    assert!(m.contains("clickledger_conversions_total{outcome=\"recorded\",reason=\"bot_click\"} 1"), "{m}");
 }

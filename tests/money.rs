@@ -337,3 +337,22 @@ async fn the_clock_endpoint_exists_only_with_the_test_clock_and_needs_the_admin_
     let after = server.advance_clock(86_400).await;
     assert!(after >= before + 86_400, "{before} → {after}");
 }
+
+/// The README's "Referral → confirm → fund → wallet", step for step with no
+/// waiting in between: the fund call escrows before it answers, so the clock
+/// advance that follows it skips the whole hold.
+#[tokio::test]
+async fn the_readme_referral_walk_through_credits_the_wallet_as_pasted() {
+    let server = TestServer::start_money().await;
+    let w = World::rev_share(&server, json!(20)).await;
+    let referral = w.referral(&server, json!({"metadata": {"context": "product recommendation"}})).await;
+    let confirmed = w.confirm(&server, referral["id"].as_str().unwrap(), json!({"revenueCents": 5000})).await;
+    assert_eq!(confirmed.json()["lead"]["payoutCents"], 1000);
+    let funded = w.fund_with_key(&server, 100_000, Some("deposit-001")).await;
+    assert_eq!(funded.status, 201);
+    assert_eq!(funded.json()["escrowedCents"], 1000, "escrowed before the fund call answers: {}", funded.text);
+    assert_eq!(w.wallet(&server).await["pendingCents"], 1000);
+    server.advance_clock(2_678_400).await;
+    let wallet = w.wallet_until(&server, "the wallet is credited", |w| w["availableCents"] == 1000).await;
+    assert_eq!(wallet["pendingCents"], 0);
+}

@@ -121,6 +121,10 @@ pub struct Conversion {
     /// clicks carry no revenue, so they pay through postbacks instead.
     #[serde(default)]
     pub payout_cents: u64,
+    /// Its click was flagged (bot user agent or HEAD request). Recorded and
+    /// paid like any other for now, and counted apart (`fromBotClicks`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bot_click: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -297,6 +301,9 @@ pub struct CampaignStats {
     pub bot_clicks: u64,
     pub conversions_recorded: u64,
     pub conversions_duplicate: u64,
+    /// Recorded conversions whose click was flagged as a bot.
+    #[serde(default)]
+    pub conversions_from_bot_clicks: u64,
     pub conversions_ignored: BTreeMap<String, u64>,
     pub postbacks_recorded: u64,
     pub postbacks_duplicate: u64,
@@ -314,6 +321,7 @@ impl CampaignStats {
         add(&mut self.bot_clicks, other.bot_clicks);
         add(&mut self.conversions_recorded, other.conversions_recorded);
         add(&mut self.conversions_duplicate, other.conversions_duplicate);
+        add(&mut self.conversions_from_bot_clicks, other.conversions_from_bot_clicks);
         for (reason, n) in &other.conversions_ignored {
             add(self.conversions_ignored.entry(reason.clone()).or_default(), *n);
         }

@@ -138,6 +138,7 @@ mod tests {
             campaign: CampaignId(1),
             affiliate: AffiliateId(2),
             issued_at: 0,
+            flagged: false,
         };
         assert_eq!(verify(&keys, &keys.sign(&click)), Err(TokenError::Malformed));
         assert_eq!(verify(&keys, "%%%"), Err(TokenError::Malformed));

@@ -1,9 +1,12 @@
 //! Click tokens: the opaque `irw_id` a redirect appends and a conversion sends back.
 //!
 //! Layout before base64url: version (1) | click id (16) | campaign (8) |
-//! affiliate (8) | issued-at unix seconds (8) | HMAC-SHA256 truncated to 16.
-//! Verifying needs only the keys, never the store, so the conversion path can
-//! reject forgeries before touching an actor.
+//! affiliate (8) | issued-at unix seconds (8) | flags (1, version 2 only) |
+//! HMAC-SHA256 truncated to 16. Verifying needs only the keys, never the
+//! store, so the conversion path can reject forgeries before touching an
+//! actor. Version 2 adds the flags (bit 0: the click was flagged as a bot or
+//! a HEAD request), so a conversion knows without a read; version 1 tokens
+//! handed out before it still verify, unflagged.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -12,9 +15,11 @@ use sha2::Sha256;
 
 use super::ids::{AffiliateId, CampaignId, ClickId};
 
-const VERSION: u8 = 1;
-const BODY_LEN: usize = 1 + 16 + 8 + 8 + 8;
+const VERSION: u8 = 2;
+const V1_BODY_LEN: usize = 1 + 16 + 8 + 8 + 8;
+const BODY_LEN: usize = V1_BODY_LEN + 1;
 const MAC_LEN: usize = 16;
+const FLAGGED: u8 = 1;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ClickClaims {
@@ -22,6 +27,8 @@ pub struct ClickClaims {
     pub campaign: CampaignId,
     pub affiliate: AffiliateId,
     pub issued_at: u64,
+    /// The click was flagged (bot user agent or HEAD request).
+    pub flagged: bool,
 }
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -55,6 +62,7 @@ impl TokenKeys {
         raw.extend_from_slice(&claims.campaign.0.to_be_bytes());
         raw.extend_from_slice(&claims.affiliate.0.to_be_bytes());
         raw.extend_from_slice(&claims.issued_at.to_be_bytes());
+        raw.push(if claims.flagged { FLAGGED } else { 0 });
         let tag = mac(&self.keys[0], &raw).finalize().into_bytes();
         raw.extend_from_slice(&tag[..MAC_LEN]);
         URL_SAFE_NO_PAD.encode(raw)
@@ -62,10 +70,15 @@ impl TokenKeys {
 
     pub fn verify(&self, token: &str) -> Result<ClickClaims, TokenError> {
         let raw = URL_SAFE_NO_PAD.decode(token.trim()).map_err(|_| TokenError::Malformed)?;
-        if raw.len() != BODY_LEN + MAC_LEN || raw[0] != VERSION {
+        let body_len = match raw.first() {
+            Some(1) => V1_BODY_LEN,
+            Some(&VERSION) => BODY_LEN,
+            _ => return Err(TokenError::Malformed),
+        };
+        if raw.len() != body_len + MAC_LEN {
             return Err(TokenError::Malformed);
         }
-        let (body, tag) = raw.split_at(BODY_LEN);
+        let (body, tag) = raw.split_at(body_len);
         let signed = self.keys.iter().any(|key| mac(key, body).verify_truncated_left(tag).is_ok());
         if !signed {
             return Err(TokenError::BadSignature);
@@ -75,6 +88,7 @@ impl TokenKeys {
             campaign: CampaignId(u64::from_be_bytes(body[17..25].try_into().unwrap())),
             affiliate: AffiliateId(u64::from_be_bytes(body[25..33].try_into().unwrap())),
             issued_at: u64::from_be_bytes(body[33..41].try_into().unwrap()),
+            flagged: body.get(41).is_some_and(|f| f & FLAGGED != 0),
         })
     }
 }
@@ -108,7 +122,32 @@ mod tests {
     use super::*;
 
     fn claims() -> ClickClaims {
-        ClickClaims { click: ClickId(42), campaign: CampaignId(7), affiliate: AffiliateId(9), issued_at: 1_700_000_000 }
+        let (click, campaign, affiliate) = (ClickId(42), CampaignId(7), AffiliateId(9));
+        ClickClaims { click, campaign, affiliate, issued_at: 1_700_000_000, flagged: false }
+    }
+
+    #[test]
+    fn a_flagged_click_says_so_in_its_token_and_the_flag_is_signed() {
+        let keys = TokenKeys::new(vec![b"k1".to_vec()]);
+        let flagged = ClickClaims { flagged: true, ..claims() };
+        assert_eq!(keys.verify(&keys.sign(&flagged)), Ok(flagged));
+        let mut raw = URL_SAFE_NO_PAD.decode(keys.sign(&flagged)).unwrap();
+        raw[41] = 0; // clear the flag
+        assert_eq!(keys.verify(&URL_SAFE_NO_PAD.encode(raw)), Err(TokenError::BadSignature));
+    }
+
+    #[test]
+    fn a_version_1_token_from_before_the_flags_still_verifies_unflagged() {
+        let keys = TokenKeys::new(vec![b"k1".to_vec()]);
+        let c = claims();
+        let mut raw = vec![1u8];
+        raw.extend_from_slice(&c.click.0.to_be_bytes());
+        raw.extend_from_slice(&c.campaign.0.to_be_bytes());
+        raw.extend_from_slice(&c.affiliate.0.to_be_bytes());
+        raw.extend_from_slice(&c.issued_at.to_be_bytes());
+        let tag = mac(b"k1", &raw).finalize().into_bytes();
+        raw.extend_from_slice(&tag[..MAC_LEN]);
+        assert_eq!(keys.verify(&URL_SAFE_NO_PAD.encode(raw)), Ok(c));
     }
 
     #[test]

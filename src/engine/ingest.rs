@@ -85,6 +85,8 @@ pub enum PostbackAnswer {
 #[derive(Clone, Copy)]
 enum Path {
     Conversion,
+    /// A conversion of a click flagged as a bot: counted with that reason.
+    BotClickConversion,
     Postback,
     Lead,
 }
@@ -93,6 +95,8 @@ impl Path {
     fn outcome(self, outcome: &'static str, reason: &'static str) {
         match self {
             Path::Conversion => metrics::keyed_outcome(false, outcome, reason),
+            Path::BotClickConversion if reason == "none" => metrics::keyed_outcome(false, outcome, "bot_click"),
+            Path::BotClickConversion => metrics::keyed_outcome(false, outcome, reason),
             Path::Postback => metrics::keyed_outcome(true, outcome, reason),
             Path::Lead => {}
         }
@@ -129,7 +133,7 @@ impl Engine {
             referer: truncate(input.referer, 1024),
             flagged,
         };
-        let claims = ClickClaims { click: click.id, campaign: campaign.id, affiliate, issued_at: click.at };
+        let claims = ClickClaims { click: click.id, campaign: campaign.id, affiliate, issued_at: click.at, flagged };
         let token = self.tokens.sign(&claims);
         self.registry.send(campaign.id, CampaignMsg::Click(click)).await?;
         metrics::click(flagged);
@@ -194,8 +198,10 @@ impl Engine {
                 CompensationModel::Fixed => campaign.payout_cents.unwrap_or(0),
                 CompensationModel::RevShare => 0,
             },
+            bot_click: claims.flagged,
         };
-        match self.record(Keyed::Conversion(conversion), Path::Conversion).await? {
+        let path = if claims.flagged { Path::BotClickConversion } else { Path::Conversion };
+        match self.record(Keyed::Conversion(conversion), path).await? {
             (true, Keyed::Conversion(c)) => Ok(ConversionAnswer::Recorded(c.id)),
             (false, Keyed::Conversion(c)) => Ok(ConversionAnswer::Duplicate(c.id)),
             _ => unreachable!("a conversion key only ever holds a conversion"),

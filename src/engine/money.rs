@@ -220,12 +220,20 @@ impl Money {
         Ok(outcome)
     }
 
-    /// Deposits funds (idempotent on `key`) and returns the balance after.
+    /// Deposits funds (idempotent on `key`), escrows what they now cover
+    /// (up to `money.batch` payouts; the deposit's due item finishes the
+    /// rest), and returns the balance after: a caller that funds and then
+    /// moves on sees its payouts escrowed, their hold already running.
     pub async fn fund(&self, campaign: CampaignId, key: &str, cents: u64) -> StoreResult<(FundOutcome, Balance)> {
-        let funding = Funding::new(campaign, key, cents, self.now());
+        let now = self.now();
+        let funding = Funding::new(campaign, key, cents, now);
         let outcome = self.ledger.fund(&funding).await?;
         if outcome == FundOutcome::Deposited {
             metrics::money_moved("fund", cents);
+            // Best effort: the due item written with the deposit retries.
+            if let Err(e) = self.escrow_awaiting(campaign, now).await {
+                tracing::warn!(%campaign, error = %e, "escrow after a deposit failed; the escrow supervisor retries");
+            }
         }
         Ok((outcome, self.ledger.get_balance(campaign).await?))
     }

@@ -331,6 +331,7 @@ fn campaign_json(c: &Campaign, stats: Option<&CampaignStats>) -> CampaignView {
         conversions: json!({
             "recorded": s.conversions_recorded,
             "duplicate": s.conversions_duplicate,
+            "fromBotClicks": s.conversions_from_bot_clicks,
             "ignored": s.conversions_ignored,
         }),
         postbacks: json!({ "recorded": s.postbacks_recorded, "duplicate": s.postbacks_duplicate }),

@@ -281,9 +281,12 @@ pub trait Ledger: Send + Sync + 'static {
 /// What inserting `keyed` adds to its campaign's counters.
 pub fn recorded_delta(keyed: &Keyed) -> CampaignStats {
     match keyed {
-        Keyed::Conversion(c) => {
-            CampaignStats { conversions_recorded: 1, payout_cents: c.payout_cents.into(), ..Default::default() }
-        }
+        Keyed::Conversion(c) => CampaignStats {
+            conversions_recorded: 1,
+            conversions_from_bot_clicks: u64::from(c.bot_click),
+            payout_cents: c.payout_cents.into(),
+            ..Default::default()
+        },
         Keyed::Lead(l) => match l.source {
             LeadSource::Postback => {
                 CampaignStats { postbacks_recorded: 1, payout_cents: l.payout_cents.into(), ..Default::default() }

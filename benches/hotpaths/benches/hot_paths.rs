@@ -26,6 +26,7 @@ fn claims() -> ClickClaims {
         campaign: CampaignId::random(),
         affiliate: AffiliateId::random(),
         issued_at: 1_790_000_000,
+        flagged: false,
     }
 }
 

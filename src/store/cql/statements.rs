@@ -204,6 +204,7 @@ impl Statements {
                 "UPDATE {ks}.campaign_counters SET clicks = clicks + :clicks, bot_clicks = bot_clicks + :bot_clicks, \
                  conversions_recorded = conversions_recorded + :conversions_recorded, \
                  conversions_duplicate = conversions_duplicate + :conversions_duplicate, \
+                 conversions_bot = conversions_bot + :conversions_bot, \
                  postbacks_recorded = postbacks_recorded + :postbacks_recorded, \
                  postbacks_duplicate = postbacks_duplicate + :postbacks_duplicate, \
                  payout_cents = payout_cents + :payout_cents, payout_millions = payout_millions + :payout_millions \
@@ -213,7 +214,7 @@ impl Statements {
             add_ignored: p(Counter, "UPDATE {ks}.campaign_ignored SET n = n + ? WHERE campaign_id = ? AND reason = ?").await?,
             select_counters: p(
                 Plain,
-                "SELECT clicks, bot_clicks, conversions_recorded, conversions_duplicate, postbacks_recorded, \
+                "SELECT clicks, bot_clicks, conversions_recorded, conversions_duplicate, conversions_bot, postbacks_recorded, \
                  postbacks_duplicate, payout_cents, payout_millions FROM {ks}.campaign_counters WHERE campaign_id = ?",
             )
             .await?,
