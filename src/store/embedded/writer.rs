@@ -193,7 +193,7 @@ mod tests {
     #[test]
     fn a_failing_job_fails_alone_and_the_jobs_folded_with_it_still_commit() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Database::create(dir.path().join("t.redb")).unwrap();
+        let db = Db::open(dir.path().join("t.redb"), None).unwrap();
         let (a, a_answer) = put("a", false);
         let (b, b_answer) = put("b", true);
         let (c, c_answer) = put("c", false);
@@ -201,6 +201,7 @@ mod tests {
         assert!(a_answer.blocking_recv().unwrap().is_ok());
         assert_eq!(b_answer.blocking_recv().unwrap().unwrap_err().0, "b refused");
         assert!(c_answer.blocking_recv().unwrap().is_ok());
+        let db = db.get().unwrap();
         assert!(stored(&db, "a") && stored(&db, "c"));
         assert!(!stored(&db, "b"), "the failed job's own write must be rolled back");
     }
@@ -208,7 +209,7 @@ mod tests {
     #[test]
     fn folded_jobs_see_the_writes_of_the_jobs_before_them() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Database::create(dir.path().join("t.redb")).unwrap();
+        let db = Db::open(dir.path().join("t.redb"), None).unwrap();
         let (a, _a) = put("a", false);
         let (reply, answer) = oneshot::channel();
         let read_a = move |txn: &WriteTransaction| Ok(txn.open_table(T).map_err(err)?.get("a").map_err(err)?.is_some());
