@@ -72,6 +72,7 @@ fn conversion(campaign: u64, click: u128) -> Keyed {
         extra: Fields::new(),
         created_at: clickledger::domain::unix_now(),
         payout_cents: 0,
+        bot_click: false,
     })
 }
 
