@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use toml::{Table, Value};
 
 use crate::domain::validate::FieldLimits;
@@ -14,7 +14,7 @@ use crate::domain::validate::FieldLimits;
 pub const DEFAULTS: &str = include_str!("../config/default.toml");
 const ENV_PREFIX: &str = "CLICKLEDGER_";
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub listen: SocketAddr,
@@ -32,14 +32,14 @@ pub struct Config {
     pub auth: AuthConfig,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
     pub revalidate_ms: u64,
     pub max_secret_keys: usize,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct MoneyConfig {
     pub tick_ms: u64,
@@ -52,21 +52,21 @@ pub struct MoneyConfig {
 }
 
 /// `text`: human-readable lines; `json`: one JSON object per line.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     Text,
     Json,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StoreKind {
     Embedded,
     Scylla,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
     pub max_connections: usize,
@@ -82,7 +82,7 @@ pub struct HttpConfig {
     pub browser_burst: u32,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct EngineConfig {
     pub mailbox_capacity: usize,
@@ -98,7 +98,7 @@ pub struct EngineConfig {
     pub catalog_refresh_ms: u64,
 }
 
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScyllaConfig {
     pub nodes: Vec<String>,
@@ -110,6 +110,7 @@ pub struct ScyllaConfig {
     pub consistency: String,
     pub serial_consistency: String,
     pub username: String,
+    #[serde(serialize_with = "redacted")]
     pub password: String,
     pub tls: bool,
     pub tls_ca_file: String,
@@ -118,6 +119,19 @@ pub struct ScyllaConfig {
     pub max_in_flight: usize,
     pub click_shards: u32,
     pub bloom_rebuild_days: u32,
+}
+
+/// `clickledger config` prints the configuration as TOML; a secret in it
+/// shows only whether it is set.
+fn redacted<S: serde::Serializer>(value: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(if value.is_empty() { "" } else { "<redacted>" })
+}
+
+impl Config {
+    /// The effective configuration as TOML (`clickledger config`), secrets redacted.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_else(|e| format!("# cannot print the configuration: {e}\n"))
+    }
 }
 
 /// Hand-written so the password never reaches a log or `clickledger config`.
@@ -145,7 +159,7 @@ impl std::fmt::Debug for ScyllaConfig {
     }
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsConfig {
     pub max_fields: usize,
@@ -317,6 +331,20 @@ mod tests {
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn the_effective_configuration_prints_as_toml_that_loads_back_with_secrets_redacted() {
+        let e = [("CLICKLEDGER_SCYLLA_PASSWORD".to_string(), "hunter2-secret".to_string())];
+        let c = Config::load_from(None, &e, &Overrides::default()).unwrap();
+        let text = c.to_toml();
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("password = \"<redacted>\""), "{text}");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("printed.toml");
+        std::fs::write(&file, &text).unwrap();
+        let again = Config::load_from(Some(&file), &[], &Overrides::default()).unwrap();
+        assert_eq!(again.to_toml(), text, "what `clickledger config` prints is a config file");
     }
 
     #[test]

@@ -24,7 +24,7 @@ enum Command {
     Serve(Common),
     /// Print the admin key (CLICKLEDGER_ADMIN_KEY, else the data directory's secrets file, or on CQL the keyspace's); never creates one.
     AdminKey(Common),
-    /// Print the effective configuration after file, environment and flags.
+    /// Print the effective configuration (file, environment and flags applied) as TOML, secrets redacted.
     Config(Common),
     /// Create or upgrade the CQL schema (store = "scylla"); safe to run from several nodes at once.
     Migrate(Common),
@@ -49,7 +49,7 @@ struct Common {
     /// Data directory for the embedded store and generated secrets.
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// Storage backend: embedded.
+    /// Storage backend: embedded (redb in the data directory) or scylla (ScyllaDB / Cassandra).
     #[arg(long)]
     store: Option<String>,
     /// Base URL for partners' /r/{code} links.
@@ -93,7 +93,7 @@ fn main() {
                 Err(e) => fail(&e),
             }
         }
-        Command::Config(common) => println!("{:#?}", common.load()),
+        Command::Config(common) => say(common.load().to_toml().trim_end()),
         Command::Probe { url, timeout_ms } => probe(&url, Duration::from_millis(timeout_ms)),
         Command::Migrate(common) => {
             let config = common.load();
