@@ -83,7 +83,7 @@ fn zero_stats() -> Value {
     json!({
         "clicks": 0,
         "botClicks": 0,
-        "conversions": {"recorded": 0, "duplicate": 0, "ignored": {}},
+        "conversions": {"recorded": 0, "duplicate": 0, "fromBotClicks": 0, "ignored": {}},
         "postbacks": {"recorded": 0, "duplicate": 0},
         "payoutCents": 0,
     })

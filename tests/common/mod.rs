@@ -203,10 +203,11 @@ impl TestServer {
     /// variables, to its end.
     pub async fn cli_with(&self, args: &[&str], env: &[(String, String)]) -> std::process::Output {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_clickledger"));
-        cmd.args(args)
-            .arg("--data-dir")
-            .arg(&self.data_dir)
-            .env_clear()
+        cmd.args(args);
+        if !args.contains(&"--data-dir") {
+            cmd.arg("--data-dir").arg(&self.data_dir);
+        }
+        cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("CLICKLEDGER_ADMIN_KEY", ADMIN_KEY)
             .env("CLICKLEDGER_TOKEN_KEYS", TOKEN_KEY)
