@@ -49,42 +49,53 @@ pub fn name(field: &str, value: &str) -> Result<String, Invalid> {
     Ok(value.to_string())
 }
 
-/// Landing URLs are absolute http(s) URLs without spaces or control
-/// characters, because the redirect copies them into a Location header.
+/// Longest landing URL accepted (after normalisation).
+const MAX_URL: usize = 2048;
+
+/// Landing URLs are absolute http(s) URLs with a host, parsed the way
+/// browsers parse them (WHATWG, by the `url` crate: ports checked, IDNA
+/// hosts to punycode), and kept in that normalised, all-ASCII form, so the
+/// redirect copies them into a Location header as they are. Spaces, quotes,
+/// angle brackets and control characters are refused rather than escaped
+/// (they are a pasting mistake), and so are user names and passwords.
 pub fn landing_url(field: &str, value: &str) -> Result<String, Invalid> {
-    let rest = value
-        .strip_prefix("https://")
-        .or_else(|| value.strip_prefix("http://"))
-        .ok_or_else(|| invalid(field, "must be an absolute http:// or https:// URL"))?;
-    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-    if host.is_empty() || value.len() > 2048 {
-        return Err(invalid(field, "must name a host and be at most 2048 characters"));
-    }
     if value.bytes().any(|b| b <= b' ' || b == 0x7f || b == b'"' || b == b'<' || b == b'>') {
         return Err(invalid(field, "must not contain spaces, quotes, angle brackets or control characters"));
     }
-    Ok(value.to_string())
+    let url = url::Url::parse(value).map_err(|e| invalid(field, format!("is not a valid URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(invalid(field, "must be an absolute http:// or https:// URL"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(invalid(field, "must name a host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid(field, "must not carry a user name or password"));
+    }
+    if url.as_str().len() > MAX_URL {
+        return Err(invalid(field, format!("must be at most {MAX_URL} characters")));
+    }
+    Ok(url.into())
 }
 
-/// Origins are `scheme://host[:port]` exactly as browsers send them.
+/// Origins are `scheme://host[:port]` as browsers send them in `Origin`:
+/// parsed as URLs and kept in their ASCII serialisation (lower case,
+/// punycode, no default port), so comparing with the header is exact.
 pub fn origins(field: &str, values: &[String]) -> Result<Vec<String>, Invalid> {
     if values.len() > 50 {
         return Err(invalid(field, "at most 50 origins"));
     }
-    values
-        .iter()
-        .map(|o| {
-            let o = o.trim().trim_end_matches('/');
-            let ok = (o.starts_with("https://") || o.starts_with("http://"))
-                && o.splitn(4, '/').nth(3).is_none_or(|p| p.is_empty())
-                && !o.contains(['?', '#', ' ']);
-            if ok {
-                Ok(o.to_ascii_lowercase())
-            } else {
-                Err(invalid(field, format!("'{}' is not an origin like https://shop.example.com", excerpt(o))))
-            }
-        })
-        .collect()
+    values.iter().map(|o| origin(field, o)).collect()
+}
+
+fn origin(field: &str, value: &str) -> Result<String, Invalid> {
+    let bad = || invalid(field, format!("'{}' is not an origin like https://shop.example.com", excerpt(value)));
+    let url = url::Url::parse(value.trim()).map_err(|_| bad())?;
+    let bare = url.path() == "/" && url.query().is_none() && url.fragment().is_none() && url.username().is_empty();
+    if !matches!(url.scheme(), "http" | "https") || !bare || url.password().is_some() {
+        return Err(bad());
+    }
+    Ok(url.origin().ascii_serialization())
 }
 
 pub fn promo_code(field: &str, value: &str) -> Result<String, Invalid> {
@@ -167,10 +178,28 @@ mod tests {
     }
 
     #[test]
+    fn landing_urls_are_kept_in_their_normalised_ascii_form() {
+        assert_eq!(
+            landing_url("l", "https://bücher.example/größe?x=1").unwrap(),
+            "https://xn--bcher-kva.example/gr%C3%B6%C3%9Fe?x=1"
+        );
+        assert_eq!(landing_url("l", "HTTPS://Shop.Example.COM:443/p").unwrap(), "https://shop.example.com/p");
+        assert!(landing_url("l", "https://shop.example.com:99999/").is_err(), "a port past 65535");
+        assert!(landing_url("l", "https://user:pw@shop.example.com/").is_err());
+        assert!(landing_url("l", "javascript:alert(1)").is_err());
+        assert!(landing_url("l", &format!("https://a.com/{}", "x".repeat(2100))).is_err());
+    }
+
+    #[test]
     fn origins_are_normalised_and_paths_rejected() {
         assert_eq!(origins("o", &["https://Shop.example.com/".into()]).unwrap(), vec!["https://shop.example.com"]);
+        assert_eq!(origins("o", &["https://shop.example.com:443".into()]).unwrap(), vec!["https://shop.example.com"]);
+        assert_eq!(origins("o", &["http://localhost:3000".into()]).unwrap(), vec!["http://localhost:3000"]);
+        assert_eq!(origins("o", &["https://bücher.example".into()]).unwrap(), vec!["https://xn--bcher-kva.example"]);
         assert!(origins("o", &["https://shop.example.com/cart".into()]).is_err());
+        assert!(origins("o", &["https://shop.example.com?x=1".into()]).is_err());
         assert!(origins("o", &["shop.example.com".into()]).is_err());
+        assert!(origins("o", &["file:///etc".into()]).is_err());
     }
 
     #[test]

@@ -52,23 +52,19 @@ impl Query {
     }
 }
 
+/// Form-style percent-decoding (`+` is a space) by `percent-encoding`, but
+/// strict: a `%` without two hex digits after it, or bytes that are not
+/// UTF-8, make the parameter invalid instead of passing through.
 fn decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
+    let malformed = text
+        .split('%')
+        .skip(1)
+        .any(|rest| !rest.as_bytes().get(..2).is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)));
+    if malformed {
+        return None;
     }
-    String::from_utf8(out).ok()
+    let spaced = text.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced).decode_utf8().ok().map(|s| s.into_owned())
 }
 
 #[cfg(test)]
@@ -91,6 +87,8 @@ mod tests {
         assert_eq!(Query::parse(Some("status=a&status=b"), &["status"]).err().unwrap().field, "status");
         assert!(Query::parse(Some("status=%zz"), &["status"]).is_err());
         assert!(Query::parse(Some("status=%ff"), &["status"]).is_err());
+        assert!(Query::parse(Some("status=%4"), &["status"]).is_err());
+        assert_eq!(Query::parse(Some("status=a+b%20c"), &["status"]).unwrap().get("status"), Some("a b c"));
     }
 
     #[test]

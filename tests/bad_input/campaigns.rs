@@ -235,3 +235,24 @@ async fn approving_an_unknown_or_malformed_affiliate_is_a_4xx() {
     let r = server.post(&path, Some(&w.key), json!({})).await;
     expect_400_naming(&r, "affiliateId");
 }
+
+#[tokio::test]
+async fn landing_urls_are_parsed_as_browsers_do_and_stored_in_ascii() {
+    let server = TestServer::start().await;
+    let (_, key) = new_advertiser(&server, "Acme").await;
+    for bad in ["https://shop.example.com:99999/", "https://user:pw@shop.example.com/", "https://"] {
+        let r = create_campaign(&server, &key, fixed_campaign(), |c| {
+            c.insert("landingUrl".into(), bad.into());
+        })
+        .await;
+        expect_validation(&r, "landingUrl");
+    }
+    let w = World::with_campaign(
+        &server,
+        serde_json::json!({"name": "IDN", "landingUrl": "https://Bücher.example/größe", "compensationModel": "FIXED", "payoutCents": 5}),
+    )
+    .await;
+    assert_eq!(w.campaign["landingUrl"], "https://xn--bcher-kva.example/gr%C3%B6%C3%9Fe");
+    let location = server.click(&w.code).await.header("location").unwrap().to_string();
+    assert!(location.starts_with("https://xn--bcher-kva.example/gr%C3%B6%C3%9Fe?irw_id="), "{location}");
+}
