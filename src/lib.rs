@@ -9,13 +9,15 @@
 //!                 │  decode JSON and query strings (http::query), check keys (http::auth),
 //!                 │  map errors (http::error), serve affiliate.js, CORS for the browser path
 //!                 └─► engine::Engine
-//!                       ├─ catalog   campaigns / tracking codes / approvals / keys in DashMaps
+//!                       ├─ catalog   campaigns / tracking codes / approvals / key records /
+//!                       │            tenant status in DashMaps, re-read every revalidate interval
+//!                       ├─ tenants   advertisers, affiliates and their keys (store::Keys)
 //!                       ├─ ingest    click, conversion and postback (and refund) rules
 //!                       ├─ referrals agent referrals: create, check a token, confirm
 //!                       ├─ leads     direct leads with evidence: submit, list, review
 //!                       ├─ payments  fund, balance, wallet, reverse ─► money::Money
 //!                       │            (supervisor: escrow, release, credit, expiry on timers)
-//!                       ├─ limiter   abuse limit for publishable-key calls
+//!                       ├─ limiter   token buckets: browser calls, writes per secret key
 //!                       └─ registry ─► campaign::CampaignActor (one per campaign)
 //!                                        bloom filter (rebuilt in the background
 //!                                        by rebuild) + idempotency window,

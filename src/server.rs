@@ -40,6 +40,9 @@ pub async fn open_store(config: &Config) -> Result<(Arc<dyn Backend>, Secrets), 
             (Arc::new(store), secrets)
         }
         StoreKind::Scylla => {
+            // Still the home of node-local files (the test clock's offset).
+            crate::private_fs::create_dir(&config.data_dir)
+                .map_err(|e| format!("{}: {e}", config.data_dir.display()))?;
             let store = ScyllaStore::connect(&config.scylla).await.map_err(|e| e.to_string())?;
             // A secrets file from before keyspace secrets seeds them, so a
             // deployment that had one keeps its keys.
