@@ -245,8 +245,14 @@ impl Config {
             ("auth.max_secret_keys", self.auth.max_secret_keys),
             ("scylla.click_shards", self.scylla.click_shards as usize),
         ];
-        if self.http.max_header_bytes < 8192 {
-            return Err("http.max_header_bytes must be at least 8192".into());
+        if !(8192..=1 << 20).contains(&self.http.max_header_bytes) {
+            return Err("http.max_header_bytes must be 8192 to 1048576".into());
+        }
+        if self.http.lingering_close_ms > 60_000 {
+            return Err("http.lingering_close_ms must be at most 60000 (it holds a connection slot)".into());
+        }
+        if self.auth.revalidate_ms == 0 || self.auth.revalidate_ms > 60_000 {
+            return Err("auth.revalidate_ms must be 1 to 60000 (it bounds how long a revoked key keeps working)".into());
         }
         match positive.iter().find(|(_, v)| *v == 0) {
             Some((name, _)) => Err(format!("{name} must be greater than 0")),
