@@ -42,14 +42,17 @@ pub fn load_or_create(data_dir: &Path) -> Result<Secrets, String> {
 /// The secrets file of `data_dir` with the environment applied, without
 /// ever creating one (`clickledger admin-key`): `Err` names the directory.
 pub fn load_existing(data_dir: &Path) -> Result<Secrets, String> {
-    match read(data_dir)? {
+    existing(read(data_dir)?, &format!("{FILE_NAME} in {}", data_dir.display()))
+}
+
+/// Stored secrets (if any) with the environment applied, for commands that
+/// must not create any: with none stored only an environment admin key will
+/// do, and `Err` says where it looked (`place`).
+pub fn existing(stored: Option<Secrets>, place: &str) -> Result<Secrets, String> {
+    match stored {
         Some(secrets) => with_env(secrets),
         None if env("CLICKLEDGER_ADMIN_KEY").is_some() => with_env(generate()),
-        None => Err(format!(
-            "no {} in {}: start the server with this data directory first (or set CLICKLEDGER_ADMIN_KEY)",
-            FILE_NAME,
-            data_dir.display()
-        )),
+        None => Err(format!("no secrets yet ({place}): start a node on it first (or set CLICKLEDGER_ADMIN_KEY)")),
     }
 }
 

@@ -62,18 +62,7 @@ pub async fn admin_key(config: &Config) -> Result<String, String> {
         StoreKind::Scylla => {
             let store = ScyllaStore::connect(&config.scylla).await.map_err(|e| e.to_string())?;
             let stored = store.stored_secrets().await.map_err(|e| e.to_string())?;
-            match stored {
-                Some(s) => crate::secrets::with_env(s)?,
-                None if std::env::var("CLICKLEDGER_ADMIN_KEY").is_ok_and(|k| !k.trim().is_empty()) => {
-                    crate::secrets::with_env(crate::secrets::generate())?
-                }
-                None => {
-                    return Err(format!(
-                        "keyspace '{}' has no secrets yet: start a node on it first (or set CLICKLEDGER_ADMIN_KEY)",
-                        config.scylla.keyspace
-                    ))
-                }
-            }
+            crate::secrets::existing(stored, &format!("keyspace '{}'", config.scylla.keyspace))?
         }
     };
     Ok(secrets.admin_key)

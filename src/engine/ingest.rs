@@ -405,7 +405,6 @@ pub(crate) fn revenue_cents(sent: Option<i64>) -> Result<Option<u64>> {
 }
 
 /// What a verified lead pays: the fixed payout, or the share of `revenue`.
-
 pub(crate) fn payout_for(campaign: &Campaign, revenue: Option<u64>) -> Result<u64> {
     match campaign.compensation_model {
         CompensationModel::Fixed => Ok(campaign.payout_cents.unwrap_or(0)),

@@ -26,7 +26,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::config::Config;
-use crate::domain::ids::{AdvertiserId, CampaignId};
+use crate::domain::ids::{AdvertiserId, CampaignId, KeyId};
 use crate::domain::keys::{hash_key, ApiKey, KeyHash, Principal};
 use crate::domain::model::Campaign;
 use crate::domain::token::TokenKeys;
@@ -47,8 +47,8 @@ pub struct Engine {
     /// Browser conversions, per (publishable key, client network).
     pub limiter: limiter::Limiter<(KeyHash, IpAddr)>,
     /// Writes with a secret key, per key: affiliates' and advertisers'.
-    affiliate_writes: limiter::Limiter<KeyHash>,
-    advertiser_writes: limiter::Limiter<KeyHash>,
+    affiliate_writes: limiter::Limiter<KeyId>,
+    advertiser_writes: limiter::Limiter<KeyId>,
     pub money: Arc<money::Money>,
     pub clock: Arc<dyn clock::Clock>,
     /// Present only with `money.test_clock`: lets tests move time forward.
@@ -131,7 +131,7 @@ impl Engine {
                 // The browser path has its own limit, per client.
                 Principal::Publishable { .. } => None,
             };
-            if let Some(Err(wait)) = bucket.map(|b| b.take(hash_key(key), std::time::Instant::now())) {
+            if let Some(Err(wait)) = bucket.map(|b| b.take(record.id, std::time::Instant::now())) {
                 return Err(Error::RateLimited { retry_after: wait });
             }
         }

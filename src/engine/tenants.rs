@@ -34,8 +34,8 @@ fn manager(who: &Principal) -> Result<Owner> {
     }
 }
 
-fn key_id(id: &str) -> Result<KeyId> {
-    id.parse().map_err(|_| Error::NotFound(format!("no key '{}'", crate::domain::validate::excerpt(id))))
+fn no_key(id: &str) -> Error {
+    Error::NotFound(format!("no key '{}'", crate::domain::validate::excerpt(id)))
 }
 
 impl Engine {
@@ -127,12 +127,18 @@ impl Engine {
         Ok(out)
     }
 
+    /// One of the caller's (`owner`'s) active keys, by the id as sent.
+    async fn own_key(&self, owner: Owner, id: &str) -> Result<(KeyId, ApiKey)> {
+        let key_id: KeyId = id.parse().map_err(|_| no_key(id))?;
+        let record = self.keys.key_by_id(owner, key_id).await?.ok_or_else(|| no_key(id))?;
+        Ok((key_id, record))
+    }
+
     /// Revokes one of the caller's keys: refused for the last secret key and
     /// for the publishable key currently shown (rotate it first).
     pub async fn revoke_key(&self, who: &Principal, id: &str) -> Result<()> {
         let owner = manager(who)?;
-        let id = key_id(id)?;
-        let record = self.keys.key_by_id(owner, id).await?.ok_or_else(|| Error::NotFound(format!("no key '{id}'")))?;
+        let (id, record) = self.own_key(owner, id).await?;
         if self.is_current_publishable(&record).await? {
             return Err(Error::Conflict {
                 code: "key_in_use",
@@ -144,7 +150,7 @@ impl Engine {
                 self.catalog.remember_key(hash, Some(record));
                 Ok(())
             }
-            Revoke::NotFound => Err(Error::NotFound(format!("no key '{id}'"))),
+            Revoke::NotFound => Err(no_key(&id.to_string())),
             Revoke::LastSecretKey => Err(Error::Conflict {
                 code: "last_key",
                 message: "this is your only secret key: create another before revoking it".into(),
@@ -169,8 +175,7 @@ impl Engine {
     /// is deleted, so pages can switch over first.
     pub async fn rotate_key(&self, who: &Principal, id: &str) -> Result<(NewKey, KeyId)> {
         let owner = manager(who)?;
-        let id = key_id(id)?;
-        let old = self.keys.key_by_id(owner, id).await?.ok_or_else(|| Error::NotFound(format!("no key '{id}'")))?;
+        let (id, old) = self.own_key(owner, id).await?;
         let key = match old.principal {
             Principal::Publishable { campaign: None, .. } => new_org_publishable_key(),
             Principal::Publishable { campaign: Some(_), .. } => new_campaign_publishable_key(),

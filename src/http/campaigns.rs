@@ -72,7 +72,7 @@ struct Approval {
 }
 
 async fn advertiser(ctx: &Ctx, req: &Request<Incoming>) -> Result<AdvertiserId> {
-    match require_principal(&ctx.engine, &req).await? {
+    match require_principal(&ctx.engine, req).await? {
         p @ Principal::Advertiser { id, .. } if p.has(Scope::Campaigns) => Ok(id),
         _ => Err(Error::Forbidden("managing campaigns needs an advertiser key with the campaigns scope".into())),
     }

@@ -69,7 +69,7 @@ async fn a_tenant_is_stored_with_its_first_keys(store: &Shared) {
 async fn keys_are_listed_newest_first_in_pages_with_their_last_use(store: &Shared) {
     // Ids are time-ordered to the millisecond: keys minted in one are in id order.
     let mut keys = affiliate_with_keys(store, 910, 3).await;
-    keys.sort_by(|a, b| b.id.cmp(&a.id));
+    keys.sort_by_key(|k| std::cmp::Reverse(k.id));
     let owner = Owner::Affiliate(AffiliateId(910));
     store.touch_key(owner, keys[2].id, 1_234).await.unwrap();
     let first = store.list_keys(owner, None, 2).await.unwrap();

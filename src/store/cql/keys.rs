@@ -275,7 +275,7 @@ impl ScyllaStore {
         rows.retain(|k| before.is_none_or(|b| k.id < b));
         rows.extend(self.owner_slice_page(&owner, false, before, limit).await?);
         rows.retain(|k| !k.revoked);
-        rows.sort_by(|a, b| b.id.cmp(&a.id));
+        rows.sort_by_key(|k| std::cmp::Reverse(k.id));
         rows.truncate(limit);
         let listed = join_all(rows.iter().map(|k| self.listed(k))).await;
         Ok(listed.into_iter().collect::<StoreResult<Vec<_>>>()?.into_iter().flatten().collect())

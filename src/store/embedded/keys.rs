@@ -116,7 +116,7 @@ pub fn list_keys(txn: &ReadTransaction, owner: Owner, before: Option<KeyId>, lim
     let used = txn.open_table(KEY_LAST_USED).map_err(err)?;
     let mut hashes = owner_hashes(&owners, owner, true)?;
     hashes.extend(owner_hashes(&owners, owner, false)?);
-    hashes.sort_by(|a, b| b.0.cmp(&a.0));
+    hashes.sort_by_key(|h| std::cmp::Reverse(h.0));
     let mut out = Vec::new();
     for (id, hash) in hashes.into_iter().filter(|(id, _)| before.is_none_or(|b| *id < b)).take(limit) {
         let Some(key) = key_by_hash(txn, &hash)? else { continue };
