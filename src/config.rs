@@ -30,6 +30,14 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub money: MoneyConfig,
     pub auth: AuthConfig,
+    pub ingest: IngestConfig,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestConfig {
+    pub batch_max_items: usize,
+    pub batch_max_bytes: usize,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -253,6 +261,12 @@ impl Config {
         }
         if self.auth.revalidate_ms == 0 || self.auth.revalidate_ms > 60_000 {
             return Err("auth.revalidate_ms must be 1 to 60000 (it bounds how long a revoked key keeps working)".into());
+        }
+        if !(1..=100_000).contains(&self.ingest.batch_max_items) {
+            return Err("ingest.batch_max_items must be 1 to 100000".into());
+        }
+        if !(1024..=64 << 20).contains(&self.ingest.batch_max_bytes) {
+            return Err("ingest.batch_max_bytes must be 1024 to 67108864".into());
         }
         match positive.iter().find(|(_, v)| *v == 0) {
             Some((name, _)) => Err(format!("{name} must be greater than 0")),

@@ -83,7 +83,7 @@ fn click(campaign: u64, id: u128, flagged: bool) -> Click {
         affiliate_id: AffiliateId(1),
         tracking_code: "CODE".into(),
         at: 0,
-        ip_hash: "h".into(),
+        ip_hash: IpHash([7; 16]),
         user_agent: "ua".into(),
         referer: String::new(),
         flagged,

@@ -9,12 +9,17 @@
 # fresh data directory; OUT gets one line per measurement.
 #   redirect: wrk -t1 -c64 -d5s GET /r/{code} with a browser's user agent
 #             (302 not followed)
+#   healthz:  wrk -t1 -c64 -d5s GET /healthz
 #   postback: clickledger-loadtest closed loop, 64 connections, 10 % repeats,
 #             5 s after 1 s warm-up, durable acks, verified against the stats
+#   batch:    the same with POST /api/v1/postback/batch, BATCH_ITEMS (default
+#             100) postbacks per request; the figure is postbacks (items)/s,
+#             compared with the baseline's single-postback requests/s
 set -u
 cd "$(dirname "$0")/../.."
 OUT=$1; shift
 ROUNDS=${ROUNDS:-3}
+BATCH_ITEMS=${BATCH_ITEMS:-100}
 LT=target/release/clickledger-loadtest
 export CLICKLEDGER_ADMIN_KEY=bench-admin-key-0123456789abcdef
 : > "$OUT"
@@ -30,9 +35,13 @@ bench_engine() { # ENGINE_BIN ROUND
   taskset -c 1 $LT setup --target http://127.0.0.1:8080 --campaigns 4 --affiliates 4 --out "$d/target.json" > "$d/setup.log" 2>&1
   local code; code=$(jq -r '.campaigns[0].codes[0]' "$d/target.json")
   echo "$1 redirect $(wrk_rate "http://127.0.0.1:8080/r/$code")" >> "$OUT"
+  echo "$1 healthz $(wrk_rate "http://127.0.0.1:8080/healthz")" >> "$OUT"
   taskset -c 1 $LT run --target-file "$d/target.json" --scenario postback --closed --connections 64 --duration 5s \
     --warmup 1s --duplicates 0.1 --quiet --json "$d/postback.json" > "$d/postback.log" 2>&1
   echo "$1 postback $(jq -r .iterationsPerSec "$d/postback.json") $(grep -o 'verification: [A-Z]*' "$d/postback.log")" >> "$OUT"
+  taskset -c 1 $LT run --target-file "$d/target.json" --scenario batch --batch-items "$BATCH_ITEMS" --closed \
+    --connections 8 --duration 5s --warmup 1s --duplicates 0.1 --quiet --json "$d/batch.json" > "$d/batch.log" 2>&1
+  echo "$1 batch $(jq -r ".iterationsPerSec * $BATCH_ITEMS" "$d/batch.json") $(grep -o 'verification: [A-Z]*' "$d/batch.log")" >> "$OUT"
   kill $sp; wait $sp 2>/dev/null
 }
 
@@ -40,11 +49,15 @@ bench_baseline() {
   taskset -c 0 $LT baseline --listen 127.0.0.1:9090 > /tmp/pinned-ab/baseline.log 2>&1 &
   local bp=$!; sleep 0.5
   echo "baseline redirect $(wrk_rate http://127.0.0.1:9090/r/x)" >> "$OUT"
+  echo "baseline healthz $(wrk_rate http://127.0.0.1:9090/healthz)" >> "$OUT"
   local t=/tmp/pinned-ab/baseline-target.json
   jq '.base = "http://127.0.0.1:9090"' /tmp/pinned-ab/1/target.json > $t 2>/dev/null || true
   taskset -c 1 $LT run --target-file $t --scenario postback --closed --connections 64 --duration 5s \
     --warmup 1s --duplicates 0.1 --quiet --no-verify --json /tmp/pinned-ab/baseline-postback.json > /dev/null 2>&1
-  echo "baseline postback $(jq -r .iterationsPerSec /tmp/pinned-ab/baseline-postback.json)" >> "$OUT"
+  local single; single=$(jq -r .iterationsPerSec /tmp/pinned-ab/baseline-postback.json)
+  echo "baseline postback $single" >> "$OUT"
+  # Target 4 compares batched items with the bare single-JSON requests/s.
+  echo "baseline batch $single" >> "$OUT"
   kill $bp; wait $bp 2>/dev/null
 }
 
@@ -55,3 +68,20 @@ for round in $(seq "$ROUNDS"); do
   bench_baseline
 done
 cat "$OUT"
+# The medians, and each engine's ratio to the baseline's median.
+echo
+python3 - "$OUT" <<'PY'
+import statistics, sys
+runs = {}
+for line in open(sys.argv[1]):
+    f = line.split()
+    if len(f) >= 3:
+        runs.setdefault((f[0], f[1]), []).append(float(f[2]))
+paths = sorted({p for _, p in runs})
+print(f"{'server':40} {'path':9} {'median/s':>10} {'ratio':>6}")
+for (server, path), rates in sorted(runs.items(), key=lambda kv: (kv[0][1], kv[0][0] != "baseline")):
+    median = statistics.median(rates)
+    base = runs.get(("baseline", path))
+    ratio = f"{median / statistics.median(base):.2f}" if base and server != "baseline" else ""
+    print(f"{server[-40:]:40} {path:9} {median:>10.0f} {ratio:>6}")
+PY

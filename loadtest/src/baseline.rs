@@ -1,6 +1,6 @@
 //! The baselines: a bare hyper server that answers `GET /r/…` with a 302 to
-//! a fixed Location and `POST /api/v1/postback` by parsing the JSON body and
-//! answering 204. Same paths and bodies as the engine, none of its work, so
+//! a fixed Location, `GET /healthz` with a fixed small JSON body, and `POST
+//! /api/v1/postback` by parsing the JSON body and answering 204. Same paths and bodies as the engine, none of its work, so
 //! the engine's figures can be read as a share of what hyper alone does on
 //! the same machine with the same load.
 
@@ -16,6 +16,8 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 const LOCATION: &str = "https://shop.example.com/landing?irw_id=baseline&swarm_ref=baseline";
+/// The engine's /healthz body, give or take the campaign count.
+const HEALTHZ: &str = r#"{"campaigns":4,"status":"ok","store":"embedded"}"#;
 
 pub async fn serve(listen: &str) -> Result<(), String> {
     let listener = TcpListener::bind(listen).await.map_err(|e| format!("bind {listen}: {e}"))?;
@@ -38,6 +40,12 @@ async fn answer(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infalli
                 .status(StatusCode::FOUND)
                 .header("location", LOCATION)
                 .body(Full::new(Bytes::new()))
+                .expect("response"));
+        }
+        (&Method::GET, "/healthz") => {
+            return Ok(Response::builder()
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from_static(HEALTHZ.as_bytes())))
                 .expect("response"));
         }
         (&Method::POST, "/api/v1/postback") => {

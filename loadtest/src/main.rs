@@ -94,6 +94,9 @@ struct RunArgs {
     /// Share of postbacks / conversions that repeat an acknowledged key.
     #[arg(long, default_value_t = 0.1)]
     duplicates: f64,
+    /// Postbacks per request of the batch scenario.
+    #[arg(long, default_value_t = 100)]
+    batch_items: usize,
     /// Share of funnel conversions sent with a forged token.
     #[arg(long, default_value_t = 0.05)]
     forged: f64,
@@ -184,7 +187,13 @@ async fn run(args: RunArgs) -> Result<ExitCode, String> {
     if args.scenario == Scenario::Referral && target.affiliate_keys.is_empty() {
         return Err("the referral scenario needs affiliateKeys in the target file (setup writes them)".into());
     }
-    let mix = Mix { duplicates: args.duplicates, forged: args.forged, zipf: args.zipf, baseline: false };
+    let mix = Mix {
+        duplicates: args.duplicates,
+        forged: args.forged,
+        zipf: args.zipf,
+        baseline: false,
+        batch_items: args.batch_items,
+    };
     let load = Load {
         scenario: args.scenario,
         rate: if args.closed { None } else { args.rate },

@@ -122,6 +122,7 @@ impl Report {
             Scenario::Redirect | Scenario::Funnel | Scenario::Mixed => "redirect",
             Scenario::Postback => "postback",
             Scenario::Referral => "referral",
+            Scenario::Batch => "batch",
         }
     }
 

@@ -13,6 +13,7 @@ use serde_json::json;
 
 use crate::http::{query_param, Conn, Reply};
 
+mod batch;
 mod funnel;
 mod referral;
 use crate::target::Target;
@@ -30,7 +31,10 @@ pub enum Scenario {
     /// An affiliate creates a referral, the advertiser confirms it; a share
     /// of confirmations repeated (answered 409 `already_confirmed`).
     Referral,
-    /// Per iteration one of the above: redirect 40 %, postback 30 %,
+    /// POST /api/v1/postback/batch, `--batch-items` postbacks per request
+    /// (NDJSON), the same share of repeats as `postback`.
+    Batch,
+    /// Per iteration one of the above but `batch`: redirect 40 %, postback 30 %,
     /// funnel 20 %, referral 10 % (without affiliate keys in the target
     /// file, its share goes to postbacks).
     Mixed,
@@ -41,7 +45,7 @@ impl Scenario {
     pub fn sends(self) -> (bool, bool, bool) {
         match self {
             Scenario::Redirect => (false, false, false),
-            Scenario::Postback => (true, false, false),
+            Scenario::Postback | Scenario::Batch => (true, false, false),
             Scenario::Funnel => (false, true, false),
             Scenario::Referral => (false, false, true),
             Scenario::Mixed => (true, true, true),
@@ -62,6 +66,8 @@ pub struct Mix {
     pub zipf: f64,
     /// Against the bare baseline server: only the status is checked.
     pub baseline: bool,
+    /// Postbacks per request of the batch scenario.
+    pub batch_items: usize,
 }
 
 /// Zipf-skewed choice of a campaign: campaign k has weight 1/(k+1)^s.
@@ -240,6 +246,7 @@ impl Driver {
                 self.click(c, k, from, out).await;
             }
             Scenario::Postback => self.postback(from, out).await,
+            Scenario::Batch => self.batch(from, out).await,
             Scenario::Funnel => self.funnel(from, out).await,
             Scenario::Referral => self.referral(from, out).await,
             Scenario::Mixed => {

@@ -7,11 +7,31 @@
 use std::fmt;
 use std::str::FromStr;
 
-/// Fills `buf` from the OS generator. Failure here means the OS cannot give
-/// randomness at all, which no request can recover from.
+/// Bytes from the OS generator. Failure here means the OS cannot give
+/// randomness at all, which no request can recover from. Read 4 KiB at a
+/// time per thread: an id per click must not cost a system call each (the
+/// bytes are the OS's all the same, just fetched ahead, and each is handed
+/// out once).
 pub fn random_bytes<const N: usize>() -> [u8; N] {
+    const POOL: usize = 4096;
+    thread_local! {
+        static AHEAD: std::cell::RefCell<(Box<[u8; POOL]>, usize)> = std::cell::RefCell::new((Box::new([0; POOL]), POOL));
+    }
     let mut buf = [0u8; N];
-    getrandom::fill(&mut buf).expect("the operating system random source failed");
+    if N > POOL / 8 {
+        getrandom::fill(&mut buf).expect("the operating system random source failed");
+        return buf;
+    }
+    AHEAD.with_borrow_mut(|(pool, used)| {
+        if *used + N > POOL {
+            getrandom::fill(&mut pool[..]).expect("the operating system random source failed");
+            *used = 0;
+        }
+        buf.copy_from_slice(&pool[*used..*used + N]);
+        // Wiped once handed out, so nothing left in memory can reveal it.
+        pool[*used..*used + N].fill(0);
+        *used += N;
+    });
     buf
 }
 

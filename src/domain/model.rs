@@ -88,6 +88,35 @@ pub struct TrackingCode {
     pub created_at: u64,
 }
 
+/// The first 128 bits of an HMAC-SHA256 of the client address, shown as 32
+/// lowercase hex digits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct IpHash(pub [u8; 16]);
+
+impl std::fmt::Display for IpHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&hex_digits(&self.0))
+    }
+}
+
+impl Serialize for IpHash {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex_digits(&self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for IpHash {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        let value = u128::from_str_radix(&text, 16).ok().filter(|_| text.len() == 32);
+        value.map(|v| IpHash(v.to_be_bytes())).ok_or_else(|| serde::de::Error::custom("an IP hash is 32 hex digits"))
+    }
+}
+
+fn hex_digits(bytes: &[u8; 16]) -> String {
+    format!("{:032x}", u128::from_be_bytes(*bytes))
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Click {
@@ -97,7 +126,7 @@ pub struct Click {
     pub tracking_code: String,
     pub at: u64,
     /// Keyed hash of the client address: joins repeat visitors, reveals no IP.
-    pub ip_hash: String,
+    pub ip_hash: IpHash,
     pub user_agent: String,
     pub referer: String,
     /// Bot user agent or HEAD request: logged, not counted.

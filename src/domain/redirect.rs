@@ -2,16 +2,17 @@
 //! its own query and fragment kept intact.
 
 /// Percent-encodes everything outside RFC 3986's unreserved set.
-pub fn encode_component(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
+fn encode_into(out: &mut String, value: &str) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for b in value.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
             out.push(b as char);
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            out.push('%');
+            out.push(HEX[usize::from(b >> 4)] as char);
+            out.push(HEX[usize::from(b & 0xf)] as char);
         }
     }
-    out
 }
 
 /// Appends `params` to `url`'s query, before any `#fragment`.
@@ -20,7 +21,8 @@ pub fn append_query(url: &str, params: &[(&str, &str)]) -> String {
         Some((b, f)) => (b, Some(f)),
         None => (url, None),
     };
-    let mut out = String::with_capacity(url.len() + 128);
+    let wanted: usize = params.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
+    let mut out = String::with_capacity(url.len() + wanted + 16);
     out.push_str(base);
     let mut sep = if !base.contains('?') {
         '?'
@@ -35,7 +37,7 @@ pub fn append_query(url: &str, params: &[(&str, &str)]) -> String {
         }
         out.push_str(k);
         out.push('=');
-        out.push_str(&encode_component(v));
+        encode_into(&mut out, v);
         sep = '&';
     }
     if let Some(f) = fragment {

@@ -20,6 +20,8 @@ const V1_BODY_LEN: usize = 1 + 16 + 8 + 8 + 8;
 const BODY_LEN: usize = V1_BODY_LEN + 1;
 const MAC_LEN: usize = 16;
 const FLAGGED: u8 = 1;
+/// Characters of a version 2 token: 58 bytes in unpadded base64.
+pub const TOKEN_LEN: usize = (BODY_LEN + MAC_LEN) * 4 / 3 + 1;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ClickClaims {
@@ -44,28 +46,40 @@ pub enum TokenError {
 
 /// Signing keys, newest first: the first signs, every one verifies, so keys
 /// rotate by prepending a new one and dropping the oldest later.
+/// Each key is kept as an HMAC state that has absorbed it already: a token
+/// clones one instead of hashing the key again (two SHA-256 blocks saved on
+/// every redirect).
 #[derive(Clone)]
 pub struct TokenKeys {
-    keys: Vec<Vec<u8>>,
+    keys: Vec<Hmac<Sha256>>,
 }
 
 impl TokenKeys {
     pub fn new(keys: Vec<Vec<u8>>) -> Self {
         assert!(!keys.is_empty(), "at least one token key is required");
-        Self { keys }
+        let keyed = keys.iter().map(|k| Hmac::<Sha256>::new_from_slice(k).expect("HMAC accepts any key length"));
+        Self { keys: keyed.collect() }
     }
 
     pub fn sign(&self, claims: &ClickClaims) -> String {
-        let mut raw = Vec::with_capacity(BODY_LEN + MAC_LEN);
-        raw.push(VERSION);
-        raw.extend_from_slice(&claims.click.0.to_be_bytes());
-        raw.extend_from_slice(&claims.campaign.0.to_be_bytes());
-        raw.extend_from_slice(&claims.affiliate.0.to_be_bytes());
-        raw.extend_from_slice(&claims.issued_at.to_be_bytes());
-        raw.push(if claims.flagged { FLAGGED } else { 0 });
-        let tag = mac(&self.keys[0], &raw).finalize().into_bytes();
-        raw.extend_from_slice(&tag[..MAC_LEN]);
-        URL_SAFE_NO_PAD.encode(raw)
+        let mut out = String::with_capacity(TOKEN_LEN);
+        self.sign_into(claims, &mut out);
+        out
+    }
+
+    /// Appends the token to `out` (the redirect writes it straight into its
+    /// Location): no allocation of its own.
+    pub fn sign_into(&self, claims: &ClickClaims, out: &mut String) {
+        let mut raw = [0u8; BODY_LEN + MAC_LEN];
+        raw[0] = VERSION;
+        raw[1..17].copy_from_slice(&claims.click.0.to_be_bytes());
+        raw[17..25].copy_from_slice(&claims.campaign.0.to_be_bytes());
+        raw[25..33].copy_from_slice(&claims.affiliate.0.to_be_bytes());
+        raw[33..41].copy_from_slice(&claims.issued_at.to_be_bytes());
+        raw[41] = if claims.flagged { FLAGGED } else { 0 };
+        let tag = mac(&self.keys[0], &raw[..BODY_LEN]).finalize().into_bytes();
+        raw[BODY_LEN..].copy_from_slice(&tag[..MAC_LEN]);
+        URL_SAFE_NO_PAD.encode_string(raw, out);
     }
 
     pub fn verify(&self, token: &str) -> Result<ClickClaims, TokenError> {
@@ -106,8 +120,8 @@ impl TokenKeys {
     }
 }
 
-fn mac(key: &[u8], body: &[u8]) -> Hmac<Sha256> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC accepts any key length");
+fn mac(key: &Hmac<Sha256>, body: &[u8]) -> Hmac<Sha256> {
+    let mut mac = key.clone();
     mac.update(body);
     mac
 }
@@ -145,7 +159,7 @@ mod tests {
         raw.extend_from_slice(&c.campaign.0.to_be_bytes());
         raw.extend_from_slice(&c.affiliate.0.to_be_bytes());
         raw.extend_from_slice(&c.issued_at.to_be_bytes());
-        let tag = mac(b"k1", &raw).finalize().into_bytes();
+        let tag = mac(&Hmac::<Sha256>::new_from_slice(b"k1").unwrap(), &raw).finalize().into_bytes();
         raw.extend_from_slice(&tag[..MAC_LEN]);
         assert_eq!(keys.verify(&URL_SAFE_NO_PAD.encode(raw)), Ok(c));
     }

@@ -80,7 +80,7 @@ fn click() -> Click {
         affiliate_id: AffiliateId(1),
         tracking_code: "CODE1234".into(),
         at: 0,
-        ip_hash: String::new(),
+        ip_hash: IpHash::default(),
         user_agent: "Mozilla/5.0".into(),
         referer: String::new(),
         flagged: false,

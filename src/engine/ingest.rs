@@ -234,13 +234,28 @@ impl Engine {
         ignored(reason)
     }
 
-    pub async fn postback(&self, who: &Principal, input: PostbackInput) -> Result<PostbackAnswer> {
-        let Principal::Advertiser { id: advertiser, .. } = who else {
+    /// The advertiser a key may send postbacks for (batches ask once, up front).
+    pub fn postback_sender(who: &Principal) -> Result<AdvertiserId> {
+        let Principal::Advertiser { id, .. } = who else {
             return Err(Error::Forbidden("postbacks need an advertiser key".into()));
         };
         if !who.has(Scope::Postbacks) {
             return Err(Error::Forbidden("this key lacks the postbacks scope".into()));
         }
+        Ok(*id)
+    }
+
+    /// Whether a key may send server-to-server conversions (secret key with
+    /// `affiliate:write`; publishable keys are the browser's).
+    pub fn conversion_server(who: &Principal) -> Result<AdvertiserId> {
+        match who {
+            Principal::Advertiser { id, .. } if who.has(Scope::AffiliateWrite) => Ok(*id),
+            _ => Err(Error::Forbidden("this key lacks the affiliate:write scope".into())),
+        }
+    }
+
+    pub async fn postback(&self, who: &Principal, input: PostbackInput) -> Result<PostbackAnswer> {
+        let advertiser = &Self::postback_sender(who)?;
         let swarm_ref = required(input.swarm_ref, "swarm_ref")?;
         let external_id = required(input.external_id, "externalId")?;
         if external_id.chars().count() > self.config.limits.max_external_id_len {

@@ -28,7 +28,7 @@ use sha2::Sha256;
 use crate::config::Config;
 use crate::domain::ids::{AdvertiserId, CampaignId, KeyId};
 use crate::domain::keys::{hash_key, ApiKey, KeyHash, Principal};
-use crate::domain::model::Campaign;
+use crate::domain::model::{Campaign, IpHash};
 use crate::domain::token::TokenKeys;
 use crate::error::{Error, Result};
 use crate::secrets::Secrets;
@@ -55,7 +55,9 @@ pub struct Engine {
     pub test_clock: Option<Arc<clock::OffsetClock>>,
     /// Base URL for partners' `/r/{code}` links.
     pub public_base: String,
-    ip_key: Vec<u8>,
+    /// The client-address HMAC with its key already absorbed: each click
+    /// clones it instead of setting the key up again.
+    ip_mac: Hmac<Sha256>,
     admin_key: KeyHash,
 }
 
@@ -107,7 +109,7 @@ impl Engine {
             registry,
             tokens,
             public_base,
-            ip_key: secrets.ip_hash_key.as_bytes().to_vec(),
+            ip_mac: Hmac::<Sha256>::new_from_slice(secrets.ip_hash_key.as_bytes()).expect("any key length"),
             admin_key: hash_key(&secrets.admin_key),
         })
     }
@@ -159,12 +161,16 @@ impl Engine {
     }
 
     /// A keyed hash of the client address: stable per visitor, not reversible
-    /// without the key, so click logs hold no raw IPs.
-    pub fn hash_ip(&self, ip: IpAddr) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.ip_key).expect("any key length");
-        mac.update(ip.to_string().as_bytes());
+    /// without the key, so click logs hold no raw IPs. Over the address's
+    /// octets (an IPv4-mapped IPv6 address as its IPv4 one).
+    pub fn hash_ip(&self, ip: IpAddr) -> IpHash {
+        let mut mac = self.ip_mac.clone();
+        match ip.to_canonical() {
+            IpAddr::V4(v4) => mac.update(&v4.octets()),
+            IpAddr::V6(v6) => mac.update(&v6.octets()),
+        }
         let tag = mac.finalize().into_bytes();
-        tag[..16].iter().map(|b| format!("{b:02x}")).collect()
+        IpHash(tag[..16].try_into().expect("a SHA-256 tag has 32 bytes"))
     }
 
     pub fn now(&self) -> u64 {

@@ -52,7 +52,7 @@ pub fn check_declared_length(headers: &hyper::HeaderMap, limit: usize) -> Result
 }
 
 /// The body's bytes, at most `limit` of them, within `timeout`.
-async fn read_bytes(req: Request<Incoming>, limit: usize, timeout: Duration) -> Result<Bytes, Error> {
+pub async fn read_bytes(req: Request<Incoming>, limit: usize, timeout: Duration) -> Result<Bytes, Error> {
     check_declared_length(req.headers(), limit)?;
     let collected = tokio::time::timeout(timeout, Limited::new(req.into_body(), limit).collect())
         .await

@@ -9,11 +9,14 @@ use serde::Deserialize;
 use serde_json::{json, Map, Number, Value};
 
 use super::auth::{presented_key, require_principal};
+use super::batch::{self, ItemResult};
 use super::body::{json_response, text_response, Resp};
 use super::{read_body, Ctx};
+use crate::domain::ids::{ConversionId, LeadId};
 use crate::domain::keys::{hash_key, KeyHash, Principal};
 use crate::domain::validate::invalid;
 use crate::engine::ingest::{ClickInput, ConversionAnswer, ConversionInput, PostbackAnswer, PostbackInput};
+use crate::engine::Engine;
 use crate::error::{Error, Result};
 
 const NOT_FOUND_PAGE: &str = "<!doctype html><html><head><meta charset=\"utf-8\"><title>Link not found</title></head>\
@@ -33,10 +36,9 @@ pub async fn redirect(ctx: &Ctx, req: &Request<Incoming>, code: &str, remote: So
         Ok(location) => {
             let mut resp = text_response(StatusCode::FOUND, "text/plain; charset=utf-8", "");
             let h = resp.headers_mut();
-            h.insert(
-                header::LOCATION,
-                header::HeaderValue::from_str(&location).map_err(|_| Error::NotFound(code.into()))?,
-            );
+            // The Location's buffer becomes the header as it is, uncopied.
+            let location = header::HeaderValue::from_maybe_shared(bytes::Bytes::from(location));
+            h.insert(header::LOCATION, location.map_err(|_| Error::NotFound(code.into()))?);
             // Every click must reach us: no caching of the redirect anywhere.
             h.insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
             h.insert(header::REFERRER_POLICY, header::HeaderValue::from_static("no-referrer-when-downgrade"));
@@ -169,16 +171,20 @@ pub struct PostbackBody {
     metadata: Option<Map<String, Value>>,
 }
 
-pub async fn postback(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp> {
-    let who = require_principal(&ctx.engine, &req).await?;
-    let body: PostbackBody = read_body(ctx, req).await?;
-    let input = PostbackInput {
+fn postback_input(body: PostbackBody) -> Result<PostbackInput> {
+    Ok(PostbackInput {
         swarm_ref: body.swarm_ref,
         external_id: external_id(body.external_id)?,
         event_type: body.event_type,
         revenue_cents: body.revenue_cents.map(|n| whole_cents(&n)).transpose()?,
         metadata: body.metadata,
-    };
+    })
+}
+
+pub async fn postback(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp> {
+    let who = require_principal(&ctx.engine, &req).await?;
+    let body: PostbackBody = read_body(ctx, req).await?;
+    let input = postback_input(body)?;
     Ok(match ctx.engine.postback(&who, input).await? {
         PostbackAnswer::Test { campaign, confirmed_at } => json_response(
             StatusCode::OK,
@@ -201,6 +207,79 @@ pub async fn postback(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp> {
             &json!({"status": "reversed", "reversed": true, "leadId": lead.id, "payout": payout}),
         ),
     })
+}
+
+/// `POST /api/v1/postback/batch`: the single postback's path for each item
+/// (see `batch`). The key spends one request of its write limit.
+pub async fn postback_batch(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp> {
+    let who = require_principal(&ctx.engine, &req).await?;
+    Engine::postback_sender(&who)?;
+    let items = read_batch::<PostbackBody>(ctx, req).await?;
+    let key = |b: &PostbackBody| external_id(b.external_id.clone()).ok().flatten();
+    let results = batch::run_all(items, key, |b| postback_item(ctx, &who, b)).await;
+    batch::answer("/api/v1/postback/batch", results)
+}
+
+async fn postback_item(ctx: &Ctx, who: &Principal, body: PostbackBody) -> Result<ItemResult> {
+    let lead = |status, id: LeadId| ItemResult { status, id: Some(("leadId", id.to_string())), reason: None };
+    Ok(match ctx.engine.postback(who, postback_input(body)?).await? {
+        PostbackAnswer::Test { .. } => ItemResult { status: "test", id: None, reason: None },
+        PostbackAnswer::Recorded(l) => lead("recorded", l.id),
+        PostbackAnswer::Duplicate(l) => lead("duplicate", l.id),
+        PostbackAnswer::Reversed { lead: l, .. } => lead("reversed", l.id),
+    })
+}
+
+/// One item of `POST /api/v1/affiliate/conversions/batch`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ServerConversion {
+    click_id: Option<String>,
+    email: Option<String>,
+    properties: Option<Map<String, Value>>,
+}
+
+/// `POST /api/v1/affiliate/conversions/batch`: server-to-server conversions
+/// with a secret key that has `affiliate:write` (publishable keys belong to
+/// pages, which send one conversion at a time).
+pub async fn conversion_batch(ctx: &Ctx, req: Request<Incoming>, remote: SocketAddr) -> Result<Resp> {
+    let who = require_principal(&ctx.engine, &req).await?;
+    Engine::conversion_server(&who)?;
+    let key = hash_key(presented_key(req.headers()).unwrap_or_default().trim());
+    let client = client_ip(ctx, &req, remote);
+    let items = read_batch::<ServerConversion>(ctx, req).await?;
+    let click_key = |c: &ServerConversion| c.click_id.as_deref().map(|t| t.trim().to_string());
+    let who = &who;
+    let results = batch::run_all(items, click_key, |c| async move {
+        let input = ConversionInput {
+            click_id: c.click_id,
+            email: c.email,
+            properties: c.properties,
+            origin: None,
+            client,
+            key,
+        };
+        Ok(match ctx.engine.convert(who, input).await? {
+            ConversionAnswer::Recorded(id) => conversion_item("recorded", id),
+            ConversionAnswer::Duplicate(id) => conversion_item("duplicate", id),
+            ConversionAnswer::Ignored(reason) => ItemResult { status: "ignored", id: None, reason: Some(reason) },
+        })
+    })
+    .await;
+    batch::answer("/api/v1/affiliate/conversions/batch", results)
+}
+
+fn conversion_item(status: &'static str, id: ConversionId) -> ItemResult {
+    ItemResult { status, id: Some(("conversionId", id.to_string())), reason: None }
+}
+
+/// A batch body within `ingest.batch_max_bytes`, split into its items.
+async fn read_batch<T: serde::de::DeserializeOwned>(ctx: &Ctx, req: Request<Incoming>) -> Result<Vec<Result<T>>> {
+    let config = &ctx.engine.config;
+    let content_type = batch::content_type(&req);
+    let timeout = std::time::Duration::from_millis(config.http.body_read_timeout_ms);
+    let bytes = super::body::read_bytes(req, config.ingest.batch_max_bytes, timeout).await?;
+    batch::split_items(content_type.as_deref(), &bytes, config.ingest.batch_max_items)
 }
 
 /// Order ids are often numbers in the caller's code (`externalId: order.id`),

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod batch;
 pub mod body;
 pub mod campaigns;
 pub mod error;
@@ -64,8 +65,10 @@ enum Route<'a> {
     CampaignFund(&'a str),
     CampaignBalance(&'a str),
     Conversions,
+    ConversionsBatch,
     ConversionReverse(&'a str),
     Postback,
+    PostbackBatch,
     Referrals,
     ReferralVerify,
     ReferralConfirm(&'a str),
@@ -100,8 +103,10 @@ impl Route<'_> {
             Route::CampaignFund(_) => "/api/v1/campaigns/{id}/fund",
             Route::CampaignBalance(_) => "/api/v1/campaigns/{id}/balance",
             Route::Conversions => "/api/v1/affiliate/conversions",
+            Route::ConversionsBatch => "/api/v1/affiliate/conversions/batch",
             Route::ConversionReverse(_) => "/api/v1/conversions/{id}/reverse",
             Route::Postback => "/api/v1/postback",
+            Route::PostbackBatch => "/api/v1/postback/batch",
             Route::Referrals => "/api/v1/referrals",
             Route::ReferralVerify => "/api/v1/referrals/verify",
             Route::ReferralConfirm(_) => "/api/v1/referrals/{id}/confirm",
@@ -127,9 +132,21 @@ impl Route<'_> {
     }
 }
 
+/// Path segments per route at most, plus one so a longer path matches nothing.
+const MAX_SEGMENTS: usize = 8;
+
 fn match_route(path: &str) -> Option<Route<'_>> {
-    let segs: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
-    Some(match segs.as_slice() {
+    // Split on the stack: the redirect path allocates nothing to be routed.
+    let mut buf = [""; MAX_SEGMENTS];
+    let mut n = 0;
+    for seg in path.trim_end_matches('/').split('/').skip(1) {
+        if n == MAX_SEGMENTS {
+            return None;
+        }
+        buf[n] = seg;
+        n += 1;
+    }
+    Some(match &buf[..n] {
         ["healthz"] => Route::Healthz,
         ["readyz"] => Route::Readyz,
         ["metrics"] => Route::Metrics,
@@ -153,8 +170,10 @@ fn match_route(path: &str) -> Option<Route<'_>> {
             ["campaigns", id, "fund"] => Route::CampaignFund(id),
             ["campaigns", id, "balance"] => Route::CampaignBalance(id),
             ["affiliate", "conversions"] => Route::Conversions,
+            ["affiliate", "conversions", "batch"] => Route::ConversionsBatch,
             ["conversions", id, "reverse"] => Route::ConversionReverse(id),
             ["postback"] => Route::Postback,
+            ["postback", "batch"] => Route::PostbackBatch,
             ["referrals"] => Route::Referrals,
             ["referrals", "verify"] => Route::ReferralVerify,
             ["referrals", id, "confirm"] => Route::ReferralConfirm(id),
@@ -169,34 +188,52 @@ fn match_route(path: &str) -> Option<Route<'_>> {
 }
 
 /// Entry point for every request: route, run, map errors, record metrics.
-/// Everything a request logs carries its id (a span), and every response,
-/// errors and redirects included, echoes it in `x-request-id`.
+/// Every response, errors and redirects included, echoes the request's id in
+/// `x-request-id`. At `log_level = "debug"` everything a request logs carries
+/// it (a span); above that nothing is built per request for the logs, and a
+/// request that fails with a 5xx logs one warning naming its id.
 pub async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>, remote: SocketAddr) -> Resp {
     let started = Instant::now();
     let method = req.method().clone();
-    let path = req.uri().path().to_string();
+    // A cheap clone (shared bytes), so the route may borrow the path while
+    // the handler takes the request.
+    let uri = req.uri().clone();
     let request_id = request_id::from_headers(req.headers());
-    let route = match_route(&path);
+    let route = match_route(uri.path());
     let template = route.as_ref().map_or("unmatched", Route::template);
-    let span = tracing::info_span!("request", request_id = %request_id, method = %method, route = template);
-    let mut resp = async {
+    let answer = async {
         let result = match route {
-            None => Err(Error::NoRoute(path.clone())),
+            None => Err(Error::NoRoute(uri.path().to_string())),
             Some(route) => dispatch(&ctx, route, req, remote).await,
         };
-        let resp = result.unwrap_or_else(|e| error::error_response(&e, ctx.engine.config.http.retry_after_secs));
-        let status = resp.status().as_u16();
-        tracing::debug!(status, micros = started.elapsed().as_micros() as u64, "answered");
+        result.unwrap_or_else(|e| failed(&ctx, &e, template, &request_id))
+    };
+    let mut resp = if tracing::enabled!(tracing::Level::DEBUG) {
+        let id = request_id::as_text(&request_id);
+        let span = tracing::debug_span!("request", request_id = id, method = %method, route = template);
+        let resp = answer.instrument(span.clone()).await;
+        let (status, micros) = (resp.status().as_u16(), started.elapsed().as_micros() as u64);
+        span.in_scope(|| tracing::debug!(status, micros, "answered"));
         resp
-    }
-    .instrument(span)
-    .await;
+    } else {
+        answer.await
+    };
     crate::metrics::http_request(template, method.as_str(), resp.status().as_u16(), started.elapsed());
-    resp.headers_mut().insert(request_id::HEADER, request_id::header_value(&request_id));
+    resp.headers_mut().insert(request_id::HEADER, request_id);
     if ctx.readiness.is_draining() {
         // Shutting down: this connection closes after this response, and
         // the client is told so instead of finding out on its next request.
         resp.headers_mut().insert(hyper::header::CONNECTION, hyper::header::HeaderValue::from_static("close"));
+    }
+    resp
+}
+
+/// The error's answer; a server-side failure is also logged with the request id.
+fn failed(ctx: &Ctx, e: &Error, route: &'static str, request_id: &hyper::header::HeaderValue) -> Resp {
+    let resp = error::error_response(e, ctx.engine.config.http.retry_after_secs);
+    if resp.status().is_server_error() {
+        let id = request_id::as_text(request_id);
+        tracing::warn!(request_id = id, route, status = resp.status().as_u16(), error = %e, "request failed");
     }
     resp
 }
@@ -207,15 +244,16 @@ async fn dispatch(ctx: &Ctx, route: Route<'_>, req: Request<Incoming>, remote: S
     if !allowed {
         return Err(Error::MethodNotAllowed { method: m.to_string(), allow: route.allow() });
     }
-    body::check_declared_length(req.headers(), ctx.engine.config.http.body_limit_bytes)?;
+    let limit = match route {
+        Route::PostbackBatch | Route::ConversionsBatch => ctx.engine.config.ingest.batch_max_bytes,
+        _ => ctx.engine.config.http.body_limit_bytes,
+    };
+    body::check_declared_length(req.headers(), limit)?;
     match route {
         Route::Healthz => Ok(ops::healthz(ctx)),
         Route::Readyz => Ok(ops::readyz(ctx).await),
         Route::Metrics => Ok(ops::metrics(ctx)),
-        Route::Redirect(code) => {
-            let code = code.to_string();
-            ingest::redirect(ctx, &req, &code, remote).await
-        }
+        Route::Redirect(code) => ingest::redirect(ctx, &req, code, remote).await,
         Route::AdminAdvertisers => admin::create_advertiser(ctx, req).await,
         Route::AdminAffiliates => admin::create_affiliate(ctx, req).await,
         Route::AdminClockAdvance => admin::advance_clock(ctx, req).await,
@@ -247,6 +285,8 @@ async fn dispatch(ctx: &Ctx, route: Route<'_>, req: Request<Incoming>, remote: S
         Route::Conversions => ingest::conversion(ctx, req, remote).await,
         Route::Snippet => Ok(snippet::serve(&req)),
         Route::Postback => ingest::postback(ctx, req).await,
+        Route::PostbackBatch => ingest::postback_batch(ctx, req).await,
+        Route::ConversionsBatch => ingest::conversion_batch(ctx, req, remote).await,
     }
 }
 

@@ -21,6 +21,7 @@
 //! items a movement schedules are written before it (CQL) or with it
 //! (embedded), so a crash never strands a payout.
 
+pub mod clicklog;
 pub mod cql;
 pub mod due;
 pub mod embedded;

@@ -21,6 +21,7 @@ type KeySender = tokio::sync::mpsc::Sender<Vec<DedupKey>>;
 use super::*;
 
 mod file;
+mod format;
 mod keys;
 mod money;
 mod writer;
@@ -33,7 +34,9 @@ const CAMPAIGNS: TableDefinition<u64, &[u8]> = TableDefinition::new("campaigns")
 const CODES: TableDefinition<&str, &[u8]> = TableDefinition::new("tracking_codes");
 /// (campaign, affiliate) → code: makes approval idempotent.
 const APPROVALS: TableDefinition<(u64, u64), &str> = TableDefinition::new("approvals");
-const CLICKS: TableDefinition<(u64, u128), &[u8]> = TableDefinition::new("clicks");
+/// (campaign, first click id) → one flushed batch of the campaign's clicks
+/// (`store::clicklog`).
+const CLICK_LOG: TableDefinition<(u64, u128), &[u8]> = TableDefinition::new("click_log");
 const CONVERSIONS: TableDefinition<(u64, u128), &[u8]> = TableDefinition::new("conversions");
 const LEADS: TableDefinition<(u64, &str), &[u8]> = TableDefinition::new("leads");
 const STATS: TableDefinition<u64, &[u8]> = TableDefinition::new("campaign_stats");
@@ -91,7 +94,11 @@ impl EmbeddedStore {
         let mut txn = db.get()?.begin_write().map_err(err)?;
         txn.set_quick_repair(quick_repair);
         open_all_tables(&txn)?;
+        let found = format::upgrade(&txn)?;
         txn.commit().map_err(err)?;
+        if found != format::CURRENT {
+            tracing::info!(from = found, to = format::CURRENT, "upgraded the data file's format");
+        }
         let (writer, jobs) = mpsc::sync_channel(queue.max(1));
         let thread_db = db.clone();
         let writer_thread = std::thread::Builder::new()
@@ -142,7 +149,7 @@ fn table_names() -> Vec<String> {
         CAMPAIGNS.name(),
         CODES.name(),
         APPROVALS.name(),
-        CLICKS.name(),
+        CLICK_LOG.name(),
         CONVERSIONS.name(),
         LEADS.name(),
         STATS.name(),
@@ -159,7 +166,7 @@ fn open_all_tables(txn: &WriteTransaction) -> StoreResult<()> {
     txn.open_table(CAMPAIGNS).map_err(err)?;
     txn.open_table(CODES).map_err(err)?;
     txn.open_table(APPROVALS).map_err(err)?;
-    txn.open_table(CLICKS).map_err(err)?;
+    txn.open_table(CLICK_LOG).map_err(err)?;
     txn.open_table(CONVERSIONS).map_err(err)?;
     txn.open_table(LEADS).map_err(err)?;
     txn.open_table(STATS).map_err(err)?;
@@ -175,7 +182,7 @@ fn open_all_tables(txn: &WriteTransaction) -> StoreResult<()> {
 /// One campaign batch: clicks, keyed events (insert-if-absent) and counters,
 /// in the writer's transaction.
 fn apply(txn: &WriteTransaction, batch: &Batch) -> StoreResult<Vec<Outcome>> {
-    let mut clicks = txn.open_table(CLICKS).map_err(err)?;
+    let mut clicks = txn.open_table(CLICK_LOG).map_err(err)?;
     let mut conversions = txn.open_table(CONVERSIONS).map_err(err)?;
     let mut leads = txn.open_table(LEADS).map_err(err)?;
     let mut stats = txn.open_table(STATS).map_err(err)?;
@@ -186,10 +193,11 @@ fn apply(txn: &WriteTransaction, batch: &Batch) -> StoreResult<Vec<Outcome>> {
     for (campaign, delta) in &batch.stats {
         add(*campaign, delta);
     }
-    for click in &batch.clicks {
-        let old = clicks.insert((click.campaign_id.0, click.id.0), enc(click).as_slice()).map_err(err)?;
+    for (campaign, group) in by_campaign(&batch.clicks) {
+        // Keyed by its first click: a batch written twice is counted once.
+        let old = clicks.insert((campaign.0, group[0].id.0), clicklog::encode(&group).as_slice()).map_err(err)?;
         if old.is_none() {
-            add(click.campaign_id, &click_delta(click));
+            group.iter().for_each(|click| add(campaign, &click_delta(click)));
         }
     }
     let mut outcomes = Vec::with_capacity(batch.keyed.len());
@@ -205,6 +213,21 @@ fn apply(txn: &WriteTransaction, batch: &Batch) -> StoreResult<Vec<Outcome>> {
         add_stats(&mut stats, campaign, &delta)?;
     }
     Ok(outcomes)
+}
+
+/// A batch's clicks per campaign, in order (a campaign actor's batch holds
+/// one campaign, so this is usually one group); a click id repeated in the
+/// batch (a requeued retry) is kept once.
+fn by_campaign(clicks: &[Click]) -> Vec<(CampaignId, Vec<&Click>)> {
+    let mut groups: Vec<(CampaignId, Vec<&Click>)> = Vec::new();
+    let mut seen = std::collections::HashSet::with_capacity(clicks.len());
+    for click in clicks.iter().filter(|c| seen.insert(c.id)) {
+        match groups.iter_mut().find(|(c, _)| *c == click.campaign_id) {
+            Some((_, group)) => group.push(click),
+            None => groups.push((click.campaign_id, vec![click])),
+        }
+    }
+    groups
 }
 
 /// Chunks keys for a blocking reader; `push` is `false` once the receiver
@@ -330,6 +353,20 @@ fn add_stats(table: &mut Table<u64, &[u8]>, campaign: CampaignId, delta: &Campai
     Ok(())
 }
 
+/// A click by id, searching the campaign's log newest first (tests and
+/// audits; nothing on the request path reads clicks back).
+fn find_click(txn: &redb::ReadTransaction, campaign: CampaignId, id: ClickId) -> StoreResult<Option<Click>> {
+    let log = txn.open_table(CLICK_LOG).map_err(err)?;
+    for record in log.range((campaign.0, 0u128)..=(campaign.0, u128::MAX)).map_err(err)?.rev() {
+        let (_, bytes) = record.map_err(err)?;
+        let clicks = clicklog::decode(campaign, bytes.value()).map_err(err)?;
+        if let Some(found) = clicks.into_iter().find(|c| c.id == id) {
+            return Ok(Some(found));
+        }
+    }
+    Ok(None)
+}
+
 fn get_json<K, T>(
     txn: &redb::ReadTransaction,
     def: TableDefinition<K, &[u8]>,
@@ -436,7 +473,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn get_click(&self, campaign: CampaignId, click: ClickId) -> StoreResult<Option<Click>> {
-        self.read(move |txn| get_json(txn, CLICKS, (campaign.0, click.0))).await
+        self.read(move |txn| find_click(txn, campaign, click)).await
     }
 
     /// One read transaction for the whole scan: a consistent snapshot, at the
