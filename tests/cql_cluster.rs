@@ -68,6 +68,40 @@ async fn two_nodes_make_one_lead_per_external_id_and_give_every_caller_its_id() 
     assert_eq!(again.status, 200);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_nodes_given_overlapping_batches_at_once_record_each_external_id_once() {
+    if skip_unless_cql() {
+        return;
+    }
+    let a = TestServer::start().await;
+    let world = World::fixed(&a, 250).await;
+    let b = TestServer::start().await;
+    let item = |i: usize| json!({"swarm_ref": world.code, "externalId": format!("ov-{i}"), "eventType": "PURCHASE"});
+    // Node A gets 0..150, node B 50..200, twice each, all at once.
+    let batches = [(0..150, &a), (50..200, &b), (0..150, &a), (50..200, &b)];
+    let sends = batches.iter().map(|(range, node)| {
+        let items: Vec<_> = range.clone().map(item).collect();
+        node.post("/api/v1/postback/batch", Some(&world.key), json!(items))
+    });
+    let answers = join_all(sends).await;
+    let mut lead_of = std::collections::HashMap::new();
+    let mut recorded = 0;
+    for ((range, _), r) in batches.iter().zip(&answers) {
+        assert_eq!(r.status, 200, "{}", r.text);
+        for (i, result) in range.clone().zip(r.json()["results"].as_array().unwrap()) {
+            match result["status"].as_str() {
+                Some("recorded") => recorded += 1,
+                Some("duplicate") => {}
+                other => panic!("ov-{i}: {other:?} {result}"),
+            }
+            let first = lead_of.entry(i).or_insert_with(|| result["leadId"].clone());
+            assert_eq!(*first, result["leadId"], "ov-{i}: two nodes, two leads");
+        }
+    }
+    assert_eq!(recorded, 200, "each of the 200 externalIds recorded exactly once");
+    assert_eq!(world.stats(&b).await["postbacks"]["recorded"], 200);
+}
+
 #[tokio::test]
 async fn a_campaign_edited_on_one_node_is_seen_by_the_other() {
     if skip_unless_cql() {
