@@ -31,6 +31,13 @@ pub struct Config {
     pub money: MoneyConfig,
     pub auth: AuthConfig,
     pub ingest: IngestConfig,
+    pub retention: RetentionConfig,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    pub click_days: u32,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -261,6 +268,9 @@ impl Config {
         }
         if self.auth.revalidate_ms == 0 || self.auth.revalidate_ms > 60_000 {
             return Err("auth.revalidate_ms must be 1 to 60000 (it bounds how long a revoked key keeps working)".into());
+        }
+        if self.retention.click_days > 3650 {
+            return Err("retention.click_days must be 0 (the longest attribution window) to 3650".into());
         }
         if !(1..=100_000).contains(&self.ingest.batch_max_items) {
             return Err("ingest.batch_max_items must be 1 to 100000".into());

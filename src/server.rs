@@ -93,6 +93,7 @@ pub async fn run(
     let engine = Engine::start(config.clone(), store, &secrets, public_base).await.map_err(|e| e.to_string())?;
     let supervisor = crate::engine::supervisor::start(engine.money.clone()).await?;
     let engine = Arc::new(engine);
+    crate::engine::retention::spawn(engine.clone());
     let readiness = Arc::new(Readiness::new(engine.clone(), supervisor.clone()));
     readiness.spawn_watch();
     let ctx = Arc::new(Ctx { engine, prometheus, readiness: readiness.clone() });

@@ -100,6 +100,7 @@ async fn embedded_store_passes_the_conformance_suite() {
     let embedded = open_embedded(dir.path()).await;
     let (store, backend): (Arc<dyn Store>, Arc<dyn Backend>) = (embedded.clone(), embedded);
     suite(&store).await;
+    old_click_batches_expire_whole_and_counters_stay(&store).await;
     ledger::suite(&backend).await;
     keys::suite(&backend).await;
     drop((store, backend));
@@ -145,8 +146,8 @@ async fn cql_store_passes_the_conformance_suite() {
     let config = Config::load_from(None, &env, &Overrides::default()).unwrap().scylla;
     let refused = ScyllaStore::connect(&config).await.err().expect("serving an unmigrated keyspace must be refused");
     assert!(refused.0.contains("run `clickledger migrate`"), "{refused}");
-    assert_eq!(ScyllaStore::migrate(&config).await.unwrap(), 3);
-    assert_eq!(ScyllaStore::migrate(&config).await.unwrap(), 3, "migrate is idempotent");
+    assert_eq!(ScyllaStore::migrate(&config).await.unwrap(), 4);
+    assert_eq!(ScyllaStore::migrate(&config).await.unwrap(), 4, "migrate is idempotent");
     a_migration_that_died_after_its_alter_statements_runs_again(&config).await;
     a_migration_indexes_keys_from_before_key_records(&config).await;
     let cql = Arc::new(ScyllaStore::connect(&config).await.unwrap());
@@ -169,7 +170,7 @@ async fn a_migration_that_died_after_its_alter_statements_runs_again(config: &cl
         .expect("connect");
     let forget = format!("DELETE FROM {}.schema_migrations WHERE version = 3", config.keyspace);
     session.query_unpaged(forget, &[]).await.expect("forget version 3");
-    assert_eq!(ScyllaStore::migrate(config).await.unwrap(), 3, "the columns are there: version 3 is recorded again");
+    assert_eq!(ScyllaStore::migrate(config).await.unwrap(), 4, "the columns are there: version 3 is recorded again");
 }
 
 /// An `api_keys` row from schema version 2 holds a bare principal; migrate
@@ -190,6 +191,29 @@ async fn a_migration_indexes_keys_from_before_key_records(config: &clickledger::
     assert_eq!(listed.len(), 1, "the legacy key is listed");
     let record = store.key_by_hash(&hash_key("sk_live_legacy78")).await.unwrap().unwrap();
     assert_eq!(record.id, listed[0].key.id);
+}
+
+/// Embedded only (CQL drops them by TTL): batches older than the retention
+/// go whole, newer ones and every counter stay.
+async fn old_click_batches_expire_whole_and_counters_stay(store: &Arc<dyn Store>) {
+    let day = 86_400u64;
+    let now = 1_800_000_000u64;
+    let id_at = |secs: u64, n: u128| (u128::from(secs * 1000) << 80) | n;
+    let (c, old, recent) = (70, id_at(now - 40 * day, 1), id_at(now - 2 * day, 2));
+    for id in [old, old + 1, recent] {
+        commit(store, Batch { clicks: vec![click(c, id, false)], ..Default::default() }).await;
+    }
+    commit(store, Batch { clicks: vec![click(c + 1, old + 5, false)], ..Default::default() }).await;
+    let before = store.get_stats(CampaignId(c)).await.unwrap();
+    assert_eq!(store.expire_clicks(30, now, 1).await.unwrap(), 1, "at most the limit per call");
+    // The rest, over both campaigns (and the suite's own clicks, minted at 0).
+    assert!(store.expire_clicks(30, now, 100).await.unwrap() >= 2);
+    assert_eq!(store.expire_clicks(30, now, 100).await.unwrap(), 0);
+    assert!(store.get_click(CampaignId(c), ClickId(old)).await.unwrap().is_none());
+    assert!(store.get_click(CampaignId(c + 1), ClickId(old + 5)).await.unwrap().is_none());
+    assert!(store.get_click(CampaignId(c), ClickId(recent)).await.unwrap().is_some());
+    assert_eq!(store.get_stats(CampaignId(c)).await.unwrap(), before, "counters stay");
+    assert_eq!(before.clicks, 3);
 }
 
 async fn suite(store: &Arc<dyn Store>) {

@@ -50,6 +50,7 @@ impl Store for FlakyStore {
         self.inner.get_lead(c, e).await
     }
     async fn get_click(&self, c: CampaignId, k: ClickId) -> StoreResult<Option<Click>> { self.inner.get_click(c, k).await }
+    async fn expire_clicks(&self, d: u32, n: u64, l: usize) -> StoreResult<usize> { self.inner.expire_clicks(d, n, l).await }
     async fn dedup_keys(&self, c: CampaignId, out: mpsc::Sender<Vec<DedupKey>>) -> StoreResult<u64> {
         let keys = collect_dedup_keys(&self.inner, c).await?;
         self.scans.fetch_add(1, Ordering::SeqCst);

@@ -106,6 +106,11 @@ impl Catalog {
         self.campaigns.len()
     }
 
+    /// The longest attribution window of the campaigns this node knows.
+    pub fn longest_window_days(&self) -> Option<u32> {
+        self.campaigns.iter().map(|c| c.value().0.attribution_window_days).max()
+    }
+
     /// A key's record, revoked or not. Unknown keys are not cached, so a key
     /// created on another node works at once; a known one is re-read once
     /// it is older than `revalidate`, so a revocation elsewhere is seen. If

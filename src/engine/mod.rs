@@ -16,6 +16,7 @@ pub mod readiness;
 pub mod rebuild;
 pub mod referrals;
 pub mod registry;
+pub mod retention;
 pub mod supervisor;
 pub mod tenants;
 

@@ -10,15 +10,16 @@ use crate::error::Error;
 
 /// Liveness: the process answers HTTP. Nothing else is checked, so a store
 /// outage never makes an orchestrator restart healthy engines.
+/// Written directly (one buffer): load balancers call it often, and it is
+/// the measure of what the per-request machinery costs (BENCHMARKS.md).
 pub fn healthz(ctx: &Ctx) -> Resp {
-    json_response(
-        StatusCode::OK,
-        &json!({
-            "status": "ok",
-            "store": format!("{:?}", ctx.engine.config.store).to_lowercase(),
-            "campaigns": ctx.engine.catalog.campaign_count(),
-        }),
-    )
+    let store = match ctx.engine.config.store {
+        crate::config::StoreKind::Embedded => "embedded",
+        crate::config::StoreKind::Scylla => "scylla",
+    };
+    let campaigns = ctx.engine.catalog.campaign_count();
+    let body = format!(r#"{{"campaigns":{campaigns},"status":"ok","store":"{store}"}}"#);
+    text_response(StatusCode::OK, "application/json", body)
 }
 
 /// Readiness: 200 with each part's state, or the API's 503 error body

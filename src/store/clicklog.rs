@@ -89,6 +89,28 @@ pub fn decode(campaign: CampaignId, bytes: &[u8]) -> Result<Vec<Click>, Corrupt>
     Ok(clicks)
 }
 
+/// A batch's clicks per campaign, in order (a campaign actor's batch holds
+/// one campaign, so this is usually one group); a click id repeated in the
+/// batch (a requeued retry) is kept once.
+pub fn by_campaign(clicks: &[Click]) -> Vec<(CampaignId, Vec<&Click>)> {
+    let mut groups: Vec<(CampaignId, Vec<&Click>)> = Vec::new();
+    let mut seen = std::collections::HashSet::with_capacity(clicks.len());
+    for click in clicks.iter().filter(|c| seen.insert(c.id)) {
+        match groups.iter_mut().find(|(c, _)| *c == click.campaign_id) {
+            Some((_, group)) => group.push(click),
+            None => groups.push((click.campaign_id, vec![click])),
+        }
+    }
+    groups
+}
+
+/// The smallest click id minted at or after `unix_secs`: records keyed by
+/// a first click id below it hold only older clicks (ids start with their
+/// millisecond, `domain::ids`).
+pub fn first_id_at(unix_secs: u64) -> u128 {
+    u128::from(unix_secs.saturating_mul(1000) & 0xFFFF_FFFF_FFFF) << 80
+}
+
 /// Each distinct string once, in first-seen order.
 #[derive(Default)]
 struct Strings<'a> {

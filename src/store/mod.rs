@@ -8,6 +8,7 @@
 //! | `replace_campaign`             | compare-and-set on the campaign version  |
 //! | `insert_tracking_code`         | insert-if-absent on (campaign, affiliate)|
 //! | `commit`                       | batched append + insert-if-absent keys   |
+//! | `expire_clicks`                | range delete of old click batches (TTL on CQL) |
 //! | `dedup_keys`                   | one campaign's keys, streamed in chunks  |
 //! | `list_*`                       | start-up load of the small catalog       |
 //! | `due` / `put_due` / `remove_due` | due-time index, oldest first per queue |
@@ -210,6 +211,12 @@ pub trait Store: Send + Sync + 'static {
     /// Returns how many keys it sent.
     async fn dedup_keys(&self, campaign: CampaignId, out: mpsc::Sender<Vec<DedupKey>>) -> StoreResult<u64>;
     async fn get_stats(&self, campaign: CampaignId) -> StoreResult<CampaignStats>;
+    /// Raw clicks older than `keep_days` before `now` go, whole batch records
+    /// at a time; counters stay. The embedded store deletes up to `limit`
+    /// records per call and returns how many (call again while it returns
+    /// `limit`); CQL keeps `keep_days` as the TTL of the batches it writes
+    /// from now on, and the cluster drops expired ones itself (returns 0).
+    async fn expire_clicks(&self, keep_days: u32, now: u64, limit: usize) -> StoreResult<usize>;
 
     /// Readiness: one cheap real read. `Err` means the store cannot be
     /// reached; `Ok` says whether its schema is the one this build expects.

@@ -22,15 +22,6 @@ pub struct KeyRow {
 }
 
 #[derive(SerializeRow)]
-pub struct ClickRow {
-    pub campaign_id: i64,
-    pub day: i32,
-    pub shard: i32,
-    pub click_id: Vec<u8>,
-    pub body: String,
-}
-
-#[derive(SerializeRow)]
 pub struct ConversionRow {
     pub campaign_id: i64,
     pub click_id: Vec<u8>,

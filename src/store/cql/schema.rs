@@ -19,6 +19,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "init", include_str!("../../../migrations/cql/0001_init.cql")),
     (2, "ledger", include_str!("../../../migrations/cql/0002_ledger.cql")),
     (3, "hardening", include_str!("../../../migrations/cql/0003_hardening.cql")),
+    (4, "click_log", include_str!("../../../migrations/cql/0004_click_log.cql")),
 ];
 
 pub fn latest() -> i32 {

@@ -25,8 +25,8 @@ pub struct Statements {
     pub scan_codes: PreparedStatement,
     pub insert_approval_if_absent: PreparedStatement,
     pub select_approval: PreparedStatement,
-    pub insert_click: PreparedStatement,
-    pub select_click: PreparedStatement,
+    pub insert_click_batch: PreparedStatement,
+    pub select_click_batches: PreparedStatement,
     pub insert_conversion_if_absent: PreparedStatement,
     pub select_conversion: PreparedStatement,
     pub insert_lead_if_absent: PreparedStatement,
@@ -170,14 +170,14 @@ impl Statements {
             .await?,
             select_approval: p(SerialRead, "SELECT code FROM {ks}.approvals WHERE campaign_id = ? AND affiliate_id = ?")
                 .await?,
-            insert_click: p(
+            insert_click_batch: p(
                 Plain,
-                "INSERT INTO {ks}.clicks (campaign_id, day, shard, click_id, body) VALUES (:campaign_id, :day, :shard, :click_id, :body)",
+                "INSERT INTO {ks}.click_log (campaign_id, day, shard, batch_id, body) VALUES (?, ?, ?, ?, ?) USING TTL ?",
             )
             .await?,
-            select_click: p(
+            select_click_batches: p(
                 Plain,
-                "SELECT body FROM {ks}.clicks WHERE campaign_id = ? AND day = ? AND shard = ? AND click_id = ?",
+                "SELECT body FROM {ks}.click_log WHERE campaign_id = ? AND day = ? AND shard = ?",
             )
             .await?,
             insert_conversion_if_absent: p(

@@ -193,7 +193,7 @@ fn apply(txn: &WriteTransaction, batch: &Batch) -> StoreResult<Vec<Outcome>> {
     for (campaign, delta) in &batch.stats {
         add(*campaign, delta);
     }
-    for (campaign, group) in by_campaign(&batch.clicks) {
+    for (campaign, group) in clicklog::by_campaign(&batch.clicks) {
         // Keyed by its first click: a batch written twice is counted once.
         let old = clicks.insert((campaign.0, group[0].id.0), clicklog::encode(&group).as_slice()).map_err(err)?;
         if old.is_none() {
@@ -213,21 +213,6 @@ fn apply(txn: &WriteTransaction, batch: &Batch) -> StoreResult<Vec<Outcome>> {
         add_stats(&mut stats, campaign, &delta)?;
     }
     Ok(outcomes)
-}
-
-/// A batch's clicks per campaign, in order (a campaign actor's batch holds
-/// one campaign, so this is usually one group); a click id repeated in the
-/// batch (a requeued retry) is kept once.
-fn by_campaign(clicks: &[Click]) -> Vec<(CampaignId, Vec<&Click>)> {
-    let mut groups: Vec<(CampaignId, Vec<&Click>)> = Vec::new();
-    let mut seen = std::collections::HashSet::with_capacity(clicks.len());
-    for click in clicks.iter().filter(|c| seen.insert(c.id)) {
-        match groups.iter_mut().find(|(c, _)| *c == click.campaign_id) {
-            Some((_, group)) => group.push(click),
-            None => groups.push((click.campaign_id, vec![click])),
-        }
-    }
-    groups
 }
 
 /// Chunks keys for a blocking reader; `push` is `false` once the receiver
@@ -351,6 +336,32 @@ fn add_stats(table: &mut Table<u64, &[u8]>, campaign: CampaignId, delta: &Campai
     current.add(delta);
     table.insert(campaign.0, enc(&current).as_slice()).map_err(err)?;
     Ok(())
+}
+
+/// Deletes up to `limit` click records whose first click id is below
+/// `before`. Each campaign's records are in id order, so its old ones are a
+/// prefix of its range: the scan skips from one campaign to the next.
+fn expire_click_records(txn: &WriteTransaction, before: u128, limit: usize) -> StoreResult<usize> {
+    let mut log = txn.open_table(CLICK_LOG).map_err(err)?;
+    let mut removed = 0;
+    let mut next_campaign = Some(0u64);
+    while let (Some(from), true) = (next_campaign, removed < limit) {
+        let first = log.range((from, 0u128)..).map_err(err)?.next().transpose().map_err(err)?;
+        let Some(campaign) = first.map(|(key, _)| key.value().0) else { break };
+        let old: Vec<(u64, u128)> = log
+            .range((campaign, 0u128)..(campaign, before))
+            .map_err(err)?
+            .take(limit - removed)
+            .map(|r| r.map(|(k, _)| k.value()))
+            .collect::<Result<_, _>>()
+            .map_err(err)?;
+        for key in &old {
+            log.remove(key).map_err(err)?;
+        }
+        removed += old.len();
+        next_campaign = campaign.checked_add(1);
+    }
+    Ok(removed)
 }
 
 /// A click by id, searching the campaign's log newest first (tests and
@@ -502,6 +513,11 @@ impl Store for EmbeddedStore {
 
     async fn get_stats(&self, campaign: CampaignId) -> StoreResult<CampaignStats> {
         self.read(move |txn| get_json(txn, STATS, campaign.0)).await.map(Option::unwrap_or_default)
+    }
+
+    async fn expire_clicks(&self, keep_days: u32, now: u64, limit: usize) -> StoreResult<usize> {
+        let before = clicklog::first_id_at(now.saturating_sub(u64::from(keep_days) * 86_400));
+        self.write(move |txn| expire_click_records(txn, before, limit)).await
     }
 
     /// A read transaction listing the tables (a real read of the file), the
