@@ -119,6 +119,20 @@ fn compare(scenario: Scenario, target: &Target, before: &[Stats], after: &[Stats
     if tally.problem_count > tally.problems.len() as u64 {
         failures.push(format!("… {} contradicting answers in all", tally.problem_count));
     }
+    // A run in which nothing was acknowledged proves nothing (every request
+    // refused, say, by an engine without the route): that is a failure.
+    let mut acked = CampaignTally::default();
+    tally.campaigns.iter().for_each(|c| acked.add(c));
+    let nothing = acked.clicks
+        + acked.postbacks_recorded
+        + acked.postbacks_duplicate
+        + acked.conversions_recorded
+        + acked.conversions_duplicate
+        + acked.forged_ignored
+        + acked.referrals_confirmed;
+    if nothing == 0 {
+        failures.push("nothing was acknowledged: every request failed or was refused".into());
+    }
     for (i, c) in target.campaigns.iter().enumerate() {
         let (b, a) = (before[i], after[i]);
         let t = tally.campaigns.get(i).cloned().unwrap_or_default();
