@@ -2,7 +2,9 @@
 //! commits. One writer thread (`writer.rs`) owns every write and folds
 //! whatever is waiting into one transaction, so N campaign actors flushing
 //! and the money supervisors stepping at once cost one fsync, not N (group
-//! commit at the store as well as the actor).
+//! commit at the store as well as the actor). Batches of events and clicks
+//! are applied in `events.rs`, the click log is read and expired in
+//! `clicks.rs`, money in `money.rs`, keys in `keys.rs`.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -20,6 +22,8 @@ type KeySender = tokio::sync::mpsc::Sender<Vec<DedupKey>>;
 
 use super::*;
 
+mod clicks;
+mod events;
 mod file;
 mod format;
 mod keys;
@@ -28,6 +32,8 @@ mod writer;
 
 pub use file::DiskFaults;
 
+use clicks::{expire_click_records, find_click};
+use events::{apply, lead_by_id, list_leads};
 use writer::{Job, Typed};
 
 const CAMPAIGNS: TableDefinition<u64, &[u8]> = TableDefinition::new("campaigns");
@@ -56,7 +62,12 @@ pub struct EmbeddedStore {
 }
 
 fn err(e: impl std::fmt::Display) -> StoreError {
-    StoreError(e.to_string())
+    let text = e.to_string();
+    // A `StoreError` passed through again keeps one "storage failed:" prefix.
+    match text.strip_prefix("storage failed: ") {
+        Some(inner) => StoreError(inner.to_string()),
+        None => StoreError(text),
+    }
 }
 
 fn enc<T: Serialize>(value: &T) -> Vec<u8> {
@@ -179,42 +190,6 @@ fn open_all_tables(txn: &WriteTransaction) -> StoreResult<()> {
     Ok(())
 }
 
-/// One campaign batch: clicks, keyed events (insert-if-absent) and counters,
-/// in the writer's transaction.
-fn apply(txn: &WriteTransaction, batch: &Batch) -> StoreResult<Vec<Outcome>> {
-    let mut clicks = txn.open_table(CLICK_LOG).map_err(err)?;
-    let mut conversions = txn.open_table(CONVERSIONS).map_err(err)?;
-    let mut leads = txn.open_table(LEADS).map_err(err)?;
-    let mut stats = txn.open_table(STATS).map_err(err)?;
-    // Summed per campaign so a batch of a thousand clicks rewrites each
-    // campaign's counters once.
-    let mut deltas: HashMap<CampaignId, CampaignStats> = HashMap::new();
-    let mut add = |campaign: CampaignId, delta: &CampaignStats| deltas.entry(campaign).or_default().add(delta);
-    for (campaign, delta) in &batch.stats {
-        add(*campaign, delta);
-    }
-    for (campaign, group) in clicklog::by_campaign(&batch.clicks) {
-        // Keyed by its first click: a batch written twice is counted once.
-        let old = clicks.insert((campaign.0, group[0].id.0), clicklog::encode(&group).as_slice()).map_err(err)?;
-        if old.is_none() {
-            group.iter().for_each(|click| add(campaign, &click_delta(click)));
-        }
-    }
-    let mut outcomes = Vec::with_capacity(batch.keyed.len());
-    for keyed in &batch.keyed {
-        let outcome = insert_keyed(&mut conversions, &mut leads, keyed)?;
-        if matches!(outcome, Outcome::Inserted) {
-            add(keyed.campaign(), &recorded_delta(keyed));
-            index_keyed(txn, keyed)?;
-        }
-        outcomes.push(outcome);
-    }
-    for (campaign, delta) in deltas {
-        add_stats(&mut stats, campaign, &delta)?;
-    }
-    Ok(outcomes)
-}
-
 /// Chunks keys for a blocking reader; `push` is `false` once the receiver
 /// is gone.
 struct ChunkSink {
@@ -243,139 +218,6 @@ impl ChunkSink {
         }
         self.sent
     }
-}
-
-fn insert_keyed(
-    conversions: &mut Table<(u64, u128), &[u8]>,
-    leads: &mut Table<(u64, &str), &[u8]>,
-    keyed: &Keyed,
-) -> StoreResult<Outcome> {
-    match keyed {
-        Keyed::Conversion(c) => {
-            let key = (c.campaign_id.0, c.click_id.0);
-            if let Some(found) = conversions.get(key).map_err(err)? {
-                return Ok(Outcome::Existing(Keyed::Conversion(dec(found.value())?)));
-            }
-            conversions.insert(key, enc(c).as_slice()).map_err(err)?;
-        }
-        Keyed::Lead(l) => {
-            let key = (l.campaign_id.0, l.external_id.as_str());
-            if let Some(found) = leads.get(key).map_err(err)? {
-                return Ok(Outcome::Existing(Keyed::Lead(dec(found.value())?)));
-            }
-            leads.insert(key, enc(l).as_slice()).map_err(err)?;
-        }
-    }
-    Ok(Outcome::Inserted)
-}
-
-/// The lookups by id, and the record's payout intent in the same
-/// transaction, so every stored record that pays is sure to be paid.
-fn index_keyed(txn: &WriteTransaction, keyed: &Keyed) -> StoreResult<()> {
-    let campaign = keyed.campaign();
-    match keyed {
-        Keyed::Conversion(c) => {
-            let mut index = txn.open_table(CONVERSION_INDEX).map_err(err)?;
-            index.insert(c.id.0, (campaign.0, c.click_id.0)).map_err(err)?;
-        }
-        Keyed::Lead(l) => {
-            let mut index = txn.open_table(LEAD_INDEX).map_err(err)?;
-            index.insert((campaign.0, l.id.0), l.external_id.as_str()).map_err(err)?;
-            txn.open_table(LEAD_CAMPAIGN).map_err(err)?.insert(l.id.0, campaign.0).map_err(err)?;
-        }
-    }
-    if keyed.payout(0).is_some() {
-        let created = match keyed {
-            Keyed::Conversion(c) => c.created_at,
-            Keyed::Lead(l) => l.created_at,
-        };
-        money::put_due(txn, &[Due::new(Queue::Escrow, created, DueItem::Record(campaign, keyed.dedup_key()))])?;
-    }
-    Ok(())
-}
-
-fn lead_by_id(txn: &redb::ReadTransaction, id: LeadId) -> StoreResult<Option<Lead>> {
-    let Some(campaign) = txn.open_table(LEAD_CAMPAIGN).map_err(err)?.get(id.0).map_err(err)?.map(|v| v.value()) else {
-        return Ok(None);
-    };
-    let index = txn.open_table(LEAD_INDEX).map_err(err)?;
-    let Some(external) = index.get((campaign, id.0)).map_err(err)? else {
-        return Ok(None);
-    };
-    get_json(txn, LEADS, (campaign, external.value()))
-}
-
-fn list_leads(txn: &redb::ReadTransaction, q: &LeadQuery) -> StoreResult<Vec<Lead>> {
-    let index = txn.open_table(LEAD_INDEX).map_err(err)?;
-    let leads = txn.open_table(LEADS).map_err(err)?;
-    let end = q.before.map_or(u128::MAX, |b| b.0);
-    let mut out = Vec::new();
-    for row in index.range((q.campaign.0, 0u128)..(q.campaign.0, end)).map_err(err)?.rev() {
-        // Checked before taking a row, so a limit of zero returns nothing.
-        if out.len() >= q.limit {
-            break;
-        }
-        let (_, external) = row.map_err(err)?;
-        let Some(found) = leads.get((q.campaign.0, external.value())).map_err(err)? else { continue };
-        let lead: Lead = dec(found.value())?;
-        if q.status.is_none_or(|s| s == lead.status) {
-            out.push(lead);
-        }
-    }
-    Ok(out)
-}
-
-fn add_stats(table: &mut Table<u64, &[u8]>, campaign: CampaignId, delta: &CampaignStats) -> StoreResult<()> {
-    if delta.is_empty() {
-        return Ok(());
-    }
-    let mut current: CampaignStats = match table.get(campaign.0).map_err(err)? {
-        Some(v) => dec(v.value())?,
-        None => CampaignStats::default(),
-    };
-    current.add(delta);
-    table.insert(campaign.0, enc(&current).as_slice()).map_err(err)?;
-    Ok(())
-}
-
-/// Deletes up to `limit` click records whose first click id is below
-/// `before`. Each campaign's records are in id order, so its old ones are a
-/// prefix of its range: the scan skips from one campaign to the next.
-fn expire_click_records(txn: &WriteTransaction, before: u128, limit: usize) -> StoreResult<usize> {
-    let mut log = txn.open_table(CLICK_LOG).map_err(err)?;
-    let mut removed = 0;
-    let mut next_campaign = Some(0u64);
-    while let (Some(from), true) = (next_campaign, removed < limit) {
-        let first = log.range((from, 0u128)..).map_err(err)?.next().transpose().map_err(err)?;
-        let Some(campaign) = first.map(|(key, _)| key.value().0) else { break };
-        let old: Vec<(u64, u128)> = log
-            .range((campaign, 0u128)..(campaign, before))
-            .map_err(err)?
-            .take(limit - removed)
-            .map(|r| r.map(|(k, _)| k.value()))
-            .collect::<Result<_, _>>()
-            .map_err(err)?;
-        for key in &old {
-            log.remove(key).map_err(err)?;
-        }
-        removed += old.len();
-        next_campaign = campaign.checked_add(1);
-    }
-    Ok(removed)
-}
-
-/// A click by id, searching the campaign's log newest first (tests and
-/// audits; nothing on the request path reads clicks back).
-fn find_click(txn: &redb::ReadTransaction, campaign: CampaignId, id: ClickId) -> StoreResult<Option<Click>> {
-    let log = txn.open_table(CLICK_LOG).map_err(err)?;
-    for record in log.range((campaign.0, 0u128)..=(campaign.0, u128::MAX)).map_err(err)?.rev() {
-        let (_, bytes) = record.map_err(err)?;
-        let clicks = clicklog::decode(campaign, bytes.value()).map_err(err)?;
-        if let Some(found) = clicks.into_iter().find(|c| c.id == id) {
-            return Ok(Some(found));
-        }
-    }
-    Ok(None)
 }
 
 fn get_json<K, T>(

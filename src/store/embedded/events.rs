@@ -1,0 +1,134 @@
+//! Keyed events and clicks in the writer's transaction: one campaign batch
+//! applied (insert-if-absent records, their indexes and payout intent, the
+//! click log, counters), and the reads by id and by page that go with them.
+
+use super::*;
+
+/// One campaign batch: clicks, keyed events (insert-if-absent) and counters,
+/// in the writer's transaction.
+pub(super) fn apply(txn: &WriteTransaction, batch: &Batch) -> StoreResult<Vec<Outcome>> {
+    let mut clicks = txn.open_table(CLICK_LOG).map_err(err)?;
+    let mut conversions = txn.open_table(CONVERSIONS).map_err(err)?;
+    let mut leads = txn.open_table(LEADS).map_err(err)?;
+    let mut stats = txn.open_table(STATS).map_err(err)?;
+    // Summed per campaign so a batch of a thousand clicks rewrites each
+    // campaign's counters once.
+    let mut deltas: HashMap<CampaignId, CampaignStats> = HashMap::new();
+    let mut add = |campaign: CampaignId, delta: &CampaignStats| deltas.entry(campaign).or_default().add(delta);
+    for (campaign, delta) in &batch.stats {
+        add(*campaign, delta);
+    }
+    for (campaign, group) in clicklog::by_campaign(&batch.clicks) {
+        // Keyed by its first click: a batch written twice is counted once.
+        let old = clicks.insert((campaign.0, group[0].id.0), clicklog::encode(&group).as_slice()).map_err(err)?;
+        if old.is_none() {
+            group.iter().for_each(|click| add(campaign, &click_delta(click)));
+        }
+    }
+    let mut outcomes = Vec::with_capacity(batch.keyed.len());
+    for keyed in &batch.keyed {
+        let outcome = insert_keyed(&mut conversions, &mut leads, keyed)?;
+        if matches!(outcome, Outcome::Inserted) {
+            add(keyed.campaign(), &recorded_delta(keyed));
+            index_keyed(txn, keyed)?;
+        }
+        outcomes.push(outcome);
+    }
+    for (campaign, delta) in deltas {
+        add_stats(&mut stats, campaign, &delta)?;
+    }
+    Ok(outcomes)
+}
+
+pub(super) fn insert_keyed(
+    conversions: &mut Table<(u64, u128), &[u8]>,
+    leads: &mut Table<(u64, &str), &[u8]>,
+    keyed: &Keyed,
+) -> StoreResult<Outcome> {
+    match keyed {
+        Keyed::Conversion(c) => {
+            let key = (c.campaign_id.0, c.click_id.0);
+            if let Some(found) = conversions.get(key).map_err(err)? {
+                return Ok(Outcome::Existing(Keyed::Conversion(dec(found.value())?)));
+            }
+            conversions.insert(key, enc(c).as_slice()).map_err(err)?;
+        }
+        Keyed::Lead(l) => {
+            let key = (l.campaign_id.0, l.external_id.as_str());
+            if let Some(found) = leads.get(key).map_err(err)? {
+                return Ok(Outcome::Existing(Keyed::Lead(dec(found.value())?)));
+            }
+            leads.insert(key, enc(l).as_slice()).map_err(err)?;
+        }
+    }
+    Ok(Outcome::Inserted)
+}
+
+/// The lookups by id, and the record's payout intent in the same
+/// transaction, so every stored record that pays is sure to be paid.
+pub(super) fn index_keyed(txn: &WriteTransaction, keyed: &Keyed) -> StoreResult<()> {
+    let campaign = keyed.campaign();
+    match keyed {
+        Keyed::Conversion(c) => {
+            let mut index = txn.open_table(CONVERSION_INDEX).map_err(err)?;
+            index.insert(c.id.0, (campaign.0, c.click_id.0)).map_err(err)?;
+        }
+        Keyed::Lead(l) => {
+            let mut index = txn.open_table(LEAD_INDEX).map_err(err)?;
+            index.insert((campaign.0, l.id.0), l.external_id.as_str()).map_err(err)?;
+            txn.open_table(LEAD_CAMPAIGN).map_err(err)?.insert(l.id.0, campaign.0).map_err(err)?;
+        }
+    }
+    if keyed.payout(0).is_some() {
+        let created = match keyed {
+            Keyed::Conversion(c) => c.created_at,
+            Keyed::Lead(l) => l.created_at,
+        };
+        money::put_due(txn, &[Due::new(Queue::Escrow, created, DueItem::Record(campaign, keyed.dedup_key()))])?;
+    }
+    Ok(())
+}
+
+pub(super) fn lead_by_id(txn: &redb::ReadTransaction, id: LeadId) -> StoreResult<Option<Lead>> {
+    let Some(campaign) = txn.open_table(LEAD_CAMPAIGN).map_err(err)?.get(id.0).map_err(err)?.map(|v| v.value()) else {
+        return Ok(None);
+    };
+    let index = txn.open_table(LEAD_INDEX).map_err(err)?;
+    let Some(external) = index.get((campaign, id.0)).map_err(err)? else {
+        return Ok(None);
+    };
+    get_json(txn, LEADS, (campaign, external.value()))
+}
+
+pub(super) fn list_leads(txn: &redb::ReadTransaction, q: &LeadQuery) -> StoreResult<Vec<Lead>> {
+    let index = txn.open_table(LEAD_INDEX).map_err(err)?;
+    let leads = txn.open_table(LEADS).map_err(err)?;
+    let end = q.before.map_or(u128::MAX, |b| b.0);
+    let mut out = Vec::new();
+    for row in index.range((q.campaign.0, 0u128)..(q.campaign.0, end)).map_err(err)?.rev() {
+        // Checked before taking a row, so a limit of zero returns nothing.
+        if out.len() >= q.limit {
+            break;
+        }
+        let (_, external) = row.map_err(err)?;
+        let Some(found) = leads.get((q.campaign.0, external.value())).map_err(err)? else { continue };
+        let lead: Lead = dec(found.value())?;
+        if q.status.is_none_or(|s| s == lead.status) {
+            out.push(lead);
+        }
+    }
+    Ok(out)
+}
+
+pub(super) fn add_stats(table: &mut Table<u64, &[u8]>, campaign: CampaignId, delta: &CampaignStats) -> StoreResult<()> {
+    if delta.is_empty() {
+        return Ok(());
+    }
+    let mut current: CampaignStats = match table.get(campaign.0).map_err(err)? {
+        Some(v) => dec(v.value())?,
+        None => CampaignStats::default(),
+    };
+    current.add(delta);
+    table.insert(campaign.0, enc(&current).as_slice()).map_err(err)?;
+    Ok(())
+}
