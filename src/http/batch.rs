@@ -112,28 +112,27 @@ pub fn answer(route: &'static str, mut results: Vec<Result<ItemResult>>) -> Resu
         return Err(results.swap_remove(failed).err().expect("an error"));
     }
     crate::metrics::batch(route, results.len());
-    let mut counts: Map<String, Value> = Map::new();
-    for name in ["recorded", "duplicate", "rejected", "test", "reversed", "ignored"] {
-        counts.insert(name.into(), json!(0));
-    }
+    let mut counts = STATUSES.map(|status| (status, 0u64));
     let listed: Vec<Value> = results
         .into_iter()
         .enumerate()
         .map(|(index, result)| {
-            let item = item_json(index, result);
-            let status = item["status"].as_str().unwrap_or("rejected").to_string();
-            crate::metrics::batch_item(route, static_status(&status));
-            if let Some(n) = counts.get_mut(&status) {
-                *n = json!(n.as_u64().unwrap_or(0) + 1);
+            let status = result.as_ref().map_or("rejected", |r| r.status);
+            crate::metrics::batch_item(route, status);
+            if let Some((_, n)) = counts.iter_mut().find(|(s, _)| *s == status) {
+                *n += 1;
             }
-            item
+            item_json(index, result)
         })
         .collect();
     let mut body = Map::new();
     body.insert("results".into(), Value::Array(listed));
-    body.extend(counts);
+    body.extend(counts.map(|(status, n)| (status.to_string(), json!(n))));
     Ok(json_response(StatusCode::OK, &Value::Object(body)))
 }
+
+/// Every status an item may have, each counted in the answer.
+const STATUSES: [&str; 6] = ["recorded", "duplicate", "rejected", "test", "reversed", "ignored"];
 
 fn item_json(index: usize, result: Result<ItemResult>) -> Value {
     match result {
@@ -157,10 +156,6 @@ fn item_json(index: usize, result: Result<ItemResult>) -> Value {
             item
         }
     }
-}
-
-fn static_status(status: &str) -> &'static str {
-    ["recorded", "duplicate", "test", "reversed", "ignored"].into_iter().find(|s| *s == status).unwrap_or("rejected")
 }
 
 fn is_server_side(e: &Error) -> bool {
