@@ -296,17 +296,22 @@ impl Driver {
         token
     }
 
-    async fn postback(&mut self, from: Instant, out: &mut Vec<Sample>) {
+    /// The next postback's (campaign, code, externalId, revenue): a repeat of
+    /// an acknowledged one with the `duplicates` share, else a new one.
+    fn next_postback(&mut self) -> (bool, (usize, usize, String, u64)) {
         let repeat = !self.postbacks.is_empty() && self.unit() < self.mix.duplicates;
-        let (c, k, external_id, revenue) = if repeat {
+        if repeat {
             let i = self.below(self.postbacks.len());
-            self.postbacks[i].clone()
-        } else {
-            let (c, k) = self.choose();
-            self.seq += 1;
-            let revenue = 100 + self.next() % 20_000;
-            (c, k, format!("{}-{}", self.prefix, self.seq), revenue)
-        };
+            return (true, self.postbacks[i].clone());
+        }
+        let (c, k) = self.choose();
+        self.seq += 1;
+        let revenue = 100 + self.next() % 20_000;
+        (false, (c, k, format!("{}-{}", self.prefix, self.seq), revenue))
+    }
+
+    async fn postback(&mut self, from: Instant, out: &mut Vec<Sample>) {
+        let (repeat, (c, k, external_id, revenue)) = self.next_postback();
         let campaign = &self.target.campaigns[c];
         let body = json!({
             "swarm_ref": campaign.codes[k], "externalId": external_id,

@@ -17,15 +17,7 @@ impl Driver {
         let mut items = Vec::with_capacity(n);
         let mut body = Vec::with_capacity(n * 120);
         for _ in 0..n {
-            let repeat = !self.postbacks.is_empty() && self.unit() < self.mix.duplicates;
-            let (c, k, external_id, revenue) = if repeat {
-                let i = self.below(self.postbacks.len());
-                self.postbacks[i].clone()
-            } else {
-                let (c, k) = self.choose();
-                self.seq += 1;
-                (c, k, format!("{}-{}", self.prefix, self.seq), 100 + self.next() % 20_000)
-            };
+            let (repeat, (c, k, external_id, revenue)) = self.next_postback();
             let code = &self.target.campaigns[c].codes[k];
             let line =
                 json!({"swarm_ref": code, "externalId": external_id, "eventType": "PURCHASE", "revenueCents": revenue});
