@@ -146,11 +146,10 @@ impl Engine {
 
     pub async fn convert(&self, who: &Principal, input: ConversionInput) -> Result<ConversionAnswer> {
         let caller = match who {
-            Principal::Advertiser { id, .. } if who.has(Scope::AffiliateWrite) => Caller::Server { advertiser: *id },
             Principal::Publishable { advertiser, campaign } => {
                 Caller::Browser { advertiser: *advertiser, guard: *campaign }
             }
-            _ => return Err(Error::Forbidden("this key lacks the affiliate:write scope".into())),
+            _ => Caller::Server { advertiser: Self::conversion_server(who)? },
         };
         if matches!(caller, Caller::Browser { .. }) {
             let bucket = (input.key, super::limiter::client_network(input.client));
