@@ -130,9 +130,18 @@ async fn the_data_directory_the_server_creates_is_private() {
     server.advance_clock(60).await;
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&server.data_dir), 0o700, "the data directory");
-    for entry in std::fs::read_dir(&server.data_dir).unwrap() {
-        let path = entry.unwrap().path();
-        assert_eq!(mode(&path), 0o600, "{}", path.display());
+    // Directories in it (the click log's) 0700, every file 0600.
+    let mut dirs = vec![server.data_dir.clone()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                assert_eq!(mode(&path), 0o700, "{}", path.display());
+                dirs.push(path);
+            } else {
+                assert_eq!(mode(&path), 0o600, "{}", path.display());
+            }
+        }
     }
     let names: Vec<String> = std::fs::read_dir(&server.data_dir)
         .unwrap()

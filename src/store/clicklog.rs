@@ -1,5 +1,7 @@
 //! Clicks as a log: each flush of a campaign's clicks is one record, not one
-//! row per click. The record is a compact binary encoding in which a string
+//! row per click. This is the CQL backend's row format (and format 2 of the
+//! embedded file, read once to upgrade it); the embedded store's segments
+//! share its varints but keep a dictionary per file (`embedded/segment.rs`). The record is a compact binary encoding in which a string
 //! repeated inside the batch (the tracking code, a popular user agent, a
 //! referer) is stored once, and each click costs its id, its hashed address
 //! and a few varints: about 40 bytes instead of the ~1 KB a JSON row took.
@@ -22,7 +24,7 @@ const FLAGGED: u8 = 1;
 /// Why a stored record could not be read back.
 #[derive(Debug, thiserror::Error)]
 #[error("a click log record is corrupt: {0}")]
-pub struct Corrupt(&'static str);
+pub struct Corrupt(pub &'static str);
 
 /// Encodes clicks of one campaign (the caller groups them).
 pub fn encode(clicks: &[&Click]) -> Vec<u8> {
@@ -56,7 +58,7 @@ pub fn encode(clicks: &[&Click]) -> Vec<u8> {
 
 /// Decodes a record of `campaign`'s clicks.
 pub fn decode(campaign: CampaignId, bytes: &[u8]) -> Result<Vec<Click>, Corrupt> {
-    let mut r = Reader { bytes, at: 0 };
+    let mut r = Reader::new(bytes);
     if r.byte()? != FORMAT {
         return Err(Corrupt("unknown format"));
     }
@@ -104,13 +106,6 @@ pub fn by_campaign(clicks: &[Click]) -> Vec<(CampaignId, Vec<&Click>)> {
     groups
 }
 
-/// The smallest click id minted at or after `unix_secs`: records keyed by
-/// a first click id below it hold only older clicks (ids start with their
-/// millisecond, `domain::ids`).
-pub fn first_id_at(unix_secs: u64) -> u128 {
-    u128::from(unix_secs.saturating_mul(1000) & 0xFFFF_FFFF_FFFF) << 80
-}
-
 /// Each distinct string once, in first-seen order.
 #[derive(Default)]
 struct Strings<'a> {
@@ -131,7 +126,7 @@ impl<'a> Strings<'a> {
     }
 }
 
-fn varint(out: &mut Vec<u8>, mut v: u64) {
+pub(crate) fn varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
         v >>= 7;
@@ -139,19 +134,23 @@ fn varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     bytes: &'a [u8],
     at: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn byte(&mut self) -> Result<u8, Corrupt> {
+    pub(crate) fn new(bytes: &'a [u8]) -> Self {
+        Self { bytes, at: 0 }
+    }
+
+    pub(crate) fn byte(&mut self) -> Result<u8, Corrupt> {
         let b = *self.bytes.get(self.at).ok_or(Corrupt("truncated"))?;
         self.at += 1;
         Ok(b)
     }
 
-    fn varint(&mut self) -> Result<u64, Corrupt> {
+    pub(crate) fn varint(&mut self) -> Result<u64, Corrupt> {
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
             let b = self.byte()?;
@@ -165,19 +164,19 @@ impl<'a> Reader<'a> {
 
     /// A count or length, bounded by what is left (so a corrupt length
     /// cannot make us allocate gigabytes).
-    fn len(&mut self) -> Result<usize, Corrupt> {
+    pub(crate) fn len(&mut self) -> Result<usize, Corrupt> {
         let n = self.varint()?;
         usize::try_from(n).ok().filter(|&n| n <= self.bytes.len() - self.at).ok_or(Corrupt("length"))
     }
 
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], Corrupt> {
+    pub(crate) fn array<const N: usize>(&mut self) -> Result<[u8; N], Corrupt> {
         let end = self.at.checked_add(N).filter(|&e| e <= self.bytes.len()).ok_or(Corrupt("truncated"))?;
         let out = self.bytes[self.at..end].try_into().expect("N bytes");
         self.at = end;
         Ok(out)
     }
 
-    fn string(&mut self) -> Result<&'a str, Corrupt> {
+    pub(crate) fn string(&mut self) -> Result<&'a str, Corrupt> {
         let n = self.len()?;
         let s = std::str::from_utf8(&self.bytes[self.at..self.at + n]).map_err(|_| Corrupt("utf-8"))?;
         self.at += n;

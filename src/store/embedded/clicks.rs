@@ -1,44 +1,580 @@
-//! The click log's reads and expiry (its records are written by
-//! `events::apply`, encoded by `store::clicklog`).
+//! The click log, outside redb: segment files in `<data dir>/clicks/`
+//! (format in `segment.rs`), appended by a thread of their own that folds
+//! whatever batches are waiting into one `fdatasync`. A click costs no
+//! B-tree insert, no copied page and no redb commit.
+//!
+//! Counting stays exact across crashes: each durable append leaves its
+//! counts in memory (`Pending`), and once a second the redb writer moves
+//! them into the stats table together with the log position they cover (a
+//! checkpoint, `meta` table). Opening the store replays the records after
+//! the checkpoint, truncates a torn tail and checkpoints again; reads of
+//! the stats add the counts the snapshot's checkpoint does not cover yet.
+//!
+//! A segment holds the clicks of one UTC day (by click id), so retention
+//! deletes whole files and a lookup by id scans one day. A new segment
+//! starts at a new day, after 1 GiB, when its string dictionary reaches
+//! `segment::DICT_MAX_BYTES`, and at every start (the encoder's dictionary
+//! is not rebuilt).
 
+use std::collections::{HashMap, HashSet};
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufReader, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::segment::{self, Decoder, Encoder};
+use super::writer::{Job, WriteJob};
 use super::*;
 
-/// Deletes up to `limit` click records whose first click id is below
-/// `before`. Each campaign's records are in id order, so its old ones are a
-/// prefix of its range: the scan skips from one campaign to the next.
-pub(super) fn expire_click_records(txn: &WriteTransaction, before: u128, limit: usize) -> StoreResult<usize> {
-    let mut log = txn.open_table(CLICK_LOG).map_err(err)?;
-    let mut removed = 0;
-    let mut next_campaign = Some(0u64);
-    while let (Some(from), true) = (next_campaign, removed < limit) {
-        let first = log.range((from, 0u128)..).map_err(err)?.next().transpose().map_err(err)?;
-        let Some(campaign) = first.map(|(key, _)| key.value().0) else { break };
-        let old: Vec<(u64, u128)> = log
-            .range((campaign, 0u128)..(campaign, before))
-            .map_err(err)?
-            .take(limit - removed)
-            .map(|r| r.map(|(k, _)| k.value()))
-            .collect::<Result<_, _>>()
-            .map_err(err)?;
-        for key in &old {
-            log.remove(key).map_err(err)?;
-        }
-        removed += old.len();
-        next_campaign = campaign.checked_add(1);
-    }
-    Ok(removed)
+const DIR: &str = "clicks";
+const SEGMENT_MAX_BYTES: u64 = 1 << 30;
+const MAX_FOLD: usize = 256;
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+/// Click ids remembered as already logged for a batch whose redb half
+/// failed; beyond this (a store failing for a long time) the set is
+/// dropped and a retry may log such clicks twice.
+const RETRIED_MAX: usize = 1 << 20;
+const SEGMENT_KEY: &str = "click_log_segment";
+const OFFSET_KEY: &str = "click_log_offset";
+
+/// A place in the log: the end of a record.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct Pos {
+    // Ordered segment first: appends only ever move forward.
+    segment: u64,
+    offset: u64,
 }
 
-/// A click by id, searching the campaign's log newest first (tests and
-/// audits; nothing on the request path reads clicks back).
-pub(super) fn find_click(txn: &redb::ReadTransaction, campaign: CampaignId, id: ClickId) -> StoreResult<Option<Click>> {
-    let log = txn.open_table(CLICK_LOG).map_err(err)?;
-    for record in log.range((campaign.0, 0u128)..=(campaign.0, u128::MAX)).map_err(err)?.rev() {
-        let (_, bytes) = record.map_err(err)?;
-        let clicks = clicklog::decode(campaign, bytes.value()).map_err(err)?;
-        if let Some(found) = clicks.into_iter().find(|c| c.id == id) {
-            return Ok(Some(found));
+/// Durable counts not yet in the stats table, and what the appender and
+/// the checkpoint share.
+#[derive(Default)]
+pub(super) struct Pending {
+    entries: Vec<(Pos, CampaignId, CampaignStats)>,
+    checkpointing: bool,
+    retried: HashSet<ClickId>,
+}
+
+type Shared = Arc<Mutex<Pending>>;
+
+fn lock(shared: &Shared) -> MutexGuard<'_, Pending> {
+    shared.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+enum Msg {
+    Append(Arc<Batch>, oneshot::Sender<StoreResult<()>>),
+    Expire { before_day: u64, limit: usize, reply: oneshot::Sender<StoreResult<usize>> },
+}
+
+pub(super) struct ClickLog {
+    reader: LogReader,
+    tx: mpsc::SyncSender<Msg>,
+    thread: JoinHandle<()>,
+}
+
+/// The reads, for a blocking-pool thread.
+#[derive(Clone)]
+pub(super) struct LogReader {
+    dir: PathBuf,
+    shared: Shared,
+}
+
+impl ClickLog {
+    /// Starts the appender; `next_seq` comes from [`recover`].
+    pub fn start(
+        data_dir: &Path,
+        next_seq: u64,
+        queue: usize,
+        store_writer: mpsc::SyncSender<Job>,
+        faults: Option<Arc<DiskFaults>>,
+    ) -> StoreResult<Self> {
+        let dir = data_dir.join(DIR);
+        let shared = Shared::default();
+        let segments = Segments::new(dir.clone(), next_seq, faults);
+        let appender = Appender { segments, shared: shared.clone(), store_writer, last_checkpoint: Instant::now() };
+        let (tx, rx) = mpsc::sync_channel(queue.max(1));
+        let thread =
+            std::thread::Builder::new().name("click-writer".into()).spawn(move || appender.run(rx)).map_err(err)?;
+        Ok(Self { reader: LogReader { dir, shared }, tx, thread })
+    }
+
+    pub fn reader(&self) -> LogReader {
+        self.reader.clone()
+    }
+
+    pub fn is_running(&self) -> bool {
+        !self.thread.is_finished()
+    }
+
+    /// Durably logs the batch's clicks (those not logged by an earlier try).
+    pub async fn append(&self, batch: Arc<Batch>) -> StoreResult<()> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Msg::Append(batch, reply)).await?;
+        answer.await.map_err(|_| StoreError("the click writer dropped the batch".into()))?
+    }
+
+    /// The batch's clicks are logged but the batch failed: its retry must
+    /// not log (and count) them again.
+    pub fn mark_retried(&self, clicks: &[Click]) {
+        let mut pending = lock(&self.reader.shared);
+        if pending.retried.len() + clicks.len() > RETRIED_MAX {
+            tracing::warn!("too many clicks awaiting a retry; a retry may now log some twice");
+            pending.retried.clear();
+        }
+        pending.retried.extend(clicks.iter().map(|c| c.id));
+    }
+
+    /// Deletes up to `limit` segments of days before `before_day`.
+    pub async fn expire(&self, before_day: u64, limit: usize) -> StoreResult<usize> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Msg::Expire { before_day, limit, reply }).await?;
+        answer.await.map_err(|_| StoreError("the click writer dropped the request".into()))?
+    }
+
+    async fn send(&self, msg: Msg) -> StoreResult<()> {
+        let stopped = || StoreError("the click writer has stopped".into());
+        match self.tx.try_send(msg) {
+            Ok(()) => Ok(()),
+            Err(mpsc::TrySendError::Full(msg)) => {
+                let tx = self.tx.clone();
+                tokio::task::spawn_blocking(move || tx.send(msg)).await.map_err(err)?.map_err(|_| stopped())
+            }
+            Err(mpsc::TrySendError::Disconnected(_)) => Err(stopped()),
         }
     }
-    Ok(None)
 }
+
+impl LogReader {
+    /// A campaign's counters as of one consistent snapshot: the stats row
+    /// plus the durable counts its checkpoint does not cover. The snapshot
+    /// is taken under the lock the checkpoint's pruning needs, so no count
+    /// is seen twice or missed.
+    pub fn stats(&self, db: &redb::Database, campaign: CampaignId) -> StoreResult<CampaignStats> {
+        let (txn, extra) = {
+            let pending = lock(&self.shared);
+            let txn = db.begin_read().map_err(err)?;
+            let at = checkpoint(&txn.open_table(format::META).map_err(err)?)?;
+            let mut extra = CampaignStats::default();
+            for (_, _, delta) in pending.entries.iter().filter(|(pos, c, _)| *pos > at && *c == campaign) {
+                extra.add(delta);
+            }
+            (txn, extra)
+        };
+        let mut stats: CampaignStats = get_json(&txn, STATS, campaign.0)?.unwrap_or_default();
+        stats.add(&extra);
+        Ok(stats)
+    }
+
+    /// A click by id: the segments of its day, newest first (tests and
+    /// audits; nothing on the request path reads clicks back).
+    pub fn find(&self, campaign: CampaignId, id: ClickId) -> StoreResult<Option<Click>> {
+        let day = day_of(id);
+        for (_, _, path) in list(&self.dir).map_err(err)?.into_iter().rev().filter(|s| s.1 == day) {
+            let file = match File::open(&path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(err(e)),
+            };
+            let mut decoder = Decoder::default();
+            let mut found = None;
+            let want = |s: &segment::Summary| s.campaign == campaign && (s.first..=s.last).contains(&id.0);
+            segment::scan(&mut BufReader::with_capacity(1 << 18, file), 0, |payload, _| {
+                if let Some(clicks) = decoder.read(payload, want)? {
+                    found = clicks.into_iter().find(|c| c.id == id);
+                }
+                Ok(found.is_none())
+            })
+            .map_err(err)?;
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// The UTC day a click id was minted on (ids start with their millisecond).
+fn day_of(id: ClickId) -> u64 {
+    ((id.0 >> 80) as u64) / 86_400_000
+}
+
+/// The appender thread: folds, appends, syncs, answers, checkpoints.
+struct Appender {
+    segments: Segments,
+    shared: Shared,
+    store_writer: mpsc::SyncSender<Job>,
+    last_checkpoint: Instant,
+}
+
+impl Appender {
+    fn run(mut self, rx: mpsc::Receiver<Msg>) {
+        loop {
+            let first = match rx.recv_timeout(CHECKPOINT_EVERY) {
+                Ok(msg) => Some(msg),
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            };
+            let mut fold = Vec::new();
+            let mut other = Vec::new();
+            for msg in first.into_iter().chain(std::iter::from_fn(|| rx.try_recv().ok())).take(MAX_FOLD) {
+                match msg {
+                    Msg::Append(batch, reply) => fold.push((batch, reply)),
+                    msg => other.push(msg),
+                }
+            }
+            if !fold.is_empty() {
+                self.append(fold);
+            }
+            for msg in other {
+                if let Msg::Expire { before_day, limit, reply } = msg {
+                    let _ = reply.send(self.expire(before_day, limit));
+                }
+            }
+            self.maybe_checkpoint();
+        }
+    }
+
+    fn append(&mut self, fold: Vec<(Arc<Batch>, oneshot::Sender<StoreResult<()>>)>) {
+        let (fresh, skipped) = {
+            let pending = lock(&self.shared);
+            let mut seen = HashSet::new();
+            let mut skipped = Vec::new();
+            let mut fresh: Vec<&Click> = Vec::new();
+            for click in fold.iter().flat_map(|(b, _)| b.clicks.iter()) {
+                if pending.retried.contains(&click.id) {
+                    skipped.push(click.id);
+                } else if seen.insert(click.id) {
+                    fresh.push(click);
+                }
+            }
+            (fresh, skipped)
+        };
+        let result = self.segments.append(&fresh).map_err(err);
+        if let Ok(entries) = &result {
+            let mut pending = lock(&self.shared);
+            for id in &skipped {
+                pending.retried.remove(id);
+            }
+            pending.entries.extend_from_slice(entries);
+        }
+        for (_, reply) in fold {
+            let _ = reply.send(result.as_ref().map(|_| ()).map_err(Clone::clone));
+        }
+    }
+
+    /// Counts must be in the stats table before their records can go, so
+    /// expiry checkpoints everything first (nothing appends meanwhile: this
+    /// thread is the appender).
+    fn expire(&mut self, before_day: u64, limit: usize) -> StoreResult<usize> {
+        while lock(&self.shared).checkpointing {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let upto = lock(&self.shared).entries.last().map(|e| e.0);
+        if let Some(upto) = upto {
+            lock(&self.shared).checkpointing = true;
+            let (done, landed) = mpsc::channel();
+            let job: Job = Box::new(Checkpoint { shared: self.shared.clone(), upto, done: Some(done) });
+            if self.store_writer.send(job).is_err() {
+                lock(&self.shared).checkpointing = false;
+                return Err(StoreError("store writer has stopped".into()));
+            }
+            landed.recv().map_err(err)??;
+        }
+        self.segments.expire(before_day, limit).map_err(err)
+    }
+
+    /// Hands the counts to the redb writer once a second, one checkpoint
+    /// at a time; a full writer queue just means the next second.
+    fn maybe_checkpoint(&mut self) {
+        if self.last_checkpoint.elapsed() < CHECKPOINT_EVERY {
+            return;
+        }
+        let upto = {
+            let mut pending = lock(&self.shared);
+            let Some(&(upto, _, _)) = pending.entries.last() else { return };
+            if pending.checkpointing {
+                return;
+            }
+            pending.checkpointing = true;
+            upto
+        };
+        self.last_checkpoint = Instant::now();
+        let job: Job = Box::new(Checkpoint { shared: self.shared.clone(), upto, done: None });
+        if self.store_writer.try_send(job).is_err() {
+            lock(&self.shared).checkpointing = false;
+        }
+    }
+}
+
+/// Moves the counts up to `upto` into the stats table and records `upto`.
+struct Checkpoint {
+    shared: Shared,
+    upto: Pos,
+    /// Told the outcome, if someone waits for it.
+    done: Option<mpsc::Sender<StoreResult<()>>>,
+}
+
+impl WriteJob for Checkpoint {
+    fn run(&mut self, txn: &WriteTransaction) -> StoreResult<()> {
+        let mut sums: HashMap<CampaignId, CampaignStats> = HashMap::new();
+        for (_, campaign, delta) in lock(&self.shared).entries.iter().filter(|e| e.0 <= self.upto) {
+            sums.entry(*campaign).or_default().add(delta);
+        }
+        let mut stats = txn.open_table(STATS).map_err(err)?;
+        for (campaign, delta) in sums {
+            events::add_stats(&mut stats, campaign, &delta)?;
+        }
+        set_checkpoint(txn, self.upto)
+    }
+
+    fn finish(self: Box<Self>, failed: Option<StoreError>) {
+        let mut pending = lock(&self.shared);
+        if failed.is_none() {
+            pending.entries.retain(|e| e.0 > self.upto);
+        }
+        pending.checkpointing = false;
+        drop(pending);
+        if let Some(done) = self.done {
+            let _ = done.send(failed.map_or(Ok(()), Err));
+        }
+    }
+}
+
+fn checkpoint(meta: &impl ReadableTable<&'static str, u64>) -> StoreResult<Pos> {
+    let get = |key| meta.get(key).map_err(err).map(|v| v.map_or(0, |v| v.value()));
+    Ok(Pos { segment: get(SEGMENT_KEY)?, offset: get(OFFSET_KEY)? })
+}
+
+pub(super) fn set_checkpoint(txn: &WriteTransaction, at: Pos) -> StoreResult<()> {
+    let mut meta = txn.open_table(format::META).map_err(err)?;
+    meta.insert(SEGMENT_KEY, at.segment).map_err(err)?;
+    meta.insert(OFFSET_KEY, at.offset).map_err(err)?;
+    Ok(())
+}
+
+/// In the opening transaction: counts the records after the checkpoint,
+/// cuts a torn tail, and checkpoints the end. Returns the next segment
+/// number.
+pub(super) fn recover(data_dir: &Path, txn: &WriteTransaction) -> StoreResult<u64> {
+    let dir = data_dir.join(DIR);
+    crate::private_fs::create_dir(&dir).map_err(err)?;
+    let at = checkpoint(&txn.open_table(format::META).map_err(err)?)?;
+    let mut sums: HashMap<CampaignId, CampaignStats> = HashMap::new();
+    let mut end = at;
+    let segments = list(&dir).map_err(err)?;
+    for (seq, _, path) in segments.iter().filter(|s| s.0 >= at.segment) {
+        let from = if *seq == at.segment { at.offset } else { 0 };
+        let valid = replay(path, from, &mut sums).map_err(err)?;
+        end = Pos { segment: *seq, offset: valid };
+    }
+    let mut stats = txn.open_table(STATS).map_err(err)?;
+    for (campaign, delta) in sums {
+        events::add_stats(&mut stats, campaign, &delta)?;
+    }
+    set_checkpoint(txn, end)?;
+    Ok(segments.last().map_or(0, |s| s.0).max(end.segment) + 1)
+}
+
+/// Counts one segment's records from `from`; truncates what follows the
+/// last whole one. Returns where the records end.
+fn replay(path: &Path, from: u64, sums: &mut HashMap<CampaignId, CampaignStats>) -> io::Result<u64> {
+    let mut file = OpenOptions::new().read(true).write(true).open(path)?;
+    let len = file.metadata()?.len();
+    if from >= len {
+        return Ok(from.min(len));
+    }
+    file.seek(SeekFrom::Start(from))?;
+    let valid = segment::scan(&mut BufReader::with_capacity(1 << 18, &file), from, |payload, _| {
+        let s = segment::summary(payload)?;
+        let counts =
+            CampaignStats { clicks: s.clicks - s.flagged.min(s.clicks), bot_clicks: s.flagged, ..Default::default() };
+        sums.entry(s.campaign).or_default().add(&counts);
+        Ok(true)
+    })?;
+    if valid < len {
+        tracing::warn!(segment = %path.display(), valid, len, "cutting a torn click log tail");
+        file.set_len(valid)?;
+        file.sync_all()?;
+    }
+    Ok(valid)
+}
+
+/// Segment files, oldest first: (number, day, path).
+fn list(dir: &Path) -> io::Result<Vec<(u64, u64, PathBuf)>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let parsed = name.strip_suffix(".clicks").and_then(|n| n.split_once('-'));
+        if let Some((Ok(seq), Ok(day))) = parsed.map(|(s, d)| (s.parse(), d.parse())) {
+            out.push((seq, day, path));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The segment files and the one open for appending.
+pub(super) struct Segments {
+    dir: PathBuf,
+    next_seq: u64,
+    open: Option<Open>,
+    buf: Vec<u8>,
+    faults: Option<Arc<DiskFaults>>,
+}
+
+struct Open {
+    seq: u64,
+    day: u64,
+    path: PathBuf,
+    file: File,
+    len: u64,
+    encoder: Encoder,
+}
+
+impl Segments {
+    pub fn new(dir: PathBuf, next_seq: u64, faults: Option<Arc<DiskFaults>>) -> Self {
+        Self { dir, next_seq, open: None, buf: Vec::with_capacity(1 << 16), faults }
+    }
+
+    /// The upgrade's writer: every segment there was is deleted first (an
+    /// interrupted upgrade's), then numbering starts at 1.
+    pub fn for_upgrade(data_dir: &Path) -> StoreResult<Self> {
+        let dir = data_dir.join(DIR);
+        crate::private_fs::create_dir(&dir).map_err(err)?;
+        for (_, _, path) in list(&dir).map_err(err)? {
+            std::fs::remove_file(path).map_err(err)?;
+        }
+        Ok(Self::new(dir, 1, None))
+    }
+
+    /// Appends `clicks` as one record per (day, campaign) and syncs. On
+    /// failure everything this call wrote is cut off again, so a retry
+    /// starts clean. Returns each record's end and counts.
+    pub fn append(&mut self, clicks: &[&Click]) -> io::Result<Vec<(Pos, CampaignId, CampaignStats)>> {
+        let mut groups: Vec<((u64, CampaignId), Vec<&Click>)> = Vec::new();
+        for click in clicks {
+            let key = (day_of(click.id), click.campaign_id);
+            match groups.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, group)) => group.push(click),
+                None => groups.push((key, vec![click])),
+            }
+        }
+        groups.sort_by_key(|(k, _)| k.0);
+        let mut touched = Vec::new();
+        let mut entries = Vec::with_capacity(groups.len());
+        match self.write_groups(&groups, &mut touched, &mut entries).and_then(|()| self.sync()) {
+            Ok(()) => Ok(entries),
+            Err(e) => {
+                self.undo(&touched);
+                Err(e)
+            }
+        }
+    }
+
+    fn write_groups(
+        &mut self,
+        groups: &[((u64, CampaignId), Vec<&Click>)],
+        touched: &mut Vec<(u64, PathBuf, u64)>,
+        entries: &mut Vec<(Pos, CampaignId, CampaignStats)>,
+    ) -> io::Result<()> {
+        for ((day, campaign), group) in groups {
+            if let Some(faults) = &self.faults {
+                faults.check()?;
+            }
+            let mut buf = std::mem::take(&mut self.buf);
+            buf.clear();
+            let open = self.open_for(*day, touched)?;
+            open.encoder.record(*campaign, group, &mut buf);
+            let written = open.file.write_all(&buf);
+            open.len += buf.len() as u64;
+            let end = Pos { segment: open.seq, offset: open.len };
+            self.buf = buf;
+            written?;
+            let counts = group.iter().fold(CampaignStats::default(), |mut s, c| {
+                s.add(&click_delta(c));
+                s
+            });
+            entries.push((end, *campaign, counts));
+        }
+        Ok(())
+    }
+
+    /// The open segment if it takes `day`'s clicks, else a new one (the
+    /// old one synced first).
+    fn open_for(&mut self, day: u64, touched: &mut Vec<(u64, PathBuf, u64)>) -> io::Result<&mut Open> {
+        let fits = |o: &Open| o.day == day && !o.encoder.full() && o.len < SEGMENT_MAX_BYTES;
+        if !self.open.as_ref().is_some_and(fits) {
+            self.sync()?;
+            let seq = self.next_seq;
+            let path = self.dir.join(format!("{seq:010}-{day}.clicks"));
+            let mut options = OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let file = options.open(&path)?;
+            File::open(&self.dir)?.sync_all()?;
+            self.next_seq += 1;
+            self.open = Some(Open { seq, day, path, file, len: 0, encoder: Encoder::default() });
+        }
+        let open = self.open.as_mut().expect("opened above");
+        if !touched.iter().any(|t| t.0 == open.seq) {
+            touched.push((open.seq, open.path.clone(), open.len));
+        }
+        Ok(open)
+    }
+
+    pub fn sync(&mut self) -> io::Result<()> {
+        if let Some(open) = &self.open {
+            if let Some(faults) = &self.faults {
+                faults.check()?;
+            }
+            open.file.sync_data()?;
+        }
+        Ok(())
+    }
+
+    /// Cuts what a failed append wrote. The open segment is closed: its
+    /// encoder may know strings whose definitions were just cut.
+    fn undo(&mut self, touched: &[(u64, PathBuf, u64)]) {
+        self.open = None;
+        for (_, path, len) in touched.iter().rev() {
+            let cut = if *len == 0 {
+                std::fs::remove_file(path)
+            } else {
+                OpenOptions::new().write(true).open(path).and_then(|f| f.set_len(*len).and_then(|()| f.sync_all()))
+            };
+            if let Err(e) = cut {
+                tracing::error!(segment = %path.display(), error = %e, "could not cut a failed click log append");
+            }
+        }
+    }
+
+    /// Deletes up to `limit` segments of days before `before_day`.
+    fn expire(&mut self, before_day: u64, limit: usize) -> io::Result<usize> {
+        let old: Vec<_> = list(&self.dir)?.into_iter().filter(|s| s.1 < before_day).take(limit).collect();
+        for (seq, _, path) in &old {
+            if self.open.as_ref().is_some_and(|o| o.seq == *seq) {
+                self.open = None;
+            }
+            match std::fs::remove_file(path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        if !old.is_empty() {
+            File::open(&self.dir)?.sync_all()?;
+        }
+        Ok(old.len())
+    }
+
+    /// Where the appends end (the upgrade's checkpoint).
+    pub fn end(&self) -> Pos {
+        self.open.as_ref().map_or(Pos::default(), |o| Pos { segment: o.seq, offset: o.len })
+    }
+}
+
+#[cfg(test)]
+#[path = "clicks_tests.rs"]
+mod tests;

@@ -1,29 +1,21 @@
-//! Keyed events and clicks in the writer's transaction: one campaign batch
-//! applied (insert-if-absent records, their indexes and payout intent, the
-//! click log, counters), and the reads by id and by page that go with them.
+//! Keyed events in the writer's transaction: one campaign batch applied
+//! (insert-if-absent records, their indexes and payout intent, counters),
+//! and the reads by id and by page that go with them. The batch's clicks
+//! went to the click log before (`clicks.rs`).
 
 use super::*;
 
-/// One campaign batch: clicks, keyed events (insert-if-absent) and counters,
-/// in the writer's transaction.
+/// One campaign batch's keyed events (insert-if-absent) and counters, in
+/// the writer's transaction.
 pub(super) fn apply(txn: &WriteTransaction, batch: &Batch) -> StoreResult<Vec<Outcome>> {
-    let mut clicks = txn.open_table(CLICK_LOG).map_err(err)?;
     let mut conversions = txn.open_table(CONVERSIONS).map_err(err)?;
     let mut leads = txn.open_table(LEADS).map_err(err)?;
     let mut stats = txn.open_table(STATS).map_err(err)?;
-    // Summed per campaign so a batch of a thousand clicks rewrites each
-    // campaign's counters once.
+    // Summed per campaign so a batch rewrites each campaign's counters once.
     let mut deltas: HashMap<CampaignId, CampaignStats> = HashMap::new();
     let mut add = |campaign: CampaignId, delta: &CampaignStats| deltas.entry(campaign).or_default().add(delta);
     for (campaign, delta) in &batch.stats {
         add(*campaign, delta);
-    }
-    for (campaign, group) in clicklog::by_campaign(&batch.clicks) {
-        // Keyed by its first click: a batch written twice is counted once.
-        let old = clicks.insert((campaign.0, group[0].id.0), clicklog::encode(&group).as_slice()).map_err(err)?;
-        if old.is_none() {
-            group.iter().for_each(|click| add(campaign, &click_delta(click)));
-        }
     }
     let mut outcomes = Vec::with_capacity(batch.keyed.len());
     for keyed in &batch.keyed {

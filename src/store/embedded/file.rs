@@ -105,7 +105,7 @@ impl DiskFaults {
         self.full.store(full, Ordering::SeqCst);
     }
 
-    fn check(&self) -> io::Result<()> {
+    pub(super) fn check(&self) -> io::Result<()> {
         if self.full.load(Ordering::SeqCst) {
             return Err(io::Error::new(io::ErrorKind::StorageFull, "no space left on device (injected)"));
         }

@@ -2,9 +2,10 @@
 //! commits. One writer thread (`writer.rs`) owns every write and folds
 //! whatever is waiting into one transaction, so N campaign actors flushing
 //! and the money supervisors stepping at once cost one fsync, not N (group
-//! commit at the store as well as the actor). Batches of events and clicks
-//! are applied in `events.rs`, the click log is read and expired in
-//! `clicks.rs`, money in `money.rs`, keys in `keys.rs`.
+//! commit at the store as well as the actor). Keyed events are applied in
+//! `events.rs`, money in `money.rs`, keys in `keys.rs`. Clicks stay out of
+//! redb: they go to segment files with a writer thread of their own
+//! (`clicks.rs`, format in `segment.rs`).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -28,11 +29,12 @@ mod file;
 mod format;
 mod keys;
 mod money;
+mod segment;
 mod writer;
 
 pub use file::DiskFaults;
 
-use clicks::{expire_click_records, find_click};
+use clicks::ClickLog;
 use events::{apply, lead_by_id, list_leads};
 use writer::{Job, Typed};
 
@@ -40,9 +42,6 @@ const CAMPAIGNS: TableDefinition<u64, &[u8]> = TableDefinition::new("campaigns")
 const CODES: TableDefinition<&str, &[u8]> = TableDefinition::new("tracking_codes");
 /// (campaign, affiliate) → code: makes approval idempotent.
 const APPROVALS: TableDefinition<(u64, u64), &str> = TableDefinition::new("approvals");
-/// (campaign, first click id) → one flushed batch of the campaign's clicks
-/// (`store::clicklog`).
-const CLICK_LOG: TableDefinition<(u64, u128), &[u8]> = TableDefinition::new("click_log");
 const CONVERSIONS: TableDefinition<(u64, u128), &[u8]> = TableDefinition::new("conversions");
 const LEADS: TableDefinition<(u64, &str), &[u8]> = TableDefinition::new("leads");
 const STATS: TableDefinition<u64, &[u8]> = TableDefinition::new("campaign_stats");
@@ -59,6 +58,7 @@ pub struct EmbeddedStore {
     writer: mpsc::SyncSender<Job>,
     /// Readiness asks whether the writer thread is still there.
     writer_thread: std::thread::JoinHandle<()>,
+    clicks: ClickLog,
 }
 
 fn err(e: impl std::fmt::Display) -> StoreError {
@@ -101,11 +101,12 @@ impl EmbeddedStore {
         crate::private_fs::create_dir(dir).map_err(err)?;
         let file = dir.join("clickledger.redb");
         crate::private_fs::prepare_file(&file).map_err(err)?;
-        let db = Arc::new(file::Db::open(file, faults)?);
+        let db = Arc::new(file::Db::open(file, faults.clone())?);
         let mut txn = db.get()?.begin_write().map_err(err)?;
         txn.set_quick_repair(quick_repair);
         open_all_tables(&txn)?;
-        let found = format::upgrade(&txn)?;
+        let found = format::upgrade(&txn, dir)?;
+        let next_segment = clicks::recover(dir, &txn)?;
         txn.commit().map_err(err)?;
         if found != format::CURRENT {
             tracing::info!(from = found, to = format::CURRENT, "upgraded the data file's format");
@@ -116,7 +117,8 @@ impl EmbeddedStore {
             .name("store-writer".into())
             .spawn(move || writer::write_loop(&thread_db, jobs, quick_repair))
             .map_err(err)?;
-        Ok(Self { db, writer, writer_thread })
+        let clicks = ClickLog::start(dir, next_segment, queue, writer.clone(), faults)?;
+        Ok(Self { db, writer, writer_thread, clicks })
     }
 
     async fn read<T, F>(&self, f: F) -> StoreResult<T>
@@ -160,7 +162,6 @@ fn table_names() -> Vec<String> {
         CAMPAIGNS.name(),
         CODES.name(),
         APPROVALS.name(),
-        CLICK_LOG.name(),
         CONVERSIONS.name(),
         LEADS.name(),
         STATS.name(),
@@ -177,7 +178,6 @@ fn open_all_tables(txn: &WriteTransaction) -> StoreResult<()> {
     txn.open_table(CAMPAIGNS).map_err(err)?;
     txn.open_table(CODES).map_err(err)?;
     txn.open_table(APPROVALS).map_err(err)?;
-    txn.open_table(CLICK_LOG).map_err(err)?;
     txn.open_table(CONVERSIONS).map_err(err)?;
     txn.open_table(LEADS).map_err(err)?;
     txn.open_table(STATS).map_err(err)?;
@@ -312,8 +312,21 @@ impl Store for EmbeddedStore {
         self.read(|txn| all_json(txn, CODES)).await
     }
 
+    /// Clicks first, into the log: if the rest then fails, the actor's
+    /// retry finds them marked as logged instead of logging them twice.
     async fn commit(&self, batch: Arc<Batch>) -> StoreResult<Vec<Outcome>> {
-        self.write(move |txn| apply(txn, &batch)).await
+        if !batch.clicks.is_empty() {
+            self.clicks.append(batch.clone()).await?;
+        }
+        if batch.keyed.is_empty() && batch.stats.iter().all(|(_, s)| s.is_empty()) {
+            return Ok(Vec::new());
+        }
+        let keyed = batch.clone();
+        let result = self.write(move |txn| apply(txn, &keyed)).await;
+        if result.is_err() && !batch.clicks.is_empty() {
+            self.clicks.mark_retried(&batch.clicks);
+        }
+        result
     }
 
     async fn get_conversion(&self, campaign: CampaignId, click: ClickId) -> StoreResult<Option<Conversion>> {
@@ -326,7 +339,8 @@ impl Store for EmbeddedStore {
     }
 
     async fn get_click(&self, campaign: CampaignId, click: ClickId) -> StoreResult<Option<Click>> {
-        self.read(move |txn| find_click(txn, campaign, click)).await
+        let log = self.clicks.reader();
+        tokio::task::spawn_blocking(move || log.find(campaign, click)).await.map_err(err)?
     }
 
     /// One read transaction for the whole scan: a consistent snapshot, at the
@@ -354,12 +368,13 @@ impl Store for EmbeddedStore {
     }
 
     async fn get_stats(&self, campaign: CampaignId) -> StoreResult<CampaignStats> {
-        self.read(move |txn| get_json(txn, STATS, campaign.0)).await.map(Option::unwrap_or_default)
+        let (db, log) = (self.db.get()?, self.clicks.reader());
+        tokio::task::spawn_blocking(move || log.stats(&db, campaign)).await.map_err(err)?
     }
 
     async fn expire_clicks(&self, keep_days: u32, now: u64, limit: usize) -> StoreResult<usize> {
-        let before = clicklog::first_id_at(now.saturating_sub(u64::from(keep_days) * 86_400));
-        self.write(move |txn| expire_click_records(txn, before, limit)).await
+        let before_day = now.saturating_sub(u64::from(keep_days) * 86_400) / 86_400;
+        self.clicks.expire(before_day, limit).await
     }
 
     /// A read transaction listing the tables (a real read of the file), the
@@ -367,6 +382,9 @@ impl Store for EmbeddedStore {
     async fn health(&self) -> StoreResult<SchemaState> {
         if self.writer_thread.is_finished() {
             return Err(StoreError("the embedded store's writer thread has stopped".into()));
+        }
+        if !self.clicks.is_running() {
+            return Err(StoreError("the embedded store's click writer thread has stopped".into()));
         }
         // An empty write through the writer (folded with whatever is
         // waiting): a full disk shows up here even when no request writes.
