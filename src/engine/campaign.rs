@@ -333,7 +333,7 @@ impl CampaignState {
         self.settle(flight);
         if ok {
             self.backoff = Duration::ZERO;
-            self.start_flush(me);
+            self.flush_or_wait(me);
         } else {
             // Do not hammer a failing store: retry on the timer, backing off
             // up to a second, and let a waiting shutdown go on rather than hang.
@@ -342,6 +342,19 @@ impl CampaignState {
             self.arm_timer(me);
         }
         self.answer_drains_if_idle();
+    }
+
+    /// After a commit lands: callers waiting (keyed events, a drain) or a
+    /// full batch go at once; clicks and counters alone wait for the timer,
+    /// so under click load a campaign syncs once per `flush_interval`
+    /// instead of once per commit, back to back.
+    fn flush_or_wait(&mut self, me: &ActorRef<CampaignMsg>) {
+        let waited_for = !self.pending.keyed.is_empty() || !self.drains.is_empty();
+        if waited_for || self.pending.clicks.len() >= self.config.max_batch {
+            self.start_flush(me);
+        } else if !self.pending.is_empty() {
+            self.arm_timer(me);
+        }
     }
 
     /// Records metrics and answers everyone waiting on a finished commit.
