@@ -371,11 +371,17 @@ async fn committing_a_paying_record_schedules_its_escrow(store: &Shared) {
     let keyed = vec![Keyed::Lead(pays.clone()), Keyed::Lead(waits.clone()), Keyed::Conversion(conversion.clone())];
     commit(store, keyed).await;
     let due = store.due(Queue::Escrow, now() + 1, 100_000).await.unwrap();
-    let record = |at, key| Due::new(Queue::Escrow, at, DueItem::Record(CampaignId(c), key));
-    assert!(due.contains(&record(pays.created_at, DedupKey::External(pays.external_id.clone()))));
-    assert!(due.contains(&record(conversion.created_at, DedupKey::Click(conversion.click_id))));
+    // CQL writes the record's payout intent (the supervisor creates the
+    // payout); the embedded store creates the payout in the record's
+    // transaction and schedules the payout's escrow.
+    let scheduled = |at, key, id: u128| {
+        due.contains(&Due::new(Queue::Escrow, at, DueItem::Record(CampaignId(c), key)))
+            || due.contains(&Due::new(Queue::Escrow, at, DueItem::Payout(PayoutId(id))))
+    };
+    assert!(scheduled(pays.created_at, DedupKey::External(pays.external_id.clone()), pays.id.0));
+    assert!(scheduled(conversion.created_at, DedupKey::Click(conversion.click_id), conversion.id.0));
     assert!(
-        !due.contains(&record(waits.created_at, DedupKey::External(waits.external_id))),
+        !scheduled(waits.created_at, DedupKey::External(waits.external_id), waits.id.0),
         "not verified: pays nothing yet"
     );
 }

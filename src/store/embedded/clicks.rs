@@ -87,12 +87,13 @@ impl ClickLog {
         next_seq: u64,
         queue: usize,
         store_writer: mpsc::SyncSender<Job>,
+        db: Arc<file::Db>,
         faults: Option<Arc<DiskFaults>>,
     ) -> StoreResult<Self> {
         let dir = data_dir.join(DIR);
         let shared = Shared::default();
         let segments = Segments::new(dir.clone(), next_seq, faults);
-        let appender = Appender { segments, shared: shared.clone(), store_writer, last_checkpoint: Instant::now() };
+        let appender = Appender { segments, shared: shared.clone(), store_writer, db, last_checkpoint: Instant::now() };
         let (tx, rx) = mpsc::sync_channel(queue.max(1));
         let thread =
             std::thread::Builder::new().name("click-writer".into()).spawn(move || appender.run(rx)).map_err(err)?;
@@ -204,6 +205,8 @@ struct Appender {
     segments: Segments,
     shared: Shared,
     store_writer: mpsc::SyncSender<Job>,
+    /// Told of a refused append, for readiness.
+    db: Arc<file::Db>,
     last_checkpoint: Instant,
 }
 
@@ -251,6 +254,10 @@ impl Appender {
             (fresh, skipped)
         };
         let result = self.segments.append(&fresh).map_err(err);
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "the click log cannot write");
+            self.db.write_failed(&e.0);
+        }
         if let Ok(entries) = &result {
             let mut pending = lock(&self.shared);
             for id in &skipped {

@@ -14,7 +14,7 @@ use std::ops::Bound;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redb::backends::FileBackend;
 use redb::{BackendError, Database, StorageBackend};
@@ -32,12 +32,15 @@ pub struct Db {
     faults: Option<Arc<DiskFaults>>,
     /// Why writes fail, while they do.
     failing: Mutex<Option<String>>,
+    /// The last write refused by the disk, until a write lands after it.
+    last_failure: Mutex<Option<(Instant, String)>>,
 }
 
 impl Db {
     pub fn open(path: PathBuf, faults: Option<Arc<DiskFaults>>) -> StoreResult<Self> {
         let db = open_file(&path, faults.as_ref()).map_err(|e| StoreError(e.to_string()))?;
-        Ok(Self { current: RwLock::new(Some(Arc::new(db))), path, faults, failing: Mutex::new(None) })
+        let failing = Mutex::new(None);
+        Ok(Self { current: RwLock::new(Some(Arc::new(db))), path, faults, failing, last_failure: Mutex::new(None) })
     }
 
     /// The database to read or write now.
@@ -53,6 +56,25 @@ impl Db {
 
     pub fn set_failing(&self, why: Option<String>) {
         *self.failing.lock().unwrap_or_else(|p| p.into_inner()) = why;
+    }
+
+    /// A real write (not a probe) was refused by the disk.
+    pub fn write_failed(&self, why: &str) {
+        *self.last_failure.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), why.to_string()));
+    }
+
+    /// A real write landed: the disk takes writes again.
+    pub fn write_landed(&self) {
+        *self.last_failure.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// Why the last real write failed, if it did within `within` and none
+    /// has landed since. A probe's empty commit can land on a disk too full
+    /// for any real write (redb rewrites its header in place), so readiness
+    /// asks this as well as [`Db::failing`].
+    pub fn failed_recently(&self, within: Duration) -> Option<String> {
+        let last = self.last_failure.lock().unwrap_or_else(|p| p.into_inner());
+        last.as_ref().filter(|(at, _)| at.elapsed() < within).map(|(_, why)| why.clone())
     }
 
     /// Closes the database and opens it again. redb holds a lock on the

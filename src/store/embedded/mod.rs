@@ -53,6 +53,11 @@ const LEAD_CAMPAIGN: TableDefinition<u128, u64> = TableDefinition::new("lead_cam
 const CONVERSION_INDEX: TableDefinition<u128, (u64, u128)> = TableDefinition::new("conversion_index");
 const REFERRALS: TableDefinition<u128, &[u8]> = TableDefinition::new("referrals");
 
+/// How long a refused write keeps the store not ready unless a write
+/// lands meanwhile: long enough for a load balancer to see it, short
+/// enough that an idle node whose disk got room back is ready again soon.
+const FAILED_RECENTLY: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub struct EmbeddedStore {
     db: Arc<file::Db>,
     writer: mpsc::SyncSender<Job>,
@@ -117,7 +122,7 @@ impl EmbeddedStore {
             .name("store-writer".into())
             .spawn(move || writer::write_loop(&thread_db, jobs, quick_repair))
             .map_err(err)?;
-        let clicks = ClickLog::start(dir, next_segment, queue, writer.clone(), faults)?;
+        let clicks = ClickLog::start(dir, next_segment, queue, writer.clone(), db.clone(), faults)?;
         Ok(Self { db, writer, writer_thread, clicks })
     }
 
@@ -323,8 +328,13 @@ impl Store for EmbeddedStore {
         }
         let keyed = batch.clone();
         let result = self.write(move |txn| apply(txn, &keyed)).await;
-        if result.is_err() && !batch.clicks.is_empty() {
-            self.clicks.mark_retried(&batch.clicks);
+        match &result {
+            Ok(outcomes) => {
+                let inserted = batch.keyed.iter().zip(outcomes).filter(|(_, o)| matches!(o, Outcome::Inserted));
+                inserted.filter(|(k, _)| k.payout(0).is_some()).for_each(|_| crate::metrics::payout_created());
+            }
+            Err(_) if !batch.clicks.is_empty() => self.clicks.mark_retried(&batch.clicks),
+            Err(_) => {}
         }
         result
     }
@@ -378,7 +388,9 @@ impl Store for EmbeddedStore {
     }
 
     /// A read transaction listing the tables (a real read of the file), the
-    /// writer thread every event write goes through, and an empty write.
+    /// writer threads, and whether writes are failing or failed within
+    /// `FAILED_RECENTLY` with none landing since. (An empty probe write
+    /// would prove nothing: redb commits one in place on a full disk.)
     async fn health(&self) -> StoreResult<SchemaState> {
         if self.writer_thread.is_finished() {
             return Err(StoreError("the embedded store's writer thread has stopped".into()));
@@ -386,13 +398,12 @@ impl Store for EmbeddedStore {
         if !self.clicks.is_running() {
             return Err(StoreError("the embedded store's click writer thread has stopped".into()));
         }
-        // An empty write through the writer (folded with whatever is
-        // waiting): a full disk shows up here even when no request writes.
-        let wrote = self.write(|_| Ok(())).await;
         if let Some(why) = self.db.failing() {
             return Err(StoreError(format!("writes are failing ({why}); reopening the store until one lands")));
         }
-        wrote?;
+        if let Some(why) = self.db.failed_recently(FAILED_RECENTLY) {
+            return Err(StoreError(format!("the last write failed ({why}) and none has landed since")));
+        }
         let present: Vec<String> = self
             .read(|txn| Ok(txn.list_tables().map_err(err)?.map(|t| redb::TableHandle::name(&t).to_string()).collect()))
             .await?;

@@ -103,7 +103,6 @@ pub fn write_loop(db: &Db, jobs: mpsc::Receiver<Job>, quick_repair: bool) {
         }
         if let Some(e) = run_fold(db, fold, quick_repair) {
             tracing::error!(error = %e, "the store cannot write; reopening it until it can");
-            db.set_failing(Some(e.0));
             recover(db, quick_repair);
         }
     }
@@ -138,14 +137,22 @@ fn run_fold(db: &Db, mut fold: Vec<Job>, quick_repair: bool) -> Option<StoreErro
         }
     };
     if fold.len() > 1 && commit(&database, &mut fold, quick_repair).is_ok() {
+        db.write_landed();
         fold.into_iter().for_each(|job| job.finish(None));
         return None;
     }
     let mut io = None;
     for mut job in fold {
         let result = commit(&database, std::slice::from_mut(&mut job), quick_repair);
+        if result.is_ok() {
+            db.write_landed();
+        }
         if let Err(e) = &result {
             if is_io(e) && io.is_none() {
+                // Before the caller hears of it: whoever it tells next
+                // (readiness, a retry) must find the store failing.
+                db.write_failed(&e.0);
+                db.set_failing(Some(e.0.clone()));
                 io = Some(e.clone());
             }
         }
