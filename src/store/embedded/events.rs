@@ -71,16 +71,12 @@ pub(super) fn index_keyed(txn: &WriteTransaction, keyed: &Keyed) -> StoreResult<
             txn.open_table(LEAD_CAMPAIGN).map_err(err)?.insert(l.id.0, campaign.0).map_err(err)?;
         }
     }
-    // The payout itself (its pending wallet line, its awaiting-funds index
-    // entry and its escrow attempt's due item) in the record's transaction:
-    // one write where a supervisor pass would take four, and nothing to
-    // strand in between.
-    let created = match keyed {
-        Keyed::Conversion(c) => c.created_at,
-        Keyed::Lead(l) => l.created_at,
-    };
-    if let Some(payout) = keyed.payout(created) {
-        money::create_payout(txn, &payout)?;
+    if keyed.payout(0).is_some() {
+        let created = match keyed {
+            Keyed::Conversion(c) => c.created_at,
+            Keyed::Lead(l) => l.created_at,
+        };
+        money::put_due(txn, &[Due::new(Queue::Escrow, created, DueItem::Record(campaign, keyed.dedup_key()))])?;
     }
     Ok(())
 }

@@ -328,13 +328,8 @@ impl Store for EmbeddedStore {
         }
         let keyed = batch.clone();
         let result = self.write(move |txn| apply(txn, &keyed)).await;
-        match &result {
-            Ok(outcomes) => {
-                let inserted = batch.keyed.iter().zip(outcomes).filter(|(_, o)| matches!(o, Outcome::Inserted));
-                inserted.filter(|(k, _)| k.payout(0).is_some()).for_each(|_| crate::metrics::payout_created());
-            }
-            Err(_) if !batch.clicks.is_empty() => self.clicks.mark_retried(&batch.clicks),
-            Err(_) => {}
+        if result.is_err() && !batch.clicks.is_empty() {
+            self.clicks.mark_retried(&batch.clicks);
         }
         result
     }
