@@ -67,9 +67,20 @@ impl TokenKeys {
         out
     }
 
-    /// Appends the token to `out` (the redirect writes it straight into its
-    /// Location): no allocation of its own.
+    /// Appends the token to `out`: no allocation of its own.
     pub fn sign_into(&self, claims: &ClickClaims, out: &mut String) {
+        URL_SAFE_NO_PAD.encode_string(self.signed(claims), out);
+    }
+
+    /// The token on the stack (the redirect copies it into its Location).
+    pub fn sign_array(&self, claims: &ClickClaims) -> [u8; TOKEN_LEN] {
+        let mut out = [0u8; TOKEN_LEN];
+        let n = URL_SAFE_NO_PAD.encode_slice(self.signed(claims), &mut out).expect("TOKEN_LEN fits the token");
+        debug_assert_eq!(n, TOKEN_LEN);
+        out
+    }
+
+    fn signed(&self, claims: &ClickClaims) -> [u8; BODY_LEN + MAC_LEN] {
         let mut raw = [0u8; BODY_LEN + MAC_LEN];
         raw[0] = VERSION;
         raw[1..17].copy_from_slice(&claims.click.0.to_be_bytes());
@@ -79,7 +90,7 @@ impl TokenKeys {
         raw[41] = if claims.flagged { FLAGGED } else { 0 };
         let tag = mac(&self.keys[0], &raw[..BODY_LEN]).finalize().into_bytes();
         raw[BODY_LEN..].copy_from_slice(&tag[..MAC_LEN]);
-        URL_SAFE_NO_PAD.encode_string(raw, out);
+        raw
     }
 
     pub fn verify(&self, token: &str) -> Result<ClickClaims, TokenError> {

@@ -134,14 +134,13 @@ impl Engine {
             flagged,
         };
         let claims = ClickClaims { click: click.id, campaign: campaign.id, affiliate, issued_at: click.at, flagged };
-        let token = self.tokens.sign(&claims);
+        let token = self.tokens.sign_array(&claims);
         self.registry.send(campaign.id, CampaignMsg::Click(click)).await?;
         metrics::click(flagged);
-        let mut params = vec![("irw_id", token.as_str()), ("swarm_ref", code.code.as_str())];
-        if let Some(promo) = &campaign.promo_code {
-            params.push(("promo", promo.as_str()));
-        }
-        Ok(append_query(&campaign.landing_url, &params))
+        let token = std::str::from_utf8(&token).expect("base64 is ASCII");
+        let promo = campaign.promo_code.as_deref();
+        let params = [("irw_id", token), ("swarm_ref", code.code.as_str()), ("promo", promo.unwrap_or_default())];
+        Ok(append_query(&campaign.landing_url, &params[..if promo.is_some() { 3 } else { 2 }]))
     }
 
     pub async fn convert(&self, who: &Principal, input: ConversionInput) -> Result<ConversionAnswer> {
