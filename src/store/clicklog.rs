@@ -43,17 +43,43 @@ pub fn encode(clicks: &[&Click]) -> Vec<u8> {
         varint(&mut out, s.len() as u64);
         out.extend_from_slice(s.as_bytes());
     }
-    for (c, [code, ua, referer]) in clicks.iter().zip(indexes) {
-        out.extend_from_slice(&c.id.0.to_be_bytes());
-        varint(&mut out, c.affiliate_id.0);
-        varint(&mut out, code as u64);
-        varint(&mut out, c.at - base_at);
-        out.extend_from_slice(&c.ip_hash.0);
-        varint(&mut out, ua as u64);
-        varint(&mut out, referer as u64);
-        out.push(if c.flagged { FLAGGED } else { 0 });
+    for (c, strings) in clicks.iter().zip(indexes) {
+        write_click(&mut out, c, base_at, strings.map(|i| i as u64));
     }
     out
+}
+
+/// One click after its record's header, the layout both click log formats
+/// share: `id (16, big-endian) | affiliate | code | at - base_at |
+/// ip_hash (16) | user_agent | referer | flags (u8)`, the three strings as
+/// numbers the record's format gives meaning (a table index, a dictionary id).
+pub(crate) fn write_click(out: &mut Vec<u8>, c: &Click, base_at: u64, [code, ua, referer]: [u64; 3]) {
+    out.extend_from_slice(&c.id.0.to_be_bytes());
+    varint(out, c.affiliate_id.0);
+    varint(out, code);
+    varint(out, c.at - base_at);
+    out.extend_from_slice(&c.ip_hash.0);
+    varint(out, ua);
+    varint(out, referer);
+    out.push(if c.flagged { FLAGGED } else { 0 });
+}
+
+/// Reads what [`write_click`] wrote; `string` turns a string number back.
+pub(crate) fn read_click(
+    r: &mut Reader<'_>,
+    campaign_id: CampaignId,
+    base_at: u64,
+    string: &impl Fn(u64) -> Result<String, Corrupt>,
+) -> Result<Click, Corrupt> {
+    let id = ClickId(u128::from_be_bytes(r.array()?));
+    let affiliate_id = AffiliateId(r.varint()?);
+    let tracking_code = string(r.varint()?)?;
+    let at = base_at.checked_add(r.varint()?).ok_or(Corrupt("time"))?;
+    let ip_hash = IpHash(r.array()?);
+    let user_agent = string(r.varint()?)?;
+    let referer = string(r.varint()?)?;
+    let flagged = r.byte()? & FLAGGED != 0;
+    Ok(Click { id, campaign_id, affiliate_id, tracking_code, at, ip_hash, user_agent, referer, flagged })
 }
 
 /// Decodes a record of `campaign`'s clicks.
@@ -66,29 +92,7 @@ pub fn decode(campaign: CampaignId, bytes: &[u8]) -> Result<Vec<Click>, Corrupt>
     let base_at = r.varint()?;
     let strings: Vec<&str> = (0..r.len()?).map(|_| r.string()).collect::<Result<_, _>>()?;
     let string = |i: u64| strings.get(i as usize).map(|s| s.to_string()).ok_or(Corrupt("string index"));
-    let mut clicks = Vec::with_capacity(count);
-    for _ in 0..count {
-        let id = ClickId(u128::from_be_bytes(r.array()?));
-        let affiliate_id = AffiliateId(r.varint()?);
-        let tracking_code = string(r.varint()?)?;
-        let at = base_at.checked_add(r.varint()?).ok_or(Corrupt("time"))?;
-        let ip_hash = IpHash(r.array()?);
-        let user_agent = string(r.varint()?)?;
-        let referer = string(r.varint()?)?;
-        let flagged = r.byte()? & FLAGGED != 0;
-        clicks.push(Click {
-            id,
-            campaign_id: campaign,
-            affiliate_id,
-            tracking_code,
-            at,
-            ip_hash,
-            user_agent,
-            referer,
-            flagged,
-        });
-    }
-    Ok(clicks)
+    (0..count).map(|_| read_click(&mut r, campaign, base_at, &string)).collect()
 }
 
 /// A batch's clicks per campaign, in order (a campaign actor's batch holds
@@ -185,10 +189,12 @@ impl<'a> Reader<'a> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn click(n: u64, ua: &str) -> Click {
+    /// A click of campaign 7 whose fields vary with `n` (the segment
+    /// format's tests share it).
+    pub(crate) fn click(n: u64, ua: &str) -> Click {
         Click {
             id: ClickId(u128::from(n) << 80 | 0xabcdef),
             campaign_id: CampaignId(7),

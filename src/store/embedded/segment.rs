@@ -17,12 +17,11 @@
 use std::collections::HashMap;
 use std::io::{self, Read};
 
-use crate::domain::ids::{AffiliateId, CampaignId, ClickId};
-use crate::domain::model::{Click, IpHash};
-use crate::store::clicklog::{varint, Corrupt, Reader};
+use crate::domain::ids::CampaignId;
+use crate::domain::model::Click;
+use crate::store::clicklog::{read_click, varint, write_click, Corrupt, Reader};
 
 const FORMAT: u8 = 1;
-const FLAGGED: u8 = 1;
 pub const HEADER: usize = 8;
 /// A segment's dictionary stops growing here: the writer starts a new
 /// segment, so the encoder's memory stays bounded.
@@ -77,15 +76,8 @@ impl Encoder {
             varint(out, s.len() as u64);
             out.extend_from_slice(s.as_bytes());
         }
-        for (c, [code, ua, referer]) in clicks.iter().zip(ids) {
-            out.extend_from_slice(&c.id.0.to_be_bytes());
-            varint(out, c.affiliate_id.0);
-            varint(out, code.into());
-            varint(out, c.at - base_at);
-            out.extend_from_slice(&c.ip_hash.0);
-            varint(out, ua.into());
-            varint(out, referer.into());
-            out.push(if c.flagged { FLAGGED } else { 0 });
+        for (c, strings) in clicks.iter().zip(ids) {
+            write_click(out, c, base_at, strings.map(u64::from));
         }
         let payload = &out[start + HEADER..];
         let (len, crc) = (payload.len() as u32, crc32fast::hash(payload));
@@ -142,30 +134,8 @@ impl Decoder {
         }
         let string = |i: u64| self.strings.get(i as usize).cloned().ok_or(Corrupt("string id"));
         let count = usize::try_from(summary.clicks).map_err(|_| Corrupt("count"))?;
-        let mut clicks = Vec::with_capacity(count.min(payload.len() / 36));
-        for _ in 0..count {
-            let id = ClickId(u128::from_be_bytes(r.array()?));
-            let affiliate_id = AffiliateId(r.varint()?);
-            let tracking_code = string(r.varint()?)?;
-            let at = base_at.checked_add(r.varint()?).ok_or(Corrupt("time"))?;
-            let ip_hash = IpHash(r.array()?);
-            let user_agent = string(r.varint()?)?;
-            let referer = string(r.varint()?)?;
-            let flagged = r.byte()? & FLAGGED != 0;
-            let campaign_id = summary.campaign;
-            clicks.push(Click {
-                id,
-                campaign_id,
-                affiliate_id,
-                tracking_code,
-                at,
-                ip_hash,
-                user_agent,
-                referer,
-                flagged,
-            });
-        }
-        Ok(Some(clicks))
+        let clicks = (0..count).map(|_| read_click(&mut r, summary.campaign, base_at, &string));
+        clicks.collect::<Result<Vec<_>, _>>().map(Some)
     }
 }
 
@@ -204,35 +174,17 @@ pub fn scan(
 
 /// Fills `buf`; `false` if the input ended first.
 fn read_full(input: &mut impl Read, buf: &mut [u8]) -> io::Result<bool> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match input.read(&mut buf[filled..]) {
-            Ok(0) => return Ok(false),
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
+    match input.read_exact(buf) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(e) => Err(e),
     }
-    Ok(true)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn click(n: u64, ua: &str) -> Click {
-        Click {
-            id: ClickId(u128::from(n) << 80 | 0xabcdef),
-            campaign_id: CampaignId(7),
-            affiliate_id: AffiliateId(n % 3),
-            tracking_code: format!("CODE{}", n % 2),
-            at: 1_800_000_000 + n,
-            ip_hash: IpHash([n as u8; 16]),
-            user_agent: ua.into(),
-            referer: if n % 2 == 0 { String::new() } else { "https://news.example/é".into() },
-            flagged: n % 5 == 0,
-        }
-    }
+    use crate::store::clicklog::tests::click;
 
     fn records(batches: &[Vec<Click>]) -> Vec<u8> {
         let mut encoder = Encoder::default();
