@@ -1,5 +1,7 @@
+use std::io::Write;
 use std::path::Path;
 
+use super::segment::Encoder;
 use super::*;
 use crate::domain::model::IpHash;
 use crate::store::embedded::EmbeddedStore;

@@ -5,7 +5,7 @@
 //! commit at the store as well as the actor). Keyed events are applied in
 //! `events.rs`, money in `money.rs`, keys in `keys.rs`. Clicks stay out of
 //! redb: they go to segment files with a writer thread of their own
-//! (`clicks.rs`, format in `segment.rs`).
+//! (`clicks.rs`; the files in `clickfiles.rs`, their format in `segment.rs`).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -23,6 +23,7 @@ type KeySender = tokio::sync::mpsc::Sender<Vec<DedupKey>>;
 
 use super::*;
 
+mod clickfiles;
 mod clicks;
 mod events;
 mod file;
