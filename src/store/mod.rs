@@ -309,6 +309,12 @@ pub fn recorded_delta(keyed: &Keyed) -> CampaignStats {
 
 /// What a newly stored click adds to its campaign's counters.
 pub fn click_delta(click: &Click) -> CampaignStats {
-    let (clicks, bot_clicks) = if click.flagged { (0, 1) } else { (1, 0) };
-    CampaignStats { clicks, bot_clicks, ..Default::default() }
+    clicks_delta(1, u64::from(click.flagged))
+}
+
+/// What `count` newly stored clicks, `flagged` of them bots, add: the one
+/// rule behind both the counting of an append and of its replay.
+pub fn clicks_delta(count: u64, flagged: u64) -> CampaignStats {
+    let bot_clicks = flagged.min(count);
+    CampaignStats { clicks: count - bot_clicks, bot_clicks, ..Default::default() }
 }

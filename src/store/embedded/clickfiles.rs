@@ -106,11 +106,8 @@ impl Segments {
             let end = Pos { segment: open.seq, offset: open.len };
             self.buf = buf;
             written?;
-            let counts = group.iter().fold(CampaignStats::default(), |mut s, c| {
-                s.add(&click_delta(c));
-                s
-            });
-            entries.push((end, *campaign, counts));
+            let flagged = group.iter().filter(|c| c.flagged).count() as u64;
+            entries.push((end, *campaign, clicks_delta(group.len() as u64, flagged)));
         }
         Ok(())
     }

@@ -394,9 +394,7 @@ fn replay(path: &Path, from: u64, sums: &mut HashMap<CampaignId, CampaignStats>)
     file.seek(SeekFrom::Start(from))?;
     let valid = segment::scan(&mut BufReader::with_capacity(1 << 18, &file), from, |payload, _| {
         let s = segment::summary(payload)?;
-        let counts =
-            CampaignStats { clicks: s.clicks - s.flagged.min(s.clicks), bot_clicks: s.flagged, ..Default::default() };
-        sums.entry(s.campaign).or_default().add(&counts);
+        sums.entry(s.campaign).or_default().add(&clicks_delta(s.clicks, s.flagged));
         Ok(true)
     })?;
     if valid < len {
