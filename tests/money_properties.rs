@@ -12,6 +12,9 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 
+#[path = "common/keyspaces.rs"]
+mod keyspaces;
+
 use clickledger::config::{Config, Overrides};
 use clickledger::domain::ids::*;
 use clickledger::domain::model::*;
@@ -302,7 +305,8 @@ proptest! {
 static KEYSPACE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 async fn cql_backend(node: String) -> Arc<dyn Backend> {
-    let keyspace = KEYSPACE.get_or_init(|| format!("p_{}", random_base62(12).to_ascii_lowercase())).clone();
+    keyspaces::prune_once(&node).await;
+    let keyspace = KEYSPACE.get_or_init(|| keyspaces::name("p_")).clone();
     let env = [("CLICKLEDGER_SCYLLA_NODES".to_string(), node), ("CLICKLEDGER_SCYLLA_KEYSPACE".to_string(), keyspace)];
     let config = Config::load_from(None, &env, &Overrides::default()).unwrap().scylla;
     ScyllaStore::migrate(&config).await.unwrap();

@@ -14,6 +14,8 @@ use clickledger::store::*;
 
 #[path = "store_conformance/keys.rs"]
 mod keys;
+#[path = "common/keyspaces.rs"]
+mod keyspaces;
 #[path = "store_conformance/ledger.rs"]
 mod ledger;
 
@@ -141,7 +143,8 @@ async fn cql_store_passes_the_conformance_suite() {
         eprintln!("skipping the CQL conformance suite: set CLICKLEDGER_TEST_CQL=host:port or run scripts/test");
         return;
     };
-    let keyspace = format!("t_{}", clickledger::domain::ids::random_base62(12).to_ascii_lowercase());
+    keyspaces::prune_once(&node).await;
+    let keyspace = keyspaces::name("t_");
     let env = [("CLICKLEDGER_SCYLLA_NODES".to_string(), node), ("CLICKLEDGER_SCYLLA_KEYSPACE".to_string(), keyspace)];
     let config = Config::load_from(None, &env, &Overrides::default()).unwrap().scylla;
     let refused = ScyllaStore::connect(&config).await.err().expect("serving an unmigrated keyspace must be refused");

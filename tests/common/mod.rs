@@ -3,6 +3,7 @@
 //! can sign their own (expired, forged) click tokens.
 #![allow(dead_code)]
 
+pub mod keyspaces;
 pub mod raw;
 
 use std::path::PathBuf;
@@ -33,11 +34,6 @@ pub fn cql_mode() -> bool {
     std::env::var("CLICKLEDGER_TEST_STORE").is_ok_and(|s| s == "cql")
 }
 
-/// A fresh keyspace name, so test runs never see each other's rows.
-pub fn fresh_keyspace() -> String {
-    format!("t_{}", clickledger::domain::ids::random_base62(12).to_ascii_lowercase())
-}
-
 /// One keyspace per test process in CQL mode, migrated once. Every server a
 /// test process starts shares it, which is what lets two servers act as two
 /// engine nodes of one cluster.
@@ -51,7 +47,8 @@ fn cql_node_or_fail() -> String {
 
 /// A new keyspace, migrated.
 async fn migrated_keyspace(node: &str) -> String {
-    let keyspace = fresh_keyspace();
+    keyspaces::prune_once(node).await;
+    let keyspace = keyspaces::name("t_");
     let out = Command::new(env!("CARGO_BIN_EXE_clickledger"))
         .arg("migrate")
         .env("CLICKLEDGER_STORE", "scylla")
