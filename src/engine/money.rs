@@ -3,6 +3,7 @@
 //! supervisors call `work` on a timer; the HTTP handlers call `fund`,
 //! `pay` and `reverse`; tests call all of them with a clock they move.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures::{stream, StreamExt, TryStreamExt};
@@ -14,7 +15,9 @@ use crate::domain::money::{self, Balance, Funding, Move, Payout, PayoutStatus, S
 use crate::domain::referral::{Referral, ReferralStatus};
 use crate::error::{Error, Result};
 use crate::metrics;
-use crate::store::{DedupKey, Due, DueItem, FundOutcome, Keyed, Ledger, MoveOutcome, Queue, Store, StoreResult};
+use crate::store::{
+    DedupKey, Due, DueItem, FundOutcome, Keyed, Ledger, MoveOutcome, PayDue, Queue, Store, StoreResult,
+};
 
 pub struct Money {
     pub ledger: Arc<dyn Ledger>,
@@ -54,6 +57,9 @@ impl Money {
         let items = self.ledger.due(queue, now, self.config.batch).await?;
         let lag = items.iter().map(|d| now.saturating_sub(d.at)).max().unwrap_or(0);
         let full = !items.is_empty() && items.len() >= self.config.batch;
+        let (records, items): (Vec<Due>, Vec<Due>) =
+            items.into_iter().partition(|d| matches!((d.queue, &d.item), (Queue::Escrow, DueItem::Record(..))));
+        let paid = self.pay_records(records, now).await?;
         // Owned items: a stream of borrowed ones trips the compiler's
         // higher-ranked lifetime check inside the actor's Send future.
         let done = stream::iter(items)
@@ -61,7 +67,65 @@ impl Money {
             .buffer_unordered(self.config.concurrency.max(1))
             .try_fold(0, |n, finished| async move { Ok(n + usize::from(finished)) })
             .await?;
-        Ok(Pass { done, lag, full })
+        Ok(Pass { done: done + paid, lag, full })
+    }
+
+    /// Stored records' payout intents, paid together (`Ledger::pay_due`:
+    /// one commit on the embedded store instead of three per record). On
+    /// CQL the intent is written before the record, so a missing record is
+    /// waited for until the grace ends, then dropped.
+    async fn pay_records(&self, items: Vec<Due>, now: u64) -> StoreResult<usize> {
+        let concurrency = self.config.concurrency.max(1);
+        let found: Vec<(Due, Option<Keyed>)> = stream::iter(items)
+            .map(|due| async move {
+                let record = self.record(&due).await?;
+                Ok::<_, crate::store::StoreError>((due, record))
+            })
+            .buffered(concurrency)
+            .try_collect()
+            .await?;
+        let mut holds: HashMap<CampaignId, u32> = HashMap::new();
+        let mut pay = Vec::with_capacity(found.len());
+        for (due, record) in found {
+            let payout = match record {
+                Some(record) => record.payout(now),
+                None if self.in_grace(due.at, now) => continue,
+                None => None,
+            };
+            let hold_days = match &payout {
+                Some(p) => self.hold_days(&mut holds, p.campaign_id).await?,
+                None => 0,
+            };
+            pay.push(PayDue { due, payout, hold_days });
+        }
+        let count = pay.len();
+        for paid in self.ledger.pay_due(pay, now, concurrency).await? {
+            if paid.created {
+                metrics::payout_created();
+            }
+            if let Some(mv) = &paid.escrowed {
+                Self::moved(mv);
+            }
+        }
+        Ok(count)
+    }
+
+    async fn record(&self, due: &Due) -> StoreResult<Option<Keyed>> {
+        let DueItem::Record(campaign, key) = &due.item else { return Ok(None) };
+        Ok(match key {
+            DedupKey::Click(click) => self.store.get_conversion(*campaign, *click).await?.map(Keyed::Conversion),
+            DedupKey::External(ext) => self.store.get_lead(*campaign, ext).await?.map(Keyed::Lead),
+        })
+    }
+
+    /// A campaign's hold, read once per pass.
+    async fn hold_days(&self, holds: &mut HashMap<CampaignId, u32>, campaign: CampaignId) -> StoreResult<u32> {
+        if let Some(days) = holds.get(&campaign) {
+            return Ok(*days);
+        }
+        let days = self.store.get_campaign(campaign).await?.map_or(0, |c| c.hold_days);
+        holds.insert(campaign, days);
+        Ok(days)
     }
 
     async fn finish(&self, due: &Due, now: u64) -> StoreResult<bool> {
@@ -75,7 +139,6 @@ impl Money {
     /// `Ok(false)`: not yet (keep the item for a later pass).
     async fn handle(&self, due: &Due, now: u64) -> StoreResult<bool> {
         match (due.queue, &due.item) {
-            (Queue::Escrow, DueItem::Record(campaign, key)) => self.pay_record(*campaign, key, due.at, now).await,
             (Queue::Escrow, DueItem::Payout(id)) => self.escrow(*id, now).await.map(|_| true),
             (Queue::Escrow, DueItem::Campaign(id)) => self.escrow_awaiting(*id, now).await.map(|_| true),
             (Queue::Release, DueItem::Payout(id)) => self.release(*id, due.at, now).await,
@@ -85,19 +148,6 @@ impl Money {
                 tracing::warn!(queue = queue.as_str(), item = %item.key(), "due item in the wrong queue; dropped");
                 Ok(true)
             }
-        }
-    }
-
-    /// A stored record's payout intent. On CQL the intent is written before
-    /// the record, so a missing record is waited for until the grace ends.
-    async fn pay_record(&self, campaign: CampaignId, key: &DedupKey, at: u64, now: u64) -> StoreResult<bool> {
-        let record = match key {
-            DedupKey::Click(click) => self.store.get_conversion(campaign, *click).await?.map(Keyed::Conversion),
-            DedupKey::External(ext) => self.store.get_lead(campaign, ext).await?.map(Keyed::Lead),
-        };
-        match record {
-            Some(record) => self.pay(&record).await.map(|_| true),
-            None => Ok(now.saturating_sub(at) > self.config.record_grace_secs),
         }
     }
 
@@ -207,17 +257,22 @@ impl Money {
     async fn apply(&self, mv: &Move) -> StoreResult<MoveOutcome> {
         let outcome = self.ledger.apply_move(mv).await?;
         if outcome == MoveOutcome::Applied {
-            let step = match mv.step {
-                Step::Escrow => "escrow",
-                Step::Release => "release",
-                Step::Credit => "credit",
-                Step::Cancel => "cancel",
-                Step::Clawback => "clawback",
-            };
-            metrics::money_moved(step, mv.after.amount_cents);
-            tracing::info!(payout = %mv.after.id, step, cents = mv.after.amount_cents, "money moved");
+            Self::moved(mv);
         }
         Ok(outcome)
+    }
+
+    /// Metrics and a log line for a movement that applied.
+    fn moved(mv: &Move) {
+        let step = match mv.step {
+            Step::Escrow => "escrow",
+            Step::Release => "release",
+            Step::Credit => "credit",
+            Step::Cancel => "cancel",
+            Step::Clawback => "clawback",
+        };
+        metrics::money_moved(step, mv.after.amount_cents);
+        tracing::info!(payout = %mv.after.id, step, cents = mv.after.amount_cents, "money moved");
     }
 
     /// Deposits funds (idempotent on `key`), escrows what they now cover

@@ -97,6 +97,25 @@ pub enum MoveOutcome {
     InsufficientFunds,
 }
 
+/// A record's payout intent taken from the escrow queue: pay `payout`
+/// (`None`: the record pays nothing, or is gone) and remove `due`.
+#[derive(Clone, Debug)]
+pub struct PayDue {
+    pub due: Due,
+    pub payout: Option<Payout>,
+    /// The campaign's hold, for the escrow's release time.
+    pub hold_days: u32,
+}
+
+/// What paying one `PayDue` did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Paid {
+    /// The payout did not exist before.
+    pub created: bool,
+    /// The escrow applied, if the payout was awaiting funds and they covered it.
+    pub escrowed: Option<Move>,
+}
+
 /// What became of a deposit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FundOutcome {
@@ -274,6 +293,14 @@ pub trait Ledger: Send + Sync + 'static {
     /// then the wallet lines; and schedules what comes next (release at
     /// `release_at` after escrow, wallet crediting after release or reversal).
     async fn apply_move(&self, mv: &Move) -> StoreResult<MoveOutcome>;
+    /// Pays a pass's record intents: per item, `create_payout`, the escrow
+    /// at `now` if the stored payout awaits funds, then `remove_due`. Each
+    /// step is idempotent, so a failed call is simply repeated. This default
+    /// runs the items `concurrency` at a time; the embedded store commits
+    /// them all in one transaction.
+    async fn pay_due(&self, items: Vec<PayDue>, now: u64, concurrency: usize) -> StoreResult<Vec<Paid>> {
+        pay_each(self, items, now, concurrency).await
+    }
     /// Deposits funds unless `funding.txn` was applied before (`Replayed`)
     /// or the deposit would take the campaign past its bound (`OverLimit`,
     /// nothing written); schedules the campaign's awaiting payouts for escrow.
@@ -284,6 +311,37 @@ pub trait Ledger: Send + Sync + 'static {
     /// Inserts the wallet lines whose ids are not there yet.
     async fn post_wallet(&self, lines: &[WalletEntry]) -> StoreResult<()>;
     async fn get_wallet(&self, affiliate: AffiliateId, before: Option<&str>, limit: usize) -> StoreResult<WalletPage>;
+}
+
+/// `Ledger::pay_due` through the single-step methods, `concurrency` items at a time.
+pub async fn pay_each<L: Ledger + ?Sized>(
+    ledger: &L,
+    items: Vec<PayDue>,
+    now: u64,
+    concurrency: usize,
+) -> StoreResult<Vec<Paid>> {
+    use futures::{StreamExt, TryStreamExt};
+    futures::stream::iter(items)
+        .map(|item| async move { pay_one(ledger, &item, now).await })
+        .buffered(concurrency.max(1))
+        .try_collect()
+        .await
+}
+
+/// `Ledger::pay_due` for one item, through the single-step methods.
+async fn pay_one<L: Ledger + ?Sized>(ledger: &L, item: &PayDue, now: u64) -> StoreResult<Paid> {
+    let mut paid = Paid::default();
+    if let Some(wanted) = &item.payout {
+        let stored = ledger.create_payout(wanted).await?;
+        paid.created = stored == *wanted;
+        if let Ok(mv) = crate::domain::money::escrow(&stored, now, item.hold_days) {
+            if ledger.apply_move(&mv).await? == MoveOutcome::Applied {
+                paid.escrowed = Some(mv);
+            }
+        }
+    }
+    ledger.remove_due(&item.due).await?;
+    Ok(paid)
 }
 
 /// What inserting `keyed` adds to its campaign's counters.

@@ -31,6 +31,7 @@ pub async fn suite(store: &Shared) {
     every_campaign_ledger_sums_to_zero_and_folds_to_its_balance(store).await;
     deposits_stop_at_the_campaign_bound_and_the_refused_one_writes_nothing(store).await;
     wallet_totals_stay_exact_past_the_range_of_i64(store).await;
+    a_pass_of_record_intents_is_paid_escrowed_where_funds_cover_it_and_removed(store).await;
 }
 
 fn now() -> u64 {
@@ -467,4 +468,47 @@ async fn wallet_totals_stay_exact_past_the_range_of_i64(store: &Shared) {
     let page = store.get_wallet(AffiliateId(aff), None, 10).await.unwrap();
     assert_eq!(page.totals.pending_cents, 4 * i128::from(i64::MAX));
     assert_eq!(page.entries.len(), 4);
+}
+
+/// `pay_due` (one commit on the embedded store, one call per step on CQL):
+/// each payout is created once, escrowed while the campaign's funds cover
+/// it, and every item's due entry goes, including one that pays nothing.
+async fn a_pass_of_record_intents_is_paid_escrowed_where_funds_cover_it_and_removed(store: &Shared) {
+    let (funded, unfunded) = (121, 122);
+    assert_eq!(store.fund(&fund(funded, "pass", 1_000)).await.unwrap(), FundOutcome::Deposited);
+    let (first, second, poor) = (payout(funded, 121, 600), payout(funded, 121, 600), payout(unfunded, 122, 300));
+    let intent = |campaign: u64, key: &str| {
+        Due::new(Queue::Escrow, now() - 10, DueItem::Record(CampaignId(campaign), DedupKey::External(key.into())))
+    };
+    let items = vec![
+        PayDue { due: intent(funded, "first"), payout: Some(first.clone()), hold_days: 7 },
+        PayDue { due: intent(funded, "second"), payout: Some(second.clone()), hold_days: 7 },
+        PayDue { due: intent(unfunded, "poor"), payout: Some(poor.clone()), hold_days: 7 },
+        PayDue { due: intent(funded, "pays-nothing"), payout: None, hold_days: 0 },
+        PayDue { due: intent(funded, "first-again"), payout: Some(first.clone()), hold_days: 7 },
+    ];
+    let dues: Vec<Due> = items.iter().map(|i| i.due.clone()).collect();
+    store.put_due(&dues).await.unwrap();
+    let paid = store.pay_due(items, now(), 4).await.unwrap();
+    let created: Vec<bool> = paid.iter().map(|p| p.created).collect();
+    assert_eq!(created, [true, true, true, false, false], "the repeat finds the payout made earlier in the pass");
+    let escrowed: Vec<bool> = paid.iter().map(|p| p.escrowed.is_some()).collect();
+    assert_eq!(escrowed, [true, false, false, false, false], "600 of 1000 leaves too little for the second");
+    let stored = store.get_payout(first.id).await.unwrap().unwrap();
+    assert_eq!((stored.status, stored.release_at), (PayoutStatus::Escrowed, Some(now_plus_days(&stored, 7))));
+    assert_eq!(store.get_payout(second.id).await.unwrap().unwrap().status, PayoutStatus::AwaitingFunds);
+    assert_eq!(store.get_payout(poor.id).await.unwrap().unwrap().status, PayoutStatus::AwaitingFunds);
+    let balance = store.get_balance(CampaignId(funded)).await.unwrap();
+    assert_eq!((balance.available_cents, balance.escrowed_cents), (400, 600));
+    let left = store.due(Queue::Escrow, now() + 1, 10_000).await.unwrap();
+    assert!(dues.iter().all(|d| !left.contains(d)), "every intent of the pass is removed");
+    // A pass that is repeated (its answer was lost) changes nothing.
+    let again = vec![PayDue { due: intent(funded, "first"), payout: Some(first.clone()), hold_days: 7 }];
+    assert_eq!(store.pay_due(again, now(), 4).await.unwrap(), vec![Paid::default()]);
+    assert_eq!(store.get_balance(CampaignId(funded)).await.unwrap(), balance);
+}
+
+/// When a payout escrowed with `days` of hold is released.
+fn now_plus_days(escrowed: &Payout, days: u64) -> u64 {
+    escrowed.escrowed_at.unwrap() + days * money::SECONDS_PER_DAY
 }

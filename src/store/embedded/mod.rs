@@ -559,6 +559,18 @@ impl Ledger for EmbeddedStore {
         self.read(move |txn| money::awaiting(txn, campaign, limit)).await
     }
 
+    /// One write job for the whole pass. If it fails (a payout over its
+    /// bounds, say), the items go one call each, so one item that cannot be
+    /// paid does not hold back the others.
+    async fn pay_due(&self, items: Vec<PayDue>, now: u64, concurrency: usize) -> StoreResult<Vec<Paid>> {
+        let together = items.clone();
+        match self.write(move |txn| money::pay_due(txn, &together, now)).await {
+            Ok(paid) => Ok(paid),
+            Err(e) if self.db.failing().is_some() => Err(e),
+            Err(_) => pay_each(self, items, now, concurrency).await,
+        }
+    }
+
     async fn apply_move(&self, mv: &Move) -> StoreResult<MoveOutcome> {
         let mv = mv.clone();
         self.write(move |txn| money::apply_move(txn, &mv)).await

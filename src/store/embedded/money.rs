@@ -7,7 +7,9 @@ use redb::{ReadTransaction, ReadableTable, Table, TableDefinition, WriteTransact
 use super::{dec, enc, err};
 use crate::domain::ids::*;
 use crate::domain::money::*;
-use crate::store::{due::scheduled_by, Due, DueItem, FundOutcome, MoveOutcome, Queue, StoreResult, WalletPage};
+use crate::store::{
+    due::scheduled_by, Due, DueItem, FundOutcome, MoveOutcome, Paid, PayDue, Queue, StoreResult, WalletPage,
+};
 
 /// (queue, due at, item key) → nothing: read in key order = oldest first.
 pub const DUE: TableDefinition<(u8, u64, &str), ()> = TableDefinition::new("due");
@@ -99,6 +101,26 @@ pub fn create_payout(txn: &WriteTransaction, p: &Payout) -> StoreResult<Payout> 
     post_wallet(txn, &wallet_entries(p))?;
     put_due(txn, &[Due::new(Queue::Escrow, p.created_at, DueItem::Payout(p.id))])?;
     Ok(p.clone())
+}
+
+/// `Ledger::pay_due` in one transaction: for each item the steps the
+/// default runs one call each (create, escrow if funds cover it, remove).
+pub fn pay_due(txn: &WriteTransaction, items: &[PayDue], now: u64) -> StoreResult<Vec<Paid>> {
+    let pay = |item: &PayDue| {
+        let mut paid = Paid::default();
+        if let Some(wanted) = &item.payout {
+            let stored = create_payout(txn, wanted)?;
+            paid.created = stored == *wanted;
+            if let Ok(mv) = escrow(&stored, now, item.hold_days) {
+                if apply_move(txn, &mv)? == MoveOutcome::Applied {
+                    paid.escrowed = Some(mv);
+                }
+            }
+        }
+        remove_due(txn, &item.due)?;
+        Ok(paid)
+    };
+    items.iter().map(pay).collect()
 }
 
 pub fn awaiting(txn: &ReadTransaction, campaign: CampaignId, limit: usize) -> StoreResult<Vec<Payout>> {
