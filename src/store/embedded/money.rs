@@ -90,37 +90,64 @@ pub fn get_payout(txn: &ReadTransaction, id: PayoutId) -> StoreResult<Option<Pay
 }
 
 pub fn create_payout(txn: &WriteTransaction, p: &Payout) -> StoreResult<Payout> {
-    let mut payouts = txn.open_table(PAYOUTS).map_err(err)?;
-    if let Some(stored) = get_payout_in(&payouts, p.id)? {
+    if let Some(stored) = stored_payout(txn, p.id)? {
         return Ok(stored);
     }
-    payouts.insert(p.id.0, enc(p).as_slice()).map_err(err)?;
-    if p.status == PayoutStatus::AwaitingFunds {
-        txn.open_table(AWAITING).map_err(err)?.insert((p.campaign_id.0, p.id.0), ()).map_err(err)?;
-    }
-    post_wallet(txn, &wallet_entries(p))?;
-    put_due(txn, &[Due::new(Queue::Escrow, p.created_at, DueItem::Payout(p.id))])?;
+    insert_payout(txn, p)?;
+    schedule_escrow(txn, p)?;
     Ok(p.clone())
 }
 
-/// `Ledger::pay_due` in one transaction: for each item the steps the
-/// default runs one call each (create, escrow if funds cover it, remove).
-pub fn pay_due(txn: &WriteTransaction, items: &[PayDue], now: u64) -> StoreResult<Vec<Paid>> {
-    let pay = |item: &PayDue| {
-        let mut paid = Paid::default();
-        if let Some(wanted) = &item.payout {
-            let stored = create_payout(txn, wanted)?;
-            paid.created = stored == *wanted;
-            if let Ok(mv) = escrow(&stored, now, item.hold_days) {
-                if apply_move(txn, &mv)? == MoveOutcome::Applied {
-                    paid.escrowed = Some(mv);
-                }
+/// A payout as this write transaction sees it (the table is closed again
+/// before the caller writes to it).
+fn stored_payout(txn: &WriteTransaction, id: PayoutId) -> StoreResult<Option<Payout>> {
+    get_payout_in(&txn.open_table(PAYOUTS).map_err(err)?, id)
+}
+
+/// A new payout's row and its wallet's pending line.
+fn insert_payout(txn: &WriteTransaction, p: &Payout) -> StoreResult<()> {
+    txn.open_table(PAYOUTS).map_err(err)?.insert(p.id.0, enc(p).as_slice()).map_err(err)?;
+    post_wallet(txn, &wallet_entries(p))
+}
+
+/// Indexes a new payout as awaiting funds and queues its escrow.
+fn schedule_escrow(txn: &WriteTransaction, p: &Payout) -> StoreResult<()> {
+    if p.status == PayoutStatus::AwaitingFunds {
+        txn.open_table(AWAITING).map_err(err)?.insert((p.campaign_id.0, p.id.0), ()).map_err(err)?;
+    }
+    put_due(txn, &[Due::new(Queue::Escrow, p.created_at, DueItem::Payout(p.id))])
+}
+
+/// Pays one record intent. A new payout that the campaign's funds cover is
+/// escrowed at once and never indexed as awaiting or queued for escrow (an
+/// escrow pass would only find it escrowed and drop the item).
+fn pay_one(txn: &WriteTransaction, item: &PayDue, now: u64) -> StoreResult<Paid> {
+    let mut paid = Paid::default();
+    if let Some(wanted) = &item.payout {
+        let stored = match stored_payout(txn, wanted.id)? {
+            Some(stored) => stored,
+            None => {
+                paid.created = true;
+                insert_payout(txn, wanted)?;
+                wanted.clone()
+            }
+        };
+        if let Ok(mv) = escrow(&stored, now, item.hold_days) {
+            if apply_move(txn, &mv)? == MoveOutcome::Applied {
+                paid.escrowed = Some(mv);
             }
         }
-        remove_due(txn, &item.due)?;
-        Ok(paid)
-    };
-    items.iter().map(pay).collect()
+        if paid.created && paid.escrowed.is_none() {
+            schedule_escrow(txn, wanted)?;
+        }
+    }
+    remove_due(txn, &item.due)?;
+    Ok(paid)
+}
+
+/// `Ledger::pay_due` in one transaction.
+pub fn pay_due(txn: &WriteTransaction, items: &[PayDue], now: u64) -> StoreResult<Vec<Paid>> {
+    items.iter().map(|item| pay_one(txn, item, now)).collect()
 }
 
 pub fn awaiting(txn: &ReadTransaction, campaign: CampaignId, limit: usize) -> StoreResult<Vec<Payout>> {
