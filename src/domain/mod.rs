@@ -2,6 +2,7 @@
 
 pub mod bot;
 pub mod ids;
+pub mod keyed;
 pub mod keys;
 pub mod model;
 pub mod money;

@@ -9,6 +9,7 @@
 //! campaign's lifetime payout stats) are kept in 128 bits. So no sequence of
 //! accepted requests can wrap a total.
 
+use super::model::{Campaign, CompensationModel};
 use super::validate::{invalid, Invalid};
 
 /// The most one amount from outside may be: 10^12 cents, ten billion dollars.
@@ -62,6 +63,27 @@ pub fn bp_to_percentage(bp: u32) -> f64 {
 pub fn rev_share_cents(revenue_cents: u64, bp: u32) -> u64 {
     let scaled = u128::from(revenue_cents) * u128::from(bp);
     ((scaled + 5_000) / 10_000) as u64
+}
+
+/// `revenueCents` as sent: absent, or whole cents from 0 to `MAX_CENTS`.
+pub fn revenue_cents(sent: Option<i64>) -> Result<Option<u64>, Invalid> {
+    match sent {
+        Some(r) if r < 0 => Err(invalid("revenueCents", "must be zero or more cents")),
+        Some(r) => Ok(Some(bounded_cents("revenueCents", r as u64, 0)?)),
+        None => Ok(None),
+    }
+}
+
+/// What a verified lead pays: the fixed payout, or the share of `revenue`.
+pub fn payout_for(campaign: &Campaign, revenue: Option<u64>) -> Result<u64, Invalid> {
+    match campaign.compensation_model {
+        CompensationModel::Fixed => Ok(campaign.payout_cents.unwrap_or(0)),
+        CompensationModel::RevShare => {
+            let revenue = revenue
+                .ok_or_else(|| invalid("revenueCents", "is required for REV_SHARE (percent-of-sale) campaigns"))?;
+            Ok(rev_share_cents(revenue, campaign.payout_bp.unwrap_or(0)))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -269,7 +269,7 @@ impl Engine {
             None if event == EventType::REFUND => None,
             None => return Err(invalid("eventType", format!("must be one of {}", EventType::ALL)).into()),
         };
-        let revenue = revenue_cents(input.revenue_cents)?;
+        let revenue = payout::revenue_cents(input.revenue_cents)?;
         let code = self
             .catalog
             .code(&swarm_ref)
@@ -289,7 +289,7 @@ impl Engine {
         let Some(event_type) = event else {
             return self.refund(&campaign, &external_id).await;
         };
-        let payout_cents = payout_for(&campaign, revenue)?;
+        let payout_cents = payout::payout_for(&campaign, revenue)?;
         let (fields, extra) = validate::split_fields(
             "metadata",
             &input.metadata.unwrap_or_default(),
@@ -405,27 +405,6 @@ fn required(value: Option<String>, field: &str) -> Result<String> {
     match value.map(|v| v.trim().to_string()) {
         Some(v) if !v.is_empty() => Ok(v),
         _ => Err(invalid(field, "is required").into()),
-    }
-}
-
-/// `revenueCents` as sent: absent, or whole cents from 0 to `MAX_CENTS`.
-pub(crate) fn revenue_cents(sent: Option<i64>) -> Result<Option<u64>> {
-    match sent {
-        Some(r) if r < 0 => Err(invalid("revenueCents", "must be zero or more cents").into()),
-        Some(r) => Ok(Some(payout::bounded_cents("revenueCents", r as u64, 0)?)),
-        None => Ok(None),
-    }
-}
-
-/// What a verified lead pays: the fixed payout, or the share of `revenue`.
-pub(crate) fn payout_for(campaign: &Campaign, revenue: Option<u64>) -> Result<u64> {
-    match campaign.compensation_model {
-        CompensationModel::Fixed => Ok(campaign.payout_cents.unwrap_or(0)),
-        CompensationModel::RevShare => {
-            let revenue = revenue
-                .ok_or_else(|| invalid("revenueCents", "is required for REV_SHARE (percent-of-sale) campaigns"))?;
-            Ok(payout::rev_share_cents(revenue, campaign.payout_bp.unwrap_or(0)))
-        }
     }
 }
 

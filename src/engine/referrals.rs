@@ -131,8 +131,8 @@ impl Engine {
         if campaign.status != CampaignStatus::Active {
             return Err(inactive("activate it first"));
         }
-        let revenue = super::ingest::revenue_cents(input.revenue_cents)?;
-        let payout_cents = super::ingest::payout_for(&campaign, revenue)?;
+        let revenue = crate::domain::payout::revenue_cents(input.revenue_cents)?;
+        let payout_cents = crate::domain::payout::payout_for(&campaign, revenue)?;
         let (fields, extra) = validate::split_fields(
             "metadata",
             &input.metadata.unwrap_or_default(),

@@ -28,6 +28,7 @@ pub mod due;
 pub mod embedded;
 pub mod keys;
 
+pub use crate::domain::keyed::{click_delta, clicks_delta, recorded_delta, DedupKey, Keyed};
 pub use due::{Due, DueItem, Queue};
 pub use keys::{AddKey, Keys, Listed, Revoke};
 
@@ -47,45 +48,6 @@ use crate::domain::referral::{Referral, ReferralStatus};
 pub struct StoreError(pub String);
 
 pub type StoreResult<T> = Result<T, StoreError>;
-
-/// A write whose key must be recorded at most once per campaign.
-#[derive(Clone, Debug)]
-pub enum Keyed {
-    /// Keyed by (campaign, click id): one conversion per click.
-    Conversion(Conversion),
-    /// Keyed by (campaign, externalId): the seed's postback idempotency.
-    Lead(Lead),
-}
-
-impl Keyed {
-    /// The key that may be recorded only once per campaign.
-    pub fn dedup_key(&self) -> DedupKey {
-        match self {
-            Keyed::Conversion(c) => DedupKey::Click(c.click_id),
-            Keyed::Lead(l) => DedupKey::External(l.external_id.clone()),
-        }
-    }
-
-    pub fn campaign(&self) -> CampaignId {
-        match self {
-            Keyed::Conversion(c) => c.campaign_id,
-            Keyed::Lead(l) => l.campaign_id,
-        }
-    }
-
-    /// The payout this record earns, if it is verified and pays anything.
-    /// Its id is the record's own, so a record has at most one payout.
-    pub fn payout(&self, now: u64) -> Option<Payout> {
-        let (id, source, affiliate, cents) = match self {
-            Keyed::Conversion(c) => (c.id.0, c.id.to_string(), c.affiliate_id, c.payout_cents),
-            Keyed::Lead(l) if l.status == LeadStatus::Verified => {
-                (l.id.0, l.id.to_string(), l.affiliate_id, l.payout_cents)
-            }
-            Keyed::Lead(_) => return None,
-        };
-        (cents > 0).then(|| Payout::new(PayoutId(id), self.campaign(), affiliate, source, cents, now))
-    }
-}
 
 /// What became of a money movement.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -175,13 +137,6 @@ impl Batch {
     pub fn is_empty(&self) -> bool {
         self.len() == 0 && self.stats.iter().all(|(_, s)| s.is_empty())
     }
-}
-
-/// A dedup key as the campaign actor's bloom filter sees it.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum DedupKey {
-    Click(ClickId),
-    External(String),
 }
 
 /// Keys per chunk of [`Store::dedup_keys`]: large enough that the channel
@@ -342,37 +297,4 @@ async fn pay_one<L: Ledger + ?Sized>(ledger: &L, item: &PayDue, now: u64) -> Sto
     }
     ledger.remove_due(&item.due).await?;
     Ok(paid)
-}
-
-/// What inserting `keyed` adds to its campaign's counters.
-pub fn recorded_delta(keyed: &Keyed) -> CampaignStats {
-    match keyed {
-        Keyed::Conversion(c) => CampaignStats {
-            conversions_recorded: 1,
-            conversions_from_bot_clicks: u64::from(c.bot_click),
-            payout_cents: c.payout_cents.into(),
-            ..Default::default()
-        },
-        Keyed::Lead(l) => match l.source {
-            LeadSource::Postback => {
-                CampaignStats { postbacks_recorded: 1, payout_cents: l.payout_cents.into(), ..Default::default() }
-            }
-            // A confirmed referral earns at once; a direct lead only once its
-            // review verifies it (the ledger, not these counters, has that).
-            LeadSource::Referral => CampaignStats { payout_cents: l.payout_cents.into(), ..Default::default() },
-            LeadSource::Direct => CampaignStats::default(),
-        },
-    }
-}
-
-/// What a newly stored click adds to its campaign's counters.
-pub fn click_delta(click: &Click) -> CampaignStats {
-    clicks_delta(1, u64::from(click.flagged))
-}
-
-/// What `count` newly stored clicks, `flagged` of them bots, add: the one
-/// rule behind both the counting of an append and of its replay.
-pub fn clicks_delta(count: u64, flagged: u64) -> CampaignStats {
-    let bot_clicks = flagged.min(count);
-    CampaignStats { clicks: count - bot_clicks, bot_clicks, ..Default::default() }
 }

@@ -1,0 +1,125 @@
+//! Keyed records (a conversion per click, a lead per externalId) and the
+//! pure rules on them: their dedup key, the payout each earns and what
+//! storing one adds to its campaign's counters. The stores and the engine
+//! share these, so both count and pay by one rule.
+
+use super::ids::*;
+use super::model::*;
+use super::money::Payout;
+
+/// A write whose key must be recorded at most once per campaign.
+#[derive(Clone, Debug)]
+pub enum Keyed {
+    /// Keyed by (campaign, click id): one conversion per click.
+    Conversion(Conversion),
+    /// Keyed by (campaign, externalId): the seed's postback idempotency.
+    Lead(Lead),
+}
+
+impl Keyed {
+    /// The key that may be recorded only once per campaign.
+    pub fn dedup_key(&self) -> DedupKey {
+        match self {
+            Keyed::Conversion(c) => DedupKey::Click(c.click_id),
+            Keyed::Lead(l) => DedupKey::External(l.external_id.clone()),
+        }
+    }
+
+    pub fn campaign(&self) -> CampaignId {
+        match self {
+            Keyed::Conversion(c) => c.campaign_id,
+            Keyed::Lead(l) => l.campaign_id,
+        }
+    }
+
+    /// The payout this record earns, if it is verified and pays anything.
+    /// Its id is the record's own, so a record has at most one payout.
+    pub fn payout(&self, now: u64) -> Option<Payout> {
+        let (id, source, affiliate, cents) = match self {
+            Keyed::Conversion(c) => (c.id.0, c.id.to_string(), c.affiliate_id, c.payout_cents),
+            Keyed::Lead(l) if l.status == LeadStatus::Verified => {
+                (l.id.0, l.id.to_string(), l.affiliate_id, l.payout_cents)
+            }
+            Keyed::Lead(_) => return None,
+        };
+        (cents > 0).then(|| Payout::new(PayoutId(id), self.campaign(), affiliate, source, cents, now))
+    }
+}
+
+/// A dedup key as the campaign actor's bloom filter sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DedupKey {
+    Click(ClickId),
+    External(String),
+}
+
+/// What inserting `keyed` adds to its campaign's counters.
+pub fn recorded_delta(keyed: &Keyed) -> CampaignStats {
+    match keyed {
+        Keyed::Conversion(c) => CampaignStats {
+            conversions_recorded: 1,
+            conversions_from_bot_clicks: u64::from(c.bot_click),
+            payout_cents: c.payout_cents.into(),
+            ..Default::default()
+        },
+        Keyed::Lead(l) => match l.source {
+            LeadSource::Postback => {
+                CampaignStats { postbacks_recorded: 1, payout_cents: l.payout_cents.into(), ..Default::default() }
+            }
+            // A confirmed referral earns at once; a direct lead only once its
+            // review verifies it (the ledger, not these counters, has that).
+            LeadSource::Referral => CampaignStats { payout_cents: l.payout_cents.into(), ..Default::default() },
+            LeadSource::Direct => CampaignStats::default(),
+        },
+    }
+}
+
+/// What a newly stored click adds to its campaign's counters.
+pub fn click_delta(click: &Click) -> CampaignStats {
+    clicks_delta(1, u64::from(click.flagged))
+}
+
+/// What `count` newly stored clicks, `flagged` of them bots, add: the one
+/// rule behind both the counting of an append and of its replay.
+pub fn clicks_delta(count: u64, flagged: u64) -> CampaignStats {
+    let bot_clicks = flagged.min(count);
+    CampaignStats { clicks: count - bot_clicks, bot_clicks, ..Default::default() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lead(status: LeadStatus, source: LeadSource, payout_cents: u64) -> Keyed {
+        let base = Lead::verified(CampaignId(7), AffiliateId(3), "code".into(), "order-1".into(), 100);
+        Keyed::Lead(Lead { id: LeadId(42), status, source, payout_cents, ..base })
+    }
+
+    #[test]
+    fn a_verified_lead_earns_one_payout_under_its_own_id() {
+        let paid = lead(LeadStatus::Verified, LeadSource::Postback, 500).payout(900).unwrap();
+        assert_eq!((paid.id, paid.campaign_id, paid.affiliate_id), (PayoutId(42), CampaignId(7), AffiliateId(3)));
+        assert_eq!((paid.amount_cents, paid.created_at), (500, 900));
+    }
+
+    #[test]
+    fn a_lead_under_review_or_paying_nothing_earns_no_payout() {
+        assert!(lead(LeadStatus::PendingReview, LeadSource::Direct, 500).payout(900).is_none());
+        assert!(lead(LeadStatus::Verified, LeadSource::Postback, 0).payout(900).is_none());
+    }
+
+    #[test]
+    fn a_postback_counts_once_and_a_direct_lead_counts_nothing_until_reviewed() {
+        let postback = recorded_delta(&lead(LeadStatus::Verified, LeadSource::Postback, 500));
+        assert_eq!((postback.postbacks_recorded, postback.payout_cents), (1, 500));
+        assert!(recorded_delta(&lead(LeadStatus::PendingReview, LeadSource::Direct, 500)).is_empty());
+    }
+
+    #[test]
+    fn flagged_clicks_never_count_past_the_clicks_themselves() {
+        let delta = clicks_delta(3, 5);
+        assert_eq!((delta.clicks, delta.bot_clicks), (0, 3));
+        let delta = clicks_delta(10, 4);
+        assert_eq!((delta.clicks, delta.bot_clicks), (6, 4));
+    }
+}
