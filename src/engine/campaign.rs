@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor::{Actor, ActorProcessingErr, ActorRef, ActorStatus, RpcReplyPort};
 
 use super::dedup::{Filter, Window};
 use super::rebuild::{self, Rebuilt};
@@ -414,5 +414,16 @@ impl CampaignState {
         if !self.in_flight && self.pending.is_empty() {
             self.drains.drain(..).for_each(|d| drop(d.send(())));
         }
+    }
+}
+
+/// The rebuild hands the filter back as a message to the actor.
+impl rebuild::Owner for ActorRef<CampaignMsg> {
+    fn deliver(&self, rebuilt: Rebuilt) {
+        let _ = self.send_message(CampaignMsg::Rebuilt(rebuilt));
+    }
+
+    fn gone(&self) -> bool {
+        matches!(self.get_status(), ActorStatus::Stopping | ActorStatus::Stopped)
     }
 }

@@ -10,10 +10,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ractor::{ActorRef, ActorStatus};
 use tokio::sync::mpsc;
 
-use super::campaign::CampaignMsg;
 use super::dedup::LayeredBloom;
 use crate::config::EngineConfig;
 use crate::domain::ids::CampaignId;
@@ -26,6 +24,15 @@ pub struct Rebuilt {
     pub took: Duration,
 }
 
+/// Whoever the filter is built for (the campaign actor): the rebuild
+/// hands its result back through this instead of knowing the actor's
+/// message type.
+pub trait Owner: Send + Sync + 'static {
+    fn deliver(&self, rebuilt: Rebuilt);
+    /// The owner stopped: the rebuild gives up.
+    fn gone(&self) -> bool;
+}
+
 /// Chunks buffered between the store's reader and the filter being filled.
 const CHANNEL_CHUNKS: usize = 4;
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -33,15 +40,15 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Starts the rebuild for `me`. A store failure is retried with back-off (the
 /// actor serves without the filter meanwhile); the task ends when the filter
 /// is delivered or the actor is gone.
-pub fn spawn(id: CampaignId, store: Arc<dyn Store>, config: &EngineConfig, me: ActorRef<CampaignMsg>) {
+pub fn spawn(id: CampaignId, store: Arc<dyn Store>, config: &EngineConfig, owner: impl Owner) {
     let (per_layer, fp_rate) = (config.bloom_expected_keys, config.bloom_fp_rate);
     tokio::spawn(async move {
         let mut backoff = Duration::from_millis(100);
         loop {
             let started = Instant::now();
-            match build(&*store, id, per_layer, fp_rate, &me).await {
+            match build(&*store, id, per_layer, fp_rate, &owner).await {
                 Ok(Some((bloom, keys))) => {
-                    let _ = me.send_message(CampaignMsg::Rebuilt(Rebuilt { bloom, keys, took: started.elapsed() }));
+                    owner.deliver(Rebuilt { bloom, keys, took: started.elapsed() });
                     return;
                 }
                 Ok(None) => return,
@@ -49,7 +56,7 @@ pub fn spawn(id: CampaignId, store: Arc<dyn Store>, config: &EngineConfig, me: A
             }
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(MAX_BACKOFF);
-            if gone(&me) {
+            if owner.gone() {
                 return;
             }
         }
@@ -63,13 +70,13 @@ async fn build(
     id: CampaignId,
     per_layer: usize,
     fp_rate: f64,
-    me: &ActorRef<CampaignMsg>,
+    owner: &impl Owner,
 ) -> StoreResult<Option<(LayeredBloom<DedupKey>, u64)>> {
     let (tx, mut rx) = mpsc::channel::<Vec<DedupKey>>(CHANNEL_CHUNKS);
     let fill = async move {
         let mut bloom = LayeredBloom::new(per_layer, fp_rate);
         while let Some(chunk) = rx.recv().await {
-            if gone(me) {
+            if owner.gone() {
                 return None;
             }
             chunk.iter().for_each(|k| bloom.set(k));
@@ -79,8 +86,4 @@ async fn build(
     let (read, bloom) = tokio::join!(store.dedup_keys(id, tx), fill);
     let keys = read?;
     Ok(bloom.map(|b| (b, keys)))
-}
-
-fn gone(me: &ActorRef<CampaignMsg>) -> bool {
-    matches!(me.get_status(), ActorStatus::Stopping | ActorStatus::Stopped)
 }
