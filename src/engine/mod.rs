@@ -4,6 +4,7 @@
 //! records into money through `money`.
 
 pub mod campaign;
+pub mod campaigns;
 pub mod catalog;
 pub mod clock;
 pub mod dedup;
@@ -39,8 +40,8 @@ use registry::Registry;
 
 pub struct Engine {
     pub config: Config,
-    pub store: Arc<dyn Store>,
-    pub ledger: Arc<dyn Ledger>,
+    store: Arc<dyn Store>,
+    ledger: Arc<dyn Ledger>,
     keys: Arc<dyn Keys>,
     pub catalog: Catalog,
     pub registry: Registry,

@@ -12,7 +12,7 @@ use super::auth::require_principal;
 use super::body::{json_response, Resp};
 use super::{read_body, Ctx};
 use crate::domain::ids::*;
-use crate::domain::keys::{new_campaign_publishable_key, Principal, Scope};
+use crate::domain::keys::{Principal, Scope};
 use crate::domain::model::*;
 use crate::domain::payout::{bounded_cents, bp_to_percentage, percentage_to_bp};
 
@@ -26,6 +26,7 @@ fn percentage_json(bp: u32) -> Value {
 }
 use crate::domain::redirect::append_query;
 use crate::domain::validate::{self, invalid};
+use crate::engine::campaigns::Terms;
 use crate::error::{Error, Result};
 
 #[derive(Deserialize)]
@@ -97,9 +98,7 @@ pub async fn create(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp> {
         payout_settings(input.compensation_model, input.payout_cents, input.payout_percentage.as_ref())?;
     let mapping = input.field_mapping.unwrap_or_default();
     validate::field_mapping("fieldMapping", &mapping, ctx.engine.config.field_limits())?;
-    let campaign = Campaign {
-        id: CampaignId::random(),
-        advertiser_id: owner,
+    let terms = Terms {
         name: validate::name("name", &input.name)?,
         landing_url: validate::landing_url("landingUrl", &input.landing_url)?,
         compensation_model: input.compensation_model,
@@ -110,31 +109,15 @@ pub async fn create(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp> {
         field_mapping: mapping,
         attribution_window_days: days("attributionWindowDays", input.attribution_window_days, 90, 1)?,
         hold_days: days("holdDays", input.hold_days, 30, 0)?,
-        status: CampaignStatus::Draft,
-        test_tracking_code: new_tracking_code(),
-        publishable_key: new_campaign_publishable_key(),
-        tracking_confirmed_at: None,
-        created_at: ctx.engine.now(),
-        version: 0,
     };
-    ctx.engine
-        .catalog
-        .add_code(TrackingCode {
-            code: campaign.test_tracking_code.clone(),
-            campaign_id: campaign.id,
-            affiliate_id: None,
-            created_at: campaign.created_at,
-        })
-        .await?;
-    ctx.engine.add_campaign_key(owner, campaign.id, &campaign.publishable_key).await?;
-    let campaign = ctx.engine.catalog.save_campaign(campaign).await?;
+    let campaign = ctx.engine.create_campaign(owner, terms).await?;
     Ok(json_response(StatusCode::CREATED, &campaign_json(&campaign, None)))
 }
 
 pub async fn show(ctx: &Ctx, req: Request<Incoming>, id: &str) -> Result<Resp> {
     let owner = advertiser(ctx, &req).await?;
     let campaign = owned(ctx, owner, id).await?;
-    let stats = ctx.engine.store.get_stats(campaign.id).await?;
+    let stats = ctx.engine.campaign_stats(campaign.id).await?;
     Ok(json_response(StatusCode::OK, &campaign_json(&campaign, Some(&stats))))
 }
 
@@ -190,17 +173,8 @@ pub async fn approve_affiliate(ctx: &Ctx, req: Request<Incoming>, id: &str) -> R
     let owner = advertiser(ctx, &req).await?;
     let campaign = owned(ctx, owner, id).await?;
     let input: Approval = read_body(ctx, req).await?;
-    if ctx.engine.affiliate(input.affiliate_id).await?.is_none() {
-        return Err(Error::NotFound(format!("no affiliate '{}'", input.affiliate_id)));
-    }
-    let proposed = TrackingCode {
-        code: new_tracking_code(),
-        campaign_id: campaign.id,
-        affiliate_id: Some(input.affiliate_id),
-        created_at: ctx.engine.now(),
-    };
-    let stored = ctx.engine.catalog.add_code(proposed.clone()).await?;
-    let status = if stored.code == proposed.code { StatusCode::CREATED } else { StatusCode::OK };
+    let (stored, made) = ctx.engine.approve_affiliate(&campaign, input.affiliate_id).await?;
+    let status = if made { StatusCode::CREATED } else { StatusCode::OK };
     let mut params = vec![("swarm_ref", stored.code.as_str())];
     if let Some(promo) = &campaign.promo_code {
         params.push(("promo", promo.as_str()));

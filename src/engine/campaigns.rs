@@ -1,0 +1,89 @@
+//! Campaigns as their advertiser manages them: creating one (its test
+//! tracking code, its publishable key, then the campaign), approving an
+//! affiliate (a tracking code of their own) and reading the counters. The
+//! HTTP handlers parse and validate; the records are made here.
+
+use std::sync::Arc;
+
+use super::Engine;
+use crate::domain::ids::{new_tracking_code, AdvertiserId, AffiliateId, CampaignId};
+use crate::domain::keys::new_campaign_publishable_key;
+use crate::domain::model::*;
+use crate::error::{Error, Result};
+
+/// What an advertiser chose for a new campaign, already validated.
+pub struct Terms {
+    pub name: String,
+    pub landing_url: String,
+    pub compensation_model: CompensationModel,
+    pub payout_cents: Option<u64>,
+    pub payout_bp: Option<u32>,
+    pub promo_code: Option<String>,
+    pub allowed_origins: Vec<String>,
+    pub field_mapping: std::collections::BTreeMap<String, String>,
+    pub attribution_window_days: u32,
+    pub hold_days: u32,
+}
+
+impl Engine {
+    /// A new draft campaign with its test code and publishable key. The
+    /// campaign is written last: if a step fails, what was written before is
+    /// a code and a key that no campaign uses, never a campaign without them.
+    pub async fn create_campaign(&self, owner: AdvertiserId, terms: Terms) -> Result<Arc<Campaign>> {
+        let campaign = Campaign {
+            id: CampaignId::random(),
+            advertiser_id: owner,
+            name: terms.name,
+            landing_url: terms.landing_url,
+            compensation_model: terms.compensation_model,
+            payout_cents: terms.payout_cents,
+            payout_bp: terms.payout_bp,
+            promo_code: terms.promo_code,
+            allowed_origins: terms.allowed_origins,
+            field_mapping: terms.field_mapping,
+            attribution_window_days: terms.attribution_window_days,
+            hold_days: terms.hold_days,
+            status: CampaignStatus::Draft,
+            test_tracking_code: new_tracking_code(),
+            publishable_key: new_campaign_publishable_key(),
+            tracking_confirmed_at: None,
+            created_at: self.now(),
+            version: 0,
+        };
+        let test_code = TrackingCode {
+            code: campaign.test_tracking_code.clone(),
+            campaign_id: campaign.id,
+            affiliate_id: None,
+            created_at: campaign.created_at,
+        };
+        self.catalog.add_code(test_code).await?;
+        self.add_campaign_key(owner, campaign.id, &campaign.publishable_key).await?;
+        Ok(self.catalog.save_campaign(campaign).await?)
+    }
+
+    /// The affiliate's tracking code for `campaign`, made on first approval.
+    /// `true` with it: this call made it.
+    pub async fn approve_affiliate(
+        &self,
+        campaign: &Campaign,
+        affiliate: AffiliateId,
+    ) -> Result<(Arc<TrackingCode>, bool)> {
+        if self.affiliate(affiliate).await?.is_none() {
+            return Err(Error::NotFound(format!("no affiliate '{affiliate}'")));
+        }
+        let proposed = TrackingCode {
+            code: new_tracking_code(),
+            campaign_id: campaign.id,
+            affiliate_id: Some(affiliate),
+            created_at: self.now(),
+        };
+        let stored = self.catalog.add_code(proposed.clone()).await?;
+        let made = stored.code == proposed.code;
+        Ok((stored, made))
+    }
+
+    /// A campaign's counters.
+    pub async fn campaign_stats(&self, campaign: CampaignId) -> Result<CampaignStats> {
+        Ok(self.store.get_stats(campaign).await?)
+    }
+}
