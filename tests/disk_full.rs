@@ -34,9 +34,9 @@ async fn the_store_writes_again_by_itself_once_the_disk_has_room() {
     commit(&store, "before").await.expect("a write before the disk fills");
     faults.set_full(true);
     let failed = commit(&store, "while-full").await.expect_err("no room: the write fails");
-    assert!(failed.0.contains("I/O error"), "{failed}");
+    assert!(failed.is_unavailable() && failed.message().contains("I/O error"), "{failed}");
     let health = store.health().await.expect_err("not ready while writes fail");
-    assert!(health.0.contains("writes are failing"), "{health}");
+    assert!(health.message().contains("writes are failing"), "{health}");
     faults.set_full(false);
     let mut healed = false;
     for _ in 0..200 {

@@ -148,7 +148,7 @@ async fn cql_store_passes_the_conformance_suite() {
     let env = [("CLICKLEDGER_SCYLLA_NODES".to_string(), node), ("CLICKLEDGER_SCYLLA_KEYSPACE".to_string(), keyspace)];
     let config = Config::load_from(None, &env, &Overrides::default()).unwrap().scylla;
     let refused = ScyllaStore::connect(&config).await.err().expect("serving an unmigrated keyspace must be refused");
-    assert!(refused.0.contains("run `clickledger migrate`"), "{refused}");
+    assert!(refused.message().contains("run `clickledger migrate`"), "{refused}");
     assert_eq!(ScyllaStore::migrate(&config).await.unwrap(), 4);
     assert_eq!(ScyllaStore::migrate(&config).await.unwrap(), 4, "migrate is idempotent");
     a_migration_that_died_after_its_alter_statements_runs_again(&config).await;

@@ -40,7 +40,7 @@ impl Store for FlakyStore {
     async fn list_tracking_codes(&self) -> StoreResult<Vec<TrackingCode>> { self.inner.list_tracking_codes().await }
     async fn commit(&self, batch: Arc<Batch>) -> StoreResult<Vec<Outcome>> {
         if self.commits.fetch_add(1, Ordering::SeqCst) + 1 == self.fail_at {
-            return Err(StoreError("injected failure".into()));
+            return Err(StoreError::Failed("injected failure".into()));
         }
         self.inner.commit(batch).await
     }
@@ -54,9 +54,9 @@ impl Store for FlakyStore {
     async fn dedup_keys(&self, c: CampaignId, out: mpsc::Sender<Vec<DedupKey>>) -> StoreResult<u64> {
         let keys = collect_dedup_keys(&self.inner, c).await?;
         self.scans.fetch_add(1, Ordering::SeqCst);
-        let _permit = self.rebuild_gate.acquire().await.map_err(|e| StoreError(e.to_string()))?;
+        let _permit = self.rebuild_gate.acquire().await.map_err(|e| StoreError::Failed(e.to_string()))?;
         for chunk in keys.chunks(DEDUP_CHUNK) {
-            out.send(chunk.to_vec()).await.map_err(|e| StoreError(e.to_string()))?;
+            out.send(chunk.to_vec()).await.map_err(|e| StoreError::Failed(e.to_string()))?;
         }
         Ok(keys.len() as u64)
     }

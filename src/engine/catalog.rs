@@ -233,7 +233,7 @@ impl Catalog {
                 return Ok(Some(self.remember(next)));
             }
         }
-        Err(crate::store::StoreError(format!("campaign {id} is being edited concurrently; retry")).into())
+        Err(crate::store::StoreError::Failed(format!("campaign {id} is being edited concurrently; retry")).into())
     }
 
     /// Stores a new campaign.

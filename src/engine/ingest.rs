@@ -383,7 +383,7 @@ impl Engine {
             }
             KeyedReply::Unavailable(e) => {
                 path.outcome("rejected", "store_unavailable");
-                Err(crate::store::StoreError(e).into())
+                Err(crate::store::StoreError::Failed(e).into())
             }
         }
     }

@@ -28,7 +28,7 @@ struct FailingLedger {
 impl Ledger for FailingLedger {
     async fn due(&self, q: Queue, up_to: u64, limit: usize) -> StoreResult<Vec<Due>> {
         if self.calls.fetch_add(1, Ordering::SeqCst) < self.fail_first {
-            return Err(StoreError("injected failure".into()));
+            return Err(StoreError::Failed("injected failure".into()));
         }
         self.inner.due(q, up_to, limit).await
     }

@@ -26,10 +26,12 @@ pub mod clicklog;
 pub mod cql;
 pub mod due;
 pub mod embedded;
+pub mod error;
 pub mod keys;
 
 pub use crate::domain::keyed::{click_delta, clicks_delta, recorded_delta, DedupKey, Keyed};
 pub use due::{Due, DueItem, Queue};
+pub use error::StoreError;
 pub use keys::{AddKey, Keys, Listed, Revoke};
 
 use std::sync::Arc;
@@ -42,10 +44,6 @@ use crate::domain::keys::{ApiKey, KeyHash, Owner};
 use crate::domain::model::*;
 use crate::domain::money::{Balance, Entry, Funding, Move, Payout, WalletEntry, WalletTotals};
 use crate::domain::referral::{Referral, ReferralStatus};
-
-#[derive(Clone, Debug, thiserror::Error)]
-#[error("storage failed: {0}")]
-pub struct StoreError(pub String);
 
 pub type StoreResult<T> = Result<T, StoreError>;
 

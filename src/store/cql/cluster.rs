@@ -45,8 +45,8 @@ impl ClusterStatements {
 
 impl ScyllaStore {
     async fn cluster_row(&self, name: &str) -> StoreResult<Option<String>> {
-        let rows = self.exec(&self.st.cluster.select, (name,)).await?.into_rows_result().map_err(super::err)?;
-        let row: Option<super::rows::BodyRow> = rows.maybe_first_row().map_err(super::err)?;
+        let rows = self.exec(&self.st.cluster.select, (name,)).await?.into_rows_result()?;
+        let row: Option<super::rows::BodyRow> = rows.maybe_first_row()?;
         Ok(row.map(|r| r.body))
     }
 
@@ -60,7 +60,7 @@ impl ScyllaStore {
 
     /// The keyspace's generated secrets, if a node has created them.
     pub async fn stored_secrets(&self) -> StoreResult<Option<Secrets>> {
-        self.cluster_row(GENERATED).await?.map(|t| Secrets::from_toml(&t).map_err(StoreError)).transpose()
+        self.cluster_row(GENERATED).await?.map(|t| Secrets::from_toml(&t).map_err(StoreError::Failed)).transpose()
     }
 
     /// This node's secrets: the keyspace's generated ones (created now from

@@ -22,7 +22,7 @@ use futures::future::join_all;
 use futures::StreamExt;
 
 use super::ledger_rows::*;
-use super::{err, schema, ScyllaStore};
+use super::{schema, ScyllaStore};
 use crate::store::{Due, DueItem, Queue, StoreError, StoreResult};
 
 pub const BUCKET_SECS: u64 = 3600;
@@ -90,17 +90,17 @@ impl ScyllaStore {
         if from > up {
             return Ok(vec![]);
         }
-        let pager = self.session.execute_iter(st.select_due_buckets.clone(), (q, from, up)).await.map_err(err)?;
-        let mut dirs = pager.rows_stream::<BucketRow>().map_err(err)?;
+        let pager = self.session.execute_iter(st.select_due_buckets.clone(), (q, from, up)).await?;
+        let mut dirs = pager.rows_stream::<BucketRow>()?;
         let mut out = Vec::new();
         let mut first_full = None;
         while let Some(dir) = dirs.next().await {
-            let b = dir.map_err(err)?.bucket;
+            let b = dir?.bucket;
             let want = i32::try_from(limit - out.len()).unwrap_or(i32::MAX);
             let rows = self.exec(&st.select_due, (q, b, at_i64(up_to), want)).await?;
-            let rows = rows.into_rows_result().map_err(err)?;
-            for row in rows.rows::<DueRow>().map_err(err)? {
-                let row = row.map_err(err)?;
+            let rows = rows.into_rows_result()?;
+            for row in rows.rows::<DueRow>()? {
+                let row = row?;
                 first_full.get_or_insert(b);
                 // An unreadable key is skipped rather than wedging the whole queue.
                 if let Some(item) = DueItem::parse(&row.item) {
@@ -121,7 +121,7 @@ impl ScyllaStore {
 
     async fn watermark(&self, queue: Queue) -> StoreResult<Option<(i64, i64)>> {
         let rows = self.exec(&self.st.ledger.select_watermark, (queue.as_str(),)).await?;
-        let row: Option<WatermarkRow> = rows.into_rows_result().map_err(err)?.maybe_first_row().map_err(err)?;
+        let row: Option<WatermarkRow> = rows.into_rows_result()?.maybe_first_row()?;
         Ok(row.map(|r| (r.bucket.unwrap_or(0), r.version.unwrap_or(0))))
     }
 
@@ -142,6 +142,6 @@ impl ScyllaStore {
                 return Ok(());
             }
         }
-        Err(StoreError(format!("the {} queue's watermark stayed contended; retry", queue.as_str())))
+        Err(StoreError::Failed(format!("the {} queue's watermark stayed contended; retry", queue.as_str())))
     }
 }

@@ -12,7 +12,7 @@ use scylla::DeserializeRow;
 use super::due::MAX_ROUNDS;
 use super::money::Write;
 use super::statements::{prepare, Kind};
-use super::{err, json, parse, session::Profiles, ScyllaStore};
+use super::{json, parse, session::Profiles, ScyllaStore};
 use crate::domain::ids::*;
 use crate::domain::keys::{ApiKey, KeyHash, Owner};
 use crate::domain::model::{Advertiser, Affiliate};
@@ -116,8 +116,9 @@ struct Indexed {
 }
 
 fn indexed(row: IndexRow) -> StoreResult<Indexed> {
-    let id = row.key_id.parse().map_err(|_| StoreError(format!("bad key id '{}' in owner_keys", row.key_id)))?;
-    let hash = row.key_hash.as_slice().try_into().map_err(err)?;
+    let id =
+        row.key_id.parse().map_err(|_| StoreError::Failed(format!("bad key id '{}' in owner_keys", row.key_id)))?;
+    let hash = row.key_hash.as_slice().try_into()?;
     Ok(Indexed { id, hash, revoked: row.revoked_at.is_some() })
 }
 
@@ -127,14 +128,14 @@ impl ScyllaStore {
     }
 
     async fn owner_version(&self, owner: &str) -> StoreResult<Option<i64>> {
-        let rows = self.exec(&self.kst().select_version, (owner,)).await?.into_rows_result().map_err(err)?;
-        let row: Option<VersionRow> = rows.maybe_first_row().map_err(err)?;
+        let rows = self.exec(&self.kst().select_version, (owner,)).await?.into_rows_result()?;
+        let row: Option<VersionRow> = rows.maybe_first_row()?;
         Ok(row.and_then(|r| r.version))
     }
 
     async fn owner_slice(&self, owner: &str, secret: bool) -> StoreResult<Vec<Indexed>> {
-        let rows = self.exec(&self.kst().select_slice, (owner, secret)).await?.into_rows_result().map_err(err)?;
-        rows.rows::<IndexRow>().map_err(err)?.map(|r| indexed(r.map_err(err)?)).collect()
+        let rows = self.exec(&self.kst().select_slice, (owner, secret)).await?.into_rows_result()?;
+        rows.rows::<IndexRow>()?.map(|r| indexed(r?)).collect()
     }
 
     /// The index rows and tenant row of a new tenant, as one logged batch.
@@ -158,8 +159,8 @@ impl ScyllaStore {
             batch.append_statement(self.kst().set_version.clone());
             values.push(Box::new((1i64, key.principal.owner().to_string())));
         }
-        let _permit = self.permits.acquire().await.map_err(err)?;
-        self.session.batch(&batch, values).await.map(drop).map_err(err)
+        let _permit = self.permits.acquire().await?;
+        self.session.batch(&batch, values).await.map(drop).map_err(StoreError::from)
     }
 
     pub(super) async fn put_advertiser_row(&self, a: &Advertiser, keys: &[(ApiKey, KeyHash)]) -> StoreResult<()> {
@@ -171,9 +172,9 @@ impl ScyllaStore {
     }
 
     pub(super) async fn key_record(&self, hash: &KeyHash) -> StoreResult<Option<ApiKey>> {
-        let rows = self.exec(&self.st.select_api_key, (hash.to_vec(),)).await?.into_rows_result().map_err(err)?;
-        let row: Option<super::rows::BodyRow> = rows.maybe_first_row().map_err(err)?;
-        row.map(|r| ApiKey::decode(r.body.as_bytes(), hash).map_err(err)).transpose()
+        let rows = self.exec(&self.st.select_api_key, (hash.to_vec(),)).await?.into_rows_result()?;
+        let row: Option<super::rows::BodyRow> = rows.maybe_first_row()?;
+        row.map(|r| ApiKey::decode(r.body.as_bytes(), hash).map_err(StoreError::from)).transpose()
     }
 
     /// A compare-and-set round on the owner's version with `writes`.
@@ -197,7 +198,7 @@ impl ScyllaStore {
                 return Ok(AddKey::Added);
             }
         }
-        Err(StoreError(format!("the keys of {owner} stayed contended for {MAX_ROUNDS} rounds; retry")))
+        Err(StoreError::Failed(format!("the keys of {owner} stayed contended for {MAX_ROUNDS} rounds; retry")))
     }
 
     /// Finds `id` among the owner's index rows: (secret?, row, active secret keys).
@@ -208,8 +209,8 @@ impl ScyllaStore {
             return Ok(Some((true, found, active)));
         }
         let one = (owner, false, id.to_string());
-        let rows = self.exec(&self.kst().select_one, one).await?.into_rows_result().map_err(err)?;
-        let row: Option<IndexRow> = rows.maybe_first_row().map_err(err)?;
+        let rows = self.exec(&self.kst().select_one, one).await?.into_rows_result()?;
+        let row: Option<IndexRow> = rows.maybe_first_row()?;
         Ok(row.map(indexed).transpose()?.map(|k| (false, k, active)))
     }
 
@@ -225,8 +226,8 @@ impl ScyllaStore {
             Some(b) => self.exec(&self.kst().select_page, (owner, secret, b.to_string(), limit)).await?,
             None => self.exec(&self.kst().select_first_page, (owner, secret, limit)).await?,
         };
-        let rows = result.into_rows_result().map_err(err)?;
-        rows.rows::<IndexRow>().map_err(err)?.map(|r| indexed(r.map_err(err)?)).collect()
+        let rows = result.into_rows_result()?;
+        rows.rows::<IndexRow>()?.map(|r| indexed(r?)).collect()
     }
 
     pub(super) async fn revoke(&self, owner: Owner, id: KeyId, at: u64) -> StoreResult<Revoke> {
@@ -246,14 +247,16 @@ impl ScyllaStore {
                 }
             }
             // Marked (now, or by a revocation that died here): finish it.
-            let mut key =
-                self.key_record(&found.hash).await?.ok_or_else(|| StoreError(format!("key {id} has no record")))?;
+            let mut key = self
+                .key_record(&found.hash)
+                .await?
+                .ok_or_else(|| StoreError::Failed(format!("key {id} has no record")))?;
             key.revoked_at.get_or_insert(at);
             self.exec(&self.st.insert_api_key, (found.hash.to_vec(), json(&key))).await?;
             self.exec(&self.kst().delete_index, (owner.clone(), secret, id.to_string())).await?;
             return Ok(Revoke::Revoked(key, found.hash));
         }
-        Err(StoreError(format!("the keys of {owner} stayed contended for {MAX_ROUNDS} rounds; retry")))
+        Err(StoreError::Failed(format!("the keys of {owner} stayed contended for {MAX_ROUNDS} rounds; retry")))
     }
 
     pub(super) async fn key_of(&self, owner: Owner, id: KeyId) -> StoreResult<Option<ApiKey>> {
@@ -283,9 +286,8 @@ impl ScyllaStore {
 
     async fn listed(&self, k: &Indexed) -> StoreResult<Option<Listed>> {
         let Some(key) = self.key_record(&k.hash).await? else { return Ok(None) };
-        let rows =
-            self.exec(&self.kst().select_last_used, (k.id.to_string(),)).await?.into_rows_result().map_err(err)?;
-        let at: Option<AtRow> = rows.maybe_first_row().map_err(err)?;
+        let rows = self.exec(&self.kst().select_last_used, (k.id.to_string(),)).await?.into_rows_result()?;
+        let at: Option<AtRow> = rows.maybe_first_row()?;
         Ok(Some(Listed { key, last_used_at: at.and_then(|a| a.at).map(|a| a as u64) }))
     }
 
@@ -319,16 +321,16 @@ impl ScyllaStore {
     /// an `ApiKey`. Idempotent, so `clickledger migrate` runs it every time.
     pub(super) async fn index_legacy_keys(&self) -> StoreResult<u64> {
         use futures::StreamExt;
-        let pager = self.session.execute_iter(self.kst().scan_api_keys.clone(), &[]).await.map_err(err)?;
-        let mut rows = pager.rows_stream::<ApiKeyRow>().map_err(err)?;
+        let pager = self.session.execute_iter(self.kst().scan_api_keys.clone(), &[]).await?;
+        let mut rows = pager.rows_stream::<ApiKeyRow>()?;
         let mut indexed = 0;
         while let Some(row) = rows.next().await {
-            let row = row.map_err(err)?;
+            let row = row?;
             if parse::<ApiKey>(&row.principal).is_ok() {
                 continue;
             }
-            let hash: KeyHash = row.key_hash.as_slice().try_into().map_err(err)?;
-            let key = ApiKey::decode(row.principal.as_bytes(), &hash).map_err(err)?;
+            let hash: KeyHash = row.key_hash.as_slice().try_into()?;
+            let key = ApiKey::decode(row.principal.as_bytes(), &hash)?;
             let index =
                 (key.principal.owner().to_string(), key.principal.is_secret(), key.id.to_string(), hash.to_vec());
             self.exec(&self.kst().insert_index, index).await?;

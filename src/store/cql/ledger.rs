@@ -11,7 +11,7 @@ use scylla::statement::batch::{Batch as CqlBatch, BatchType};
 use super::due::MAX_ROUNDS;
 use super::ledger_rows::*;
 use super::rows::BodyRow;
-use super::{blob, err, json, parse, schema, ScyllaStore};
+use super::{blob, json, parse, schema, ScyllaStore};
 use crate::domain::ids::*;
 use crate::domain::model::*;
 use crate::domain::money::{Balance, Entry, Funding, Move, Payout, WalletEntry};
@@ -73,14 +73,14 @@ impl ScyllaStore {
         batch.set_is_idempotent(true);
         let add = (campaign, lead.status.as_str(), blob(lead.id.0), lead.external_id.clone());
         let gone = (campaign, from.as_str(), blob(lead.id.0));
-        let _permit = self.permits.acquire().await.map_err(err)?;
-        self.session.batch(&batch, (add, gone)).await.map(|_| ()).map_err(err)
+        let _permit = self.permits.acquire().await?;
+        self.session.batch(&batch, (add, gone)).await.map(|_| ()).map_err(StoreError::from)
     }
 
     /// The lead row's body as stored (the compare-and-set compares it whole).
     async fn lead_body(&self, campaign: CampaignId, external_id: &str) -> StoreResult<Option<String>> {
         let rows = self.exec(&self.st.select_lead, (campaign.0 as i64, external_id.to_string())).await?;
-        let row: Option<BodyRow> = rows.into_rows_result().map_err(err)?.maybe_first_row().map_err(err)?;
+        let row: Option<BodyRow> = rows.into_rows_result()?.maybe_first_row()?;
         Ok(row.map(|r| r.body))
     }
 
@@ -101,7 +101,7 @@ impl ScyllaStore {
                 return Ok(true);
             }
         }
-        Err(StoreError(format!("lead {} stayed contended; retry", lead.id)))
+        Err(StoreError::Failed(format!("lead {} stayed contended; retry", lead.id)))
     }
 
     /// One page of listing rows below `before` across `statuses`, newest first.
@@ -118,9 +118,9 @@ impl ScyllaStore {
         });
         let mut rows = Vec::new();
         for (status, result) in statuses.iter().zip(join_all(reads).await) {
-            let result = result?.into_rows_result().map_err(err)?;
-            for row in result.rows::<LeadIndexRow>().map_err(err)? {
-                let row = row.map_err(err)?;
+            let result = result?.into_rows_result()?;
+            for row in result.rows::<LeadIndexRow>()? {
+                let row = row?;
                 rows.extend(id_of(&row.lead_id).map(|id| (id, row.external_id, *status)));
             }
         }
@@ -159,7 +159,7 @@ impl ScyllaStore {
 impl Ledger for ScyllaStore {
     async fn get_lead_by_id(&self, id: LeadId) -> StoreResult<Option<Lead>> {
         let rows = self.exec(&self.st.ledger.select_lead_id, (blob(id.0),)).await?;
-        let key: Option<LeadKeyRow> = rows.into_rows_result().map_err(err)?.maybe_first_row().map_err(err)?;
+        let key: Option<LeadKeyRow> = rows.into_rows_result()?.maybe_first_row()?;
         let Some(key) = key else { return Ok(None) };
         let lead = self.get_lead(CampaignId(key.campaign_id as u64), &key.external_id).await?;
         Ok(lead.filter(|l| l.id == id))
@@ -167,7 +167,7 @@ impl Ledger for ScyllaStore {
 
     async fn get_conversion_by_id(&self, id: ConversionId) -> StoreResult<Option<Conversion>> {
         let rows = self.exec(&self.st.ledger.select_conversion_id, (blob(id.0),)).await?;
-        let key: Option<ConversionKeyRow> = rows.into_rows_result().map_err(err)?.maybe_first_row().map_err(err)?;
+        let key: Option<ConversionKeyRow> = rows.into_rows_result()?.maybe_first_row()?;
         let Some((campaign, click)) = key.and_then(|k| Some((k.campaign_id, id_of(&k.click_id)?))) else {
             return Ok(None);
         };

@@ -89,7 +89,7 @@ pub struct WalletTotalsRow {
 impl WalletTotalsRow {
     pub fn totals(&self) -> StoreResult<WalletTotals> {
         if let Some(text) = &self.totals {
-            return serde_json::from_str(text).map_err(|e| StoreError(format!("wallet totals: {e}")));
+            return serde_json::from_str(text).map_err(|e| StoreError::Failed(format!("wallet totals: {e}")));
         }
         Ok(WalletTotals {
             pending_cents: self.pending.unwrap_or(0).into(),

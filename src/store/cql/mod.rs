@@ -56,16 +56,12 @@ pub struct ScyllaStore {
     money_turns: dashmap::DashMap<CampaignId, Arc<tokio::sync::Mutex<()>>>,
 }
 
-fn err(e: impl std::fmt::Display) -> StoreError {
-    StoreError(e.to_string())
-}
-
 fn json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("records always serialize")
 }
 
 fn parse<T: DeserializeOwned>(body: &str) -> StoreResult<T> {
-    serde_json::from_str(body).map_err(err)
+    serde_json::from_str(body).map_err(StoreError::from)
 }
 
 fn blob(id: u128) -> Vec<u8> {
@@ -134,8 +130,8 @@ impl ScyllaStore {
     }
 
     async fn exec(&self, st: &PreparedStatement, values: impl SerializeRow) -> StoreResult<QueryResult> {
-        let _permit = self.permits.acquire().await.map_err(err)?;
-        self.session.execute_unpaged(st, values).await.map_err(err)
+        let _permit = self.permits.acquire().await?;
+        self.session.execute_unpaged(st, values).await.map_err(StoreError::from)
     }
 
     async fn body<T: DeserializeOwned>(
@@ -143,24 +139,24 @@ impl ScyllaStore {
         st: &PreparedStatement,
         values: impl SerializeRow,
     ) -> StoreResult<Option<T>> {
-        let rows = self.exec(st, values).await?.into_rows_result().map_err(err)?;
-        let row: Option<BodyRow> = rows.maybe_first_row().map_err(err)?;
+        let rows = self.exec(st, values).await?.into_rows_result()?;
+        let row: Option<BodyRow> = rows.maybe_first_row()?;
         row.map(|r| parse(&r.body)).transpose()
     }
 
     async fn scan<T: DeserializeOwned>(&self, st: &PreparedStatement) -> StoreResult<Vec<T>> {
-        let pager = self.session.execute_iter(st.clone(), &[]).await.map_err(err)?;
-        let mut stream = pager.rows_stream::<BodyRow>().map_err(err)?;
+        let pager = self.session.execute_iter(st.clone(), &[]).await?;
+        let mut stream = pager.rows_stream::<BodyRow>()?;
         let mut out = Vec::new();
         while let Some(row) = stream.next().await {
-            out.push(parse(&row.map_err(err)?.body)?);
+            out.push(parse(&row?.body)?);
         }
         Ok(out)
     }
 
     /// Runs a conditional write: `None` if it applied, else the existing row's body.
     async fn conditional(&self, st: &PreparedStatement, values: impl SerializeRow) -> StoreResult<Option<String>> {
-        let rows = self.exec(st, values).await?.into_rows_result().map_err(err)?;
+        let rows = self.exec(st, values).await?.into_rows_result()?;
         let (applied, row) = schema::applied_row(&rows)?;
         if applied {
             return Ok(None);
@@ -168,7 +164,7 @@ impl ScyllaStore {
         let body_at = rows.column_specs().iter().position(|c| c.name() == "body");
         match body_at.and_then(|i| row.columns.get(i).cloned().flatten()) {
             Some(CqlValue::Text(body)) => Ok(Some(body)),
-            other => Err(StoreError(format!("a lost conditional insert returned no body: {other:?}"))),
+            other => Err(StoreError::Failed(format!("a lost conditional insert returned no body: {other:?}"))),
         }
     }
 
@@ -233,9 +229,9 @@ impl ScyllaStore {
         for day in [day, day - 1] {
             for shard in 0..self.shards as i32 {
                 let key = (campaign.0 as i64, day, shard);
-                let rows = self.exec(&self.st.select_click_batches, key).await?.into_rows_result().map_err(err)?;
-                for row in rows.rows::<(Vec<u8>,)>().map_err(err)? {
-                    let clicks = clicklog::decode(campaign, &row.map_err(err)?.0).map_err(err)?;
+                let rows = self.exec(&self.st.select_click_batches, key).await?.into_rows_result()?;
+                for row in rows.rows::<(Vec<u8>,)>()? {
+                    let clicks = clicklog::decode(campaign, &row?.0)?;
                     if let Some(found) = clicks.into_iter().find(|c| c.id == id) {
                         return Ok(Some(found));
                     }
@@ -251,8 +247,8 @@ impl ScyllaStore {
             batch.append_statement(st.clone());
         }
         batch.set_is_idempotent(true);
-        let _permit = self.permits.acquire().await.map_err(err)?;
-        self.session.batch(&batch, rows).await.map(drop).map_err(err)
+        let _permit = self.permits.acquire().await?;
+        self.session.batch(&batch, rows).await.map(drop).map_err(StoreError::from)
     }
 
     async fn write_dedup_keys(&self, inserted: &[&Keyed]) -> StoreResult<()> {
@@ -340,7 +336,7 @@ impl Store for ScyllaStore {
         let values = (campaign.id.0 as i64, campaign.version as i64, json(campaign));
         match self.conditional(&self.st.insert_campaign, values).await? {
             None => Ok(()),
-            Some(_) => Err(StoreError(format!("campaign {} already exists", campaign.id))),
+            Some(_) => Err(StoreError::Failed(format!("campaign {} already exists", campaign.id))),
         }
     }
 
@@ -369,7 +365,7 @@ impl Store for ScyllaStore {
         match self.conditional(&self.st.insert_code_if_absent, (code.code.clone(), json(code))).await? {
             None => Ok(code.clone()),
             Some(body) if parse::<TrackingCode>(&body)? == *code => Ok(code.clone()),
-            Some(_) => Err(StoreError("tracking code collision; retry".into())),
+            Some(_) => Err(StoreError::Failed("tracking code collision; retry".into())),
         }
     }
 
@@ -384,7 +380,7 @@ impl Store for ScyllaStore {
     async fn commit(&self, batch: Arc<Batch>) -> StoreResult<Vec<Outcome>> {
         let keyed = join_all(batch.keyed.iter().map(|k| self.insert_keyed(k)));
         let (keyed, clicks) = tokio::join!(keyed, self.write_clicks(&batch.clicks));
-        let mut first_error = clicks.as_ref().err().map(|e| StoreError(e.0.clone()));
+        let mut first_error = clicks.as_ref().err().cloned();
         let mut deltas: HashMap<CampaignId, CampaignStats> = HashMap::new();
         let mut outcomes = Vec::with_capacity(keyed.len());
         let mut inserted = Vec::new();
@@ -449,9 +445,9 @@ impl Store for ScyllaStore {
         let (mut chunk, mut sent) = (Vec::with_capacity(DEDUP_CHUNK), 0u64);
         for day in (today - self.rebuild_days as i32)..=today {
             let pager = self.session.execute_iter(self.st.select_dedup_keys.clone(), (campaign.0 as i64, day)).await;
-            let mut rows = pager.map_err(err)?.rows_stream::<KeyRow>().map_err(err)?;
+            let mut rows = pager?.rows_stream::<KeyRow>()?;
             while let Some(row) = rows.next().await {
-                chunk.extend(parse_dedup(&row.map_err(err)?.key));
+                chunk.extend(parse_dedup(&row?.key));
                 if chunk.len() >= DEDUP_CHUNK {
                     let n = chunk.len() as u64;
                     if out.send(std::mem::take(&mut chunk)).await.is_err() {
@@ -470,12 +466,12 @@ impl Store for ScyllaStore {
 
     async fn get_stats(&self, campaign: CampaignId) -> StoreResult<CampaignStats> {
         let id = (campaign.0 as i64,);
-        let rows = self.exec(&self.st.select_counters, id).await?.into_rows_result().map_err(err)?;
-        let counters: Option<CounterRow> = rows.maybe_first_row().map_err(err)?;
+        let rows = self.exec(&self.st.select_counters, id).await?.into_rows_result()?;
+        let counters: Option<CounterRow> = rows.maybe_first_row()?;
         let mut stats = counters.map(CounterRow::into_stats).unwrap_or_default();
-        let rows = self.exec(&self.st.select_ignored, id).await?.into_rows_result().map_err(err)?;
-        for row in rows.rows::<IgnoredRow>().map_err(err)? {
-            let row = row.map_err(err)?;
+        let rows = self.exec(&self.st.select_ignored, id).await?.into_rows_result()?;
+        for row in rows.rows::<IgnoredRow>()? {
+            let row = row?;
             stats.conversions_ignored.insert(row.reason, row.n.map_or(0, |n| n.0.max(0) as u64));
         }
         Ok(stats)
@@ -484,17 +480,17 @@ impl Store for ScyllaStore {
     /// The applied-migrations table: a real read on the keyspace that also
     /// says whether its schema is this build's.
     async fn health(&self) -> StoreResult<SchemaState> {
-        let rows = self.exec(&self.st.select_schema_versions, ()).await?.into_rows_result().map_err(err)?;
+        let rows = self.exec(&self.st.select_schema_versions, ()).await?.into_rows_result()?;
         let mut newest = None;
-        for row in rows.rows::<(i32,)>().map_err(err)? {
-            newest = newest.max(Some(row.map_err(err)?.0));
+        for row in rows.rows::<(i32,)>()? {
+            newest = newest.max(Some(row?.0));
         }
         Ok(match schema::judge(&self.keyspace, newest) {
             Ok(()) => SchemaState {
                 current: true,
                 detail: format!("schema version {} of {}", newest.unwrap_or(0), schema::latest()),
             },
-            Err(e) => SchemaState { current: false, detail: e.0 },
+            Err(e) => SchemaState { current: false, detail: e.message().to_string() },
         })
     }
 }
@@ -504,8 +500,8 @@ impl ScyllaStore {
     /// The pair already had a code: return it, and repair the code row if an
     /// earlier approval died between its two writes.
     async fn existing_approval(&self, proposed: &TrackingCode, pair: (i64, i64)) -> StoreResult<TrackingCode> {
-        let rows = self.exec(&self.st.select_approval, pair).await?.into_rows_result().map_err(err)?;
-        let code: CodeRow = rows.first_row().map_err(err)?;
+        let rows = self.exec(&self.st.select_approval, pair).await?.into_rows_result()?;
+        let code: CodeRow = rows.first_row()?;
         if let Some(found) = self.get_tracking_code(&code.code).await? {
             return Ok(found);
         }

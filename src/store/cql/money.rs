@@ -13,7 +13,7 @@ use scylla::statement::prepared::PreparedStatement;
 
 use super::due::MAX_ROUNDS;
 use super::ledger_rows::*;
-use super::{err, json, parse, schema, ScyllaStore};
+use super::{json, parse, schema, ScyllaStore};
 use crate::domain::ids::*;
 use crate::domain::money::*;
 use crate::store::due::scheduled_by;
@@ -26,7 +26,7 @@ fn cents(x: u64) -> i64 {
 }
 
 fn contended(what: &str) -> StoreError {
-    StoreError(format!("{what} stayed contended for {MAX_ROUNDS} rounds; retry"))
+    StoreError::Failed(format!("{what} stayed contended for {MAX_ROUNDS} rounds; retry"))
 }
 
 /// The due items to write before a movement: what it schedules, and for a
@@ -56,13 +56,13 @@ impl ScyllaStore {
             batch.append_statement(st.clone());
             values.push(v);
         }
-        let _permit = self.permits.acquire().await.map_err(err)?;
-        schema::applied(self.session.batch(&batch, values).await.map_err(err)?)
+        let _permit = self.permits.acquire().await?;
+        schema::applied(self.session.batch(&batch, values).await?)
     }
 
     async fn payout_campaign(&self, id: PayoutId) -> StoreResult<Option<CampaignId>> {
         let rows = self.exec(&self.st.ledger.select_payout_id, (id.to_string(),)).await?;
-        let row: Option<CampaignOfRow> = rows.into_rows_result().map_err(err)?.maybe_first_row().map_err(err)?;
+        let row: Option<CampaignOfRow> = rows.into_rows_result()?.maybe_first_row()?;
         Ok(row.map(|r| CampaignId(r.campaign_id as u64)))
     }
 
@@ -70,15 +70,15 @@ impl ScyllaStore {
     async fn payout_money(&self, campaign: CampaignId, id: PayoutId) -> StoreResult<Option<(Payout, StaticsRow)>> {
         let key = (campaign.0 as i64, id.to_string());
         let rows = self.exec(&self.st.ledger.select_money_payout, key).await?;
-        let row: Option<PayoutMoneyRow> = rows.into_rows_result().map_err(err)?.maybe_first_row().map_err(err)?;
+        let row: Option<PayoutMoneyRow> = rows.into_rows_result()?.maybe_first_row()?;
         let Some(row) = row else { return Ok(None) };
-        let body = row.body.as_deref().ok_or_else(|| StoreError(format!("payout {id} has no body")))?;
+        let body = row.body.as_deref().ok_or_else(|| StoreError::Failed(format!("payout {id} has no body")))?;
         Ok(Some((parse(body)?, row.statics())))
     }
 
     async fn statics(&self, campaign: CampaignId) -> StoreResult<StaticsRow> {
         let rows = self.exec(&self.st.ledger.select_money_statics, (campaign.0 as i64,)).await?;
-        let row: Option<StaticsRow> = rows.into_rows_result().map_err(err)?.maybe_first_row().map_err(err)?;
+        let row: Option<StaticsRow> = rows.into_rows_result()?.maybe_first_row()?;
         Ok(row.unwrap_or_default())
     }
 
@@ -113,7 +113,7 @@ impl ScyllaStore {
             p.clone()
         } else {
             let found = self.payout_money(p.campaign_id, p.id).await?;
-            found.map(|(p, _)| p).ok_or_else(|| StoreError(format!("payout {} vanished", p.id)))?
+            found.map(|(p, _)| p).ok_or_else(|| StoreError::Failed(format!("payout {} vanished", p.id)))?
         };
         self.post_lines(&wallet_entries(&stored)).await?;
         Ok(stored)
@@ -122,9 +122,9 @@ impl ScyllaStore {
     pub(super) async fn awaiting(&self, campaign: CampaignId, limit: usize) -> StoreResult<Vec<Payout>> {
         let limit = i32::try_from(limit).unwrap_or(i32::MAX);
         let rows = self.exec(&self.st.ledger.select_money_rows, (campaign.0 as i64, "awaiting", limit)).await?;
-        let rows = rows.into_rows_result().map_err(err)?;
+        let rows = rows.into_rows_result()?;
         let ids: Vec<PayoutId> =
-            rows.rows::<IdBodyRow>().map_err(err)?.filter_map(|r| r.ok().and_then(|r| r.id.parse().ok())).collect();
+            rows.rows::<IdBodyRow>()?.filter_map(|r| r.ok().and_then(|r| r.id.parse().ok())).collect();
         let found = join_all(ids.into_iter().map(|id| self.payout_money(campaign, id))).await;
         let mut out = Vec::new();
         for p in found {
@@ -135,11 +135,11 @@ impl ScyllaStore {
 
     pub(super) async fn entries(&self, campaign: CampaignId) -> StoreResult<Vec<Entry>> {
         let values = (campaign.0 as i64, "entry", i32::MAX);
-        let pager = self.session.execute_iter(self.st.ledger.select_money_rows.clone(), values).await.map_err(err)?;
-        let mut rows = pager.rows_stream::<IdBodyRow>().map_err(err)?;
+        let pager = self.session.execute_iter(self.st.ledger.select_money_rows.clone(), values).await?;
+        let mut rows = pager.rows_stream::<IdBodyRow>()?;
         let mut out = Vec::new();
         while let Some(row) = rows.next().await {
-            if let Some(body) = row.map_err(err)?.body {
+            if let Some(body) = row?.body {
                 out.push(parse(&body)?);
             }
         }
@@ -164,7 +164,7 @@ impl ScyllaStore {
         let mut intents_written = false;
         for _ in 0..MAX_ROUNDS {
             let found = self.payout_money(p.campaign_id, p.id).await?;
-            let (stored, statics) = found.ok_or_else(|| StoreError("no such payout".into()))?;
+            let (stored, statics) = found.ok_or_else(|| StoreError::Failed("no such payout".into()))?;
             if stored.status != mv.before {
                 return Ok(MoveOutcome::Moved(stored));
             }
@@ -187,7 +187,8 @@ impl ScyllaStore {
             if !mv.campaign_entries.is_empty() {
                 // Bounded deposits bound every account; this refusal is for
                 // data from before the bounds, and leaves the payout as it was.
-                let after = balance.after(&mv.campaign_entries).map_err(|e| StoreError(format!("payout {id}: {e}")))?;
+                let after =
+                    balance.after(&mv.campaign_entries).map_err(|e| StoreError::Failed(format!("payout {id}: {e}")))?;
                 writes.push((&st.update_balance_if, Box::new(BalanceUpdate::new(campaign, &after, statics.version))));
                 for e in &mv.campaign_entries {
                     let row = EntryInsert { campaign_id: campaign, id: e.id.clone(), body: json(e) };
@@ -221,7 +222,7 @@ impl ScyllaStore {
             // the two reads bumps the version, so the batch below fails.
             let statics = self.statics(f.campaign).await?;
             let probe = (campaign, entries[0].id.clone());
-            let seen = self.exec(&st.select_money_entry, probe).await?.into_rows_result().map_err(err)?;
+            let seen = self.exec(&st.select_money_entry, probe).await?.into_rows_result()?;
             if seen.rows_num() > 0 {
                 return Ok(FundOutcome::Replayed);
             }

@@ -30,28 +30,28 @@ const LOCK_TTL_SECS: u32 = 120;
 const LOCK_WAIT: Duration = Duration::from_secs(180);
 
 fn err(what: &str) -> impl Fn(String) -> StoreError + '_ {
-    move |e| StoreError(format!("{what}: {e}"))
+    move |e| StoreError::Failed(format!("{what}: {e}"))
 }
 
 async fn run(session: &Session, profiles: &Profiles, cql: &str) -> StoreResult<QueryResult> {
     let mut statement = Statement::new(cql);
     statement.set_execution_profile_handle(Some(profiles.slow.clone()));
-    session.query_unpaged(statement, &[]).await.map_err(|e| StoreError(format!("{e} (in: {cql})")))
+    session.query_unpaged(statement, &[]).await.map_err(|e| StoreError::Failed(format!("{e} (in: {cql})")))
 }
 
 /// The `[applied]` column of a conditional statement's answer.
 pub fn applied(result: QueryResult) -> StoreResult<bool> {
-    let rows = result.into_rows_result().map_err(|e| StoreError(e.to_string()))?;
+    let rows = result.into_rows_result().map_err(|e| StoreError::Failed(e.to_string()))?;
     applied_row(&rows).map(|(applied, _)| applied)
 }
 
 /// `[applied]` and the whole row: a lost conditional write carries the
 /// existing row's columns after it.
 pub fn applied_row(rows: &QueryRowsResult) -> StoreResult<(bool, Row)> {
-    let row: Row = rows.first_row().map_err(|e| StoreError(e.to_string()))?;
+    let row: Row = rows.first_row().map_err(|e| StoreError::Failed(e.to_string()))?;
     match row.columns.first() {
         Some(Some(CqlValue::Boolean(b))) => Ok((*b, row)),
-        other => Err(StoreError(format!("a conditional write answered without [applied]: {other:?}"))),
+        other => Err(StoreError::Failed(format!("a conditional write answered without [applied]: {other:?}"))),
     }
 }
 
@@ -63,18 +63,21 @@ fn replication(config: &ScyllaConfig) -> StoreResult<String> {
         "NetworkTopologyStrategy" => {
             let mut parts = vec!["'class': 'NetworkTopologyStrategy'".to_string()];
             for dc in &config.datacenters {
-                let (name, rf) = dc
-                    .split_once(':')
-                    .ok_or_else(|| StoreError(format!("scylla.datacenters entry '{dc}' must look like dc1:3")))?;
-                let rf: u32 = rf.trim().parse().map_err(|_| StoreError(format!("'{dc}': bad replication factor")))?;
+                let (name, rf) = dc.split_once(':').ok_or_else(|| {
+                    StoreError::Failed(format!("scylla.datacenters entry '{dc}' must look like dc1:3"))
+                })?;
+                let rf: u32 =
+                    rf.trim().parse().map_err(|_| StoreError::Failed(format!("'{dc}': bad replication factor")))?;
                 parts.push(format!("'{}': {rf}", name.trim().replace('\'', "")));
             }
             if parts.len() == 1 {
-                return Err(StoreError("NetworkTopologyStrategy needs scylla.datacenters, e.g. [\"dc1:3\"]".into()));
+                return Err(StoreError::Failed(
+                    "NetworkTopologyStrategy needs scylla.datacenters, e.g. [\"dc1:3\"]".into(),
+                ));
             }
             Ok(format!("{{{}}}", parts.join(", ")))
         }
-        other => Err(StoreError(format!(
+        other => Err(StoreError::Failed(format!(
             "scylla.replication_class '{other}' is not SimpleStrategy or NetworkTopologyStrategy"
         ))),
     }
@@ -119,7 +122,7 @@ async fn is_scylla(session: &Session, profiles: &Profiles) -> bool {
 }
 
 async fn agree(session: &Session) -> StoreResult<()> {
-    session.await_schema_agreement().await.map(drop).map_err(|e| StoreError(format!("schema agreement: {e}")))
+    session.await_schema_agreement().await.map(drop).map_err(|e| StoreError::Failed(format!("schema agreement: {e}")))
 }
 
 async fn lock(session: &Session, profiles: &Profiles, ks: &str, owner: &str) -> StoreResult<()> {
@@ -129,7 +132,9 @@ async fn lock(session: &Session, profiles: &Profiles, ks: &str, owner: &str) -> 
     );
     while !applied(run(session, profiles, &cql).await?)? {
         if started.elapsed() > LOCK_WAIT {
-            return Err(StoreError("another `clickledger migrate` holds the schema lock; try again later".into()));
+            return Err(StoreError::Failed(
+                "another `clickledger migrate` holds the schema lock; try again later".into(),
+            ));
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -165,7 +170,7 @@ async fn apply_pending(session: &Session, profiles: &Profiles, ks: &str) -> Stor
 fn already_added(statement: &str, e: &StoreError) -> bool {
     statement.trim_start().to_ascii_uppercase().starts_with("ALTER TABLE")
         // Cassandra 5 and ScyllaDB say it differently.
-        && (e.0.contains("already exists") || e.0.contains("conflicts with an existing column"))
+        && (e.message().contains("already exists") || e.message().contains("conflicts with an existing column"))
 }
 
 async fn versions(session: &Session, profiles: &Profiles, ks: &str) -> StoreResult<Vec<i32>> {
@@ -185,11 +190,11 @@ pub async fn check(session: &Session, profiles: &Profiles, ks: &str) -> StoreRes
 pub fn judge(ks: &str, found: Option<i32>) -> StoreResult<()> {
     match found {
         Some(v) if v == latest() => Ok(()),
-        Some(v) if v > latest() => Err(StoreError(format!(
+        Some(v) if v > latest() => Err(StoreError::Failed(format!(
             "keyspace '{ks}' is at schema version {v}, newer than this build's {}: upgrade clickledger",
             latest()
         ))),
-        other => Err(StoreError(format!(
+        other => Err(StoreError::Failed(format!(
             "keyspace '{ks}' is at schema version {}, this build needs {}: run `clickledger migrate` first",
             other.unwrap_or(0),
             latest()

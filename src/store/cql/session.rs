@@ -37,7 +37,9 @@ pub fn consistency(name: &str) -> StoreResult<Consistency> {
         "LOCAL_ONE" => Consistency::LocalOne,
         "LOCAL_QUORUM" => Consistency::LocalQuorum,
         "EACH_QUORUM" => Consistency::EachQuorum,
-        other => return Err(StoreError(format!("scylla.consistency '{other}' is not a CQL consistency level"))),
+        other => {
+            return Err(StoreError::Failed(format!("scylla.consistency '{other}' is not a CQL consistency level")))
+        }
     })
 }
 
@@ -45,7 +47,7 @@ fn serial(name: &str) -> StoreResult<SerialConsistency> {
     match name.to_ascii_uppercase().as_str() {
         "SERIAL" => Ok(SerialConsistency::Serial),
         "LOCAL_SERIAL" => Ok(SerialConsistency::LocalSerial),
-        other => Err(StoreError(format!("scylla.serial_consistency '{other}' must be SERIAL or LOCAL_SERIAL"))),
+        other => Err(StoreError::Failed(format!("scylla.serial_consistency '{other}' must be SERIAL or LOCAL_SERIAL"))),
     }
 }
 
@@ -78,7 +80,7 @@ pub fn profiles(config: &ScyllaConfig) -> StoreResult<Profiles> {
 /// Connects to the cluster (without selecting a keyspace).
 pub async fn connect(config: &ScyllaConfig, profiles: &Profiles) -> StoreResult<Session> {
     if config.nodes.is_empty() {
-        return Err(StoreError("scylla.nodes is empty: set CLICKLEDGER_SCYLLA_NODES=host:port,…".into()));
+        return Err(StoreError::Failed("scylla.nodes is empty: set CLICKLEDGER_SCYLLA_NODES=host:port,…".into()));
     }
     let mut builder = SessionBuilder::new()
         .known_nodes(&config.nodes)
@@ -88,16 +90,15 @@ pub async fn connect(config: &ScyllaConfig, profiles: &Profiles) -> StoreResult<
         builder = builder.user(config.username.clone(), config.password.clone());
     }
     builder = tls(builder, config)?;
-    builder
-        .build()
-        .await
-        .map_err(|e| StoreError(format!("cannot connect to the CQL cluster at {}: {e}", config.nodes.join(","))))
+    builder.build().await.map_err(|e| {
+        StoreError::Failed(format!("cannot connect to the CQL cluster at {}: {e}", config.nodes.join(",")))
+    })
 }
 
 #[cfg(not(feature = "cql-tls"))]
 fn tls(builder: SessionBuilder, config: &ScyllaConfig) -> StoreResult<SessionBuilder> {
     if config.tls {
-        return Err(StoreError("scylla.tls = true needs a build with `--features cql-tls`".into()));
+        return Err(StoreError::Failed("scylla.tls = true needs a build with `--features cql-tls`".into()));
     }
     Ok(builder)
 }
@@ -111,11 +112,11 @@ fn tls(builder: SessionBuilder, config: &ScyllaConfig) -> StoreResult<SessionBui
     let mut roots = rustls::RootCertStore::empty();
     let file = &config.tls_ca_file;
     if file.is_empty() {
-        return Err(StoreError("scylla.tls = true needs scylla.tls_ca_file (PEM) to verify the nodes".into()));
+        return Err(StoreError::Failed("scylla.tls = true needs scylla.tls_ca_file (PEM) to verify the nodes".into()));
     }
-    for cert in CertificateDer::pem_file_iter(file).map_err(|e| StoreError(format!("{file}: {e}")))? {
-        let cert = cert.map_err(|e| StoreError(format!("{file}: {e}")))?;
-        roots.add(cert).map_err(|e| StoreError(format!("{file}: {e}")))?;
+    for cert in CertificateDer::pem_file_iter(file).map_err(|e| StoreError::Failed(format!("{file}: {e}")))? {
+        let cert = cert.map_err(|e| StoreError::Failed(format!("{file}: {e}")))?;
+        roots.add(cert).map_err(|e| StoreError::Failed(format!("{file}: {e}")))?;
     }
     let tls = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
     Ok(builder.tls_context(Some(Arc::new(tls))))

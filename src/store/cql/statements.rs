@@ -118,7 +118,8 @@ pub(super) async fn prepare(
     cql: &str,
 ) -> StoreResult<PreparedStatement> {
     let cql = cql.replace("{ks}", ks);
-    let mut p = session.prepare(cql.as_str()).await.map_err(|e| StoreError(format!("preparing `{cql}`: {e}")))?;
+    let mut p =
+        session.prepare(cql.as_str()).await.map_err(|e| StoreError::Failed(format!("preparing `{cql}`: {e}")))?;
     match kind {
         Kind::Plain => p.set_is_idempotent(true),
         Kind::SerialRead => {

@@ -9,7 +9,7 @@ use futures::future::join_all;
 
 use super::due::MAX_ROUNDS;
 use super::ledger_rows::*;
-use super::{err, json, parse, ScyllaStore};
+use super::{json, parse, ScyllaStore};
 use crate::domain::ids::AffiliateId;
 use crate::domain::money::{WalletEntry, WalletTotals};
 use crate::store::{StoreError, StoreResult, WalletPage};
@@ -29,13 +29,13 @@ impl ScyllaStore {
 
     async fn wallet_totals(&self, aff: AffiliateId) -> StoreResult<WalletTotalsRow> {
         let rows = self.exec(&self.st.ledger.select_wallet_totals, (aff.0 as i64,)).await?;
-        let row: Option<WalletTotalsRow> = rows.into_rows_result().map_err(err)?.maybe_first_row().map_err(err)?;
+        let row: Option<WalletTotalsRow> = rows.into_rows_result()?.maybe_first_row()?;
         Ok(row.unwrap_or_default())
     }
 
     async fn has_line(&self, aff: AffiliateId, line: &WalletEntry) -> StoreResult<bool> {
         let key = (aff.0 as i64, line.at as i64, line.id.clone());
-        let rows = self.exec(&self.st.ledger.select_wallet_line, key).await?.into_rows_result().map_err(err)?;
+        let rows = self.exec(&self.st.ledger.select_wallet_line, key).await?.into_rows_result()?;
         Ok(rows.rows_num() > 0)
     }
 
@@ -76,7 +76,7 @@ impl ScyllaStore {
                 return Ok(());
             }
         }
-        Err(StoreError(format!("wallet {aff} stayed contended for {MAX_ROUNDS} rounds; retry")))
+        Err(StoreError::Failed(format!("wallet {aff} stayed contended for {MAX_ROUNDS} rounds; retry")))
     }
 
     /// `before` is the previous page's cursor: `{at}:{line id}` of its last line.
@@ -97,11 +97,11 @@ impl ScyllaStore {
             }
             None => self.exec(&st.select_wallet_page, (aff.0 as i64, want)).await?,
         };
-        let rows = result.into_rows_result().map_err(err)?;
+        let rows = result.into_rows_result()?;
         let mut entries: Vec<WalletEntry> = Vec::new();
-        for row in rows.rows::<MaybeBodyRow>().map_err(err)? {
+        for row in rows.rows::<MaybeBodyRow>()? {
             // A wallet with totals but no lines answers one row without a body.
-            if let Some(body) = row.map_err(err)?.body {
+            if let Some(body) = row?.body {
                 entries.push(parse(&body)?);
             }
         }

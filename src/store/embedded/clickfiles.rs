@@ -56,9 +56,9 @@ impl Segments {
     /// interrupted upgrade's), then numbering starts at 1.
     pub fn for_upgrade(data_dir: &Path) -> StoreResult<Self> {
         let dir = data_dir.join(DIR);
-        crate::private_fs::create_dir(&dir).map_err(err)?;
-        for (_, _, path) in list(&dir).map_err(err)? {
-            std::fs::remove_file(path).map_err(err)?;
+        crate::private_fs::create_dir(&dir)?;
+        for (_, _, path) in list(&dir)? {
+            std::fs::remove_file(path)?;
         }
         Ok(Self::new(dir, 1, None))
     }

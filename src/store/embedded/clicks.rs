@@ -95,8 +95,7 @@ impl ClickLog {
         let segments = Segments::new(dir.clone(), next_seq, faults);
         let appender = Appender { segments, shared: shared.clone(), store_writer, db, last_checkpoint: Instant::now() };
         let (tx, rx) = mpsc::sync_channel(queue.max(1));
-        let thread =
-            std::thread::Builder::new().name("click-writer".into()).spawn(move || appender.run(rx)).map_err(err)?;
+        let thread = std::thread::Builder::new().name("click-writer".into()).spawn(move || appender.run(rx))?;
         Ok(Self { reader: LogReader { dir, shared }, tx, thread })
     }
 
@@ -112,7 +111,7 @@ impl ClickLog {
     pub async fn append(&self, batch: Arc<Batch>) -> StoreResult<()> {
         let (reply, answer) = oneshot::channel();
         self.send(Msg::Append(batch, reply)).await?;
-        answer.await.map_err(|_| StoreError("the click writer dropped the batch".into()))?
+        answer.await.map_err(|_| StoreError::Unavailable("the click writer dropped the batch".into()))?
     }
 
     /// The batch's clicks are logged but the batch failed: its retry must
@@ -130,16 +129,16 @@ impl ClickLog {
     pub async fn expire(&self, before_day: u64, limit: usize) -> StoreResult<usize> {
         let (reply, answer) = oneshot::channel();
         self.send(Msg::Expire { before_day, limit, reply }).await?;
-        answer.await.map_err(|_| StoreError("the click writer dropped the request".into()))?
+        answer.await.map_err(|_| StoreError::Unavailable("the click writer dropped the request".into()))?
     }
 
     async fn send(&self, msg: Msg) -> StoreResult<()> {
-        let stopped = || StoreError("the click writer has stopped".into());
+        let stopped = || StoreError::Unavailable("the click writer has stopped".into());
         match self.tx.try_send(msg) {
             Ok(()) => Ok(()),
             Err(mpsc::TrySendError::Full(msg)) => {
                 let tx = self.tx.clone();
-                tokio::task::spawn_blocking(move || tx.send(msg)).await.map_err(err)?.map_err(|_| stopped())
+                tokio::task::spawn_blocking(move || tx.send(msg)).await?.map_err(|_| stopped())
             }
             Err(mpsc::TrySendError::Disconnected(_)) => Err(stopped()),
         }
@@ -154,8 +153,8 @@ impl LogReader {
     pub fn stats(&self, db: &redb::Database, campaign: CampaignId) -> StoreResult<CampaignStats> {
         let (txn, extra) = {
             let pending = lock(&self.shared);
-            let txn = db.begin_read().map_err(err)?;
-            let at = checkpoint(&txn.open_table(format::META).map_err(err)?)?;
+            let txn = db.begin_read()?;
+            let at = checkpoint(&txn.open_table(format::META)?)?;
             let mut extra = CampaignStats::default();
             for (_, _, delta) in pending.entries.iter().filter(|(pos, c, _)| *pos > at && *c == campaign) {
                 extra.add(delta);
@@ -171,11 +170,11 @@ impl LogReader {
     /// audits; nothing on the request path reads clicks back).
     pub fn find(&self, campaign: CampaignId, id: ClickId) -> StoreResult<Option<Click>> {
         let day = day_of(id);
-        for (_, _, path) in list(&self.dir).map_err(err)?.into_iter().rev().filter(|s| s.1 == day) {
+        for (_, _, path) in list(&self.dir)?.into_iter().rev().filter(|s| s.1 == day) {
             let file = match File::open(&path) {
                 Ok(f) => f,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(err(e)),
+                Err(e) => return Err(e.into()),
             };
             let mut decoder = Decoder::default();
             let mut found = None;
@@ -185,8 +184,7 @@ impl LogReader {
                     found = clicks.into_iter().find(|c| c.id == id);
                 }
                 Ok(found.is_none())
-            })
-            .map_err(err)?;
+            })?;
             if found.is_some() {
                 return Ok(found);
             }
@@ -253,10 +251,10 @@ impl Appender {
             }
             (fresh, skipped)
         };
-        let result = self.segments.append(&fresh).map_err(err);
+        let result = self.segments.append(&fresh).map_err(StoreError::from);
         if let Err(e) = &result {
             tracing::error!(error = %e, "the click log cannot write");
-            self.db.write_failed(&e.0);
+            self.db.write_failed(e.message());
         }
         if let Ok(entries) = &result {
             let mut pending = lock(&self.shared);
@@ -284,11 +282,11 @@ impl Appender {
             let job: Job = Box::new(Checkpoint { shared: self.shared.clone(), upto, done: Some(done) });
             if self.store_writer.send(job).is_err() {
                 lock(&self.shared).checkpointing = false;
-                return Err(StoreError("store writer has stopped".into()));
+                return Err(StoreError::Unavailable("store writer has stopped".into()));
             }
-            landed.recv().map_err(err)??;
+            landed.recv()??;
         }
-        self.segments.expire(before_day, limit).map_err(err)
+        self.segments.expire(before_day, limit).map_err(StoreError::from)
     }
 
     /// Hands the counts to the redb writer once a second, one checkpoint
@@ -328,7 +326,7 @@ impl WriteJob for Checkpoint {
         for (_, campaign, delta) in lock(&self.shared).entries.iter().filter(|e| e.0 <= self.upto) {
             sums.entry(*campaign).or_default().add(delta);
         }
-        let mut stats = txn.open_table(STATS).map_err(err)?;
+        let mut stats = txn.open_table(STATS)?;
         for (campaign, delta) in sums {
             events::add_stats(&mut stats, campaign, &delta)?;
         }
@@ -349,14 +347,14 @@ impl WriteJob for Checkpoint {
 }
 
 fn checkpoint(meta: &impl ReadableTable<&'static str, u64>) -> StoreResult<Pos> {
-    let get = |key| meta.get(key).map_err(err).map(|v| v.map_or(0, |v| v.value()));
+    let get = |key| meta.get(key).map_err(StoreError::from).map(|v| v.map_or(0, |v| v.value()));
     Ok(Pos { segment: get(SEGMENT_KEY)?, offset: get(OFFSET_KEY)? })
 }
 
 pub(super) fn set_checkpoint(txn: &WriteTransaction, at: Pos) -> StoreResult<()> {
-    let mut meta = txn.open_table(format::META).map_err(err)?;
-    meta.insert(SEGMENT_KEY, at.segment).map_err(err)?;
-    meta.insert(OFFSET_KEY, at.offset).map_err(err)?;
+    let mut meta = txn.open_table(format::META)?;
+    meta.insert(SEGMENT_KEY, at.segment)?;
+    meta.insert(OFFSET_KEY, at.offset)?;
     Ok(())
 }
 
@@ -365,17 +363,17 @@ pub(super) fn set_checkpoint(txn: &WriteTransaction, at: Pos) -> StoreResult<()>
 /// number.
 pub(super) fn recover(data_dir: &Path, txn: &WriteTransaction) -> StoreResult<u64> {
     let dir = data_dir.join(DIR);
-    crate::private_fs::create_dir(&dir).map_err(err)?;
-    let at = checkpoint(&txn.open_table(format::META).map_err(err)?)?;
+    crate::private_fs::create_dir(&dir)?;
+    let at = checkpoint(&txn.open_table(format::META)?)?;
     let mut sums: HashMap<CampaignId, CampaignStats> = HashMap::new();
     let mut end = at;
-    let segments = list(&dir).map_err(err)?;
+    let segments = list(&dir)?;
     for (seq, _, path) in segments.iter().filter(|s| s.0 >= at.segment) {
         let from = if *seq == at.segment { at.offset } else { 0 };
-        let valid = replay(path, from, &mut sums).map_err(err)?;
+        let valid = replay(path, from, &mut sums)?;
         end = Pos { segment: *seq, offset: valid };
     }
-    let mut stats = txn.open_table(STATS).map_err(err)?;
+    let mut stats = txn.open_table(STATS)?;
     for (campaign, delta) in sums {
         events::add_stats(&mut stats, campaign, &delta)?;
     }

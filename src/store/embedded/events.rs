@@ -8,9 +8,9 @@ use super::*;
 /// One campaign batch's keyed events (insert-if-absent) and counters, in
 /// the writer's transaction.
 pub(super) fn apply(txn: &WriteTransaction, batch: &Batch) -> StoreResult<Vec<Outcome>> {
-    let mut conversions = txn.open_table(CONVERSIONS).map_err(err)?;
-    let mut leads = txn.open_table(LEADS).map_err(err)?;
-    let mut stats = txn.open_table(STATS).map_err(err)?;
+    let mut conversions = txn.open_table(CONVERSIONS)?;
+    let mut leads = txn.open_table(LEADS)?;
+    let mut stats = txn.open_table(STATS)?;
     // Summed per campaign so a batch rewrites each campaign's counters once.
     let mut deltas: HashMap<CampaignId, CampaignStats> = HashMap::new();
     let mut add = |campaign: CampaignId, delta: &CampaignStats| deltas.entry(campaign).or_default().add(delta);
@@ -40,17 +40,17 @@ pub(super) fn insert_keyed(
     match keyed {
         Keyed::Conversion(c) => {
             let key = (c.campaign_id.0, c.click_id.0);
-            if let Some(found) = conversions.get(key).map_err(err)? {
+            if let Some(found) = conversions.get(key)? {
                 return Ok(Outcome::Existing(Keyed::Conversion(dec(found.value())?)));
             }
-            conversions.insert(key, enc(c).as_slice()).map_err(err)?;
+            conversions.insert(key, enc(c).as_slice())?;
         }
         Keyed::Lead(l) => {
             let key = (l.campaign_id.0, l.external_id.as_str());
-            if let Some(found) = leads.get(key).map_err(err)? {
+            if let Some(found) = leads.get(key)? {
                 return Ok(Outcome::Existing(Keyed::Lead(dec(found.value())?)));
             }
-            leads.insert(key, enc(l).as_slice()).map_err(err)?;
+            leads.insert(key, enc(l).as_slice())?;
         }
     }
     Ok(Outcome::Inserted)
@@ -62,13 +62,13 @@ pub(super) fn index_keyed(txn: &WriteTransaction, keyed: &Keyed) -> StoreResult<
     let campaign = keyed.campaign();
     match keyed {
         Keyed::Conversion(c) => {
-            let mut index = txn.open_table(CONVERSION_INDEX).map_err(err)?;
-            index.insert(c.id.0, (campaign.0, c.click_id.0)).map_err(err)?;
+            let mut index = txn.open_table(CONVERSION_INDEX)?;
+            index.insert(c.id.0, (campaign.0, c.click_id.0))?;
         }
         Keyed::Lead(l) => {
-            let mut index = txn.open_table(LEAD_INDEX).map_err(err)?;
-            index.insert((campaign.0, l.id.0), l.external_id.as_str()).map_err(err)?;
-            txn.open_table(LEAD_CAMPAIGN).map_err(err)?.insert(l.id.0, campaign.0).map_err(err)?;
+            let mut index = txn.open_table(LEAD_INDEX)?;
+            index.insert((campaign.0, l.id.0), l.external_id.as_str())?;
+            txn.open_table(LEAD_CAMPAIGN)?.insert(l.id.0, campaign.0)?;
         }
     }
     if keyed.payout(0).is_some() {
@@ -82,28 +82,28 @@ pub(super) fn index_keyed(txn: &WriteTransaction, keyed: &Keyed) -> StoreResult<
 }
 
 pub(super) fn lead_by_id(txn: &redb::ReadTransaction, id: LeadId) -> StoreResult<Option<Lead>> {
-    let Some(campaign) = txn.open_table(LEAD_CAMPAIGN).map_err(err)?.get(id.0).map_err(err)?.map(|v| v.value()) else {
+    let Some(campaign) = txn.open_table(LEAD_CAMPAIGN)?.get(id.0)?.map(|v| v.value()) else {
         return Ok(None);
     };
-    let index = txn.open_table(LEAD_INDEX).map_err(err)?;
-    let Some(external) = index.get((campaign, id.0)).map_err(err)? else {
+    let index = txn.open_table(LEAD_INDEX)?;
+    let Some(external) = index.get((campaign, id.0))? else {
         return Ok(None);
     };
     get_json(txn, LEADS, (campaign, external.value()))
 }
 
 pub(super) fn list_leads(txn: &redb::ReadTransaction, q: &LeadQuery) -> StoreResult<Vec<Lead>> {
-    let index = txn.open_table(LEAD_INDEX).map_err(err)?;
-    let leads = txn.open_table(LEADS).map_err(err)?;
+    let index = txn.open_table(LEAD_INDEX)?;
+    let leads = txn.open_table(LEADS)?;
     let end = q.before.map_or(u128::MAX, |b| b.0);
     let mut out = Vec::new();
-    for row in index.range((q.campaign.0, 0u128)..(q.campaign.0, end)).map_err(err)?.rev() {
+    for row in index.range((q.campaign.0, 0u128)..(q.campaign.0, end))?.rev() {
         // Checked before taking a row, so a limit of zero returns nothing.
         if out.len() >= q.limit {
             break;
         }
-        let (_, external) = row.map_err(err)?;
-        let Some(found) = leads.get((q.campaign.0, external.value())).map_err(err)? else { continue };
+        let (_, external) = row?;
+        let Some(found) = leads.get((q.campaign.0, external.value()))? else { continue };
         let lead: Lead = dec(found.value())?;
         if q.status.is_none_or(|s| s == lead.status) {
             out.push(lead);
@@ -116,11 +116,11 @@ pub(super) fn add_stats(table: &mut Table<u64, &[u8]>, campaign: CampaignId, del
     if delta.is_empty() {
         return Ok(());
     }
-    let mut current: CampaignStats = match table.get(campaign.0).map_err(err)? {
+    let mut current: CampaignStats = match table.get(campaign.0)? {
         Some(v) => dec(v.value())?,
         None => CampaignStats::default(),
     };
     current.add(delta);
-    table.insert(campaign.0, enc(&current).as_slice()).map_err(err)?;
+    table.insert(campaign.0, enc(&current).as_slice())?;
     Ok(())
 }

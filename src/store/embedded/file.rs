@@ -38,7 +38,7 @@ pub struct Db {
 
 impl Db {
     pub fn open(path: PathBuf, faults: Option<Arc<DiskFaults>>) -> StoreResult<Self> {
-        let db = open_file(&path, faults.as_ref()).map_err(|e| StoreError(e.to_string()))?;
+        let db = open_file(&path, faults.as_ref()).map_err(|e| StoreError::Failed(e.to_string()))?;
         let failing = Mutex::new(None);
         Ok(Self { current: RwLock::new(Some(Arc::new(db))), path, faults, failing, last_failure: Mutex::new(None) })
     }
@@ -46,7 +46,7 @@ impl Db {
     /// The database to read or write now.
     pub fn get(&self) -> StoreResult<Arc<Database>> {
         let current = self.current.read().unwrap_or_else(|p| p.into_inner());
-        current.clone().ok_or_else(|| StoreError("the store is reopening after a write failure".into()))
+        current.clone().ok_or_else(|| StoreError::Unavailable("the store is reopening after a write failure".into()))
     }
 
     /// Why writes are failing, if they are.
@@ -94,7 +94,7 @@ impl Db {
             }
             std::thread::sleep(REOPEN_PAUSE);
         }
-        Err(StoreError(format!("could not reopen {}: {last}", self.path.display())))
+        Err(StoreError::Unavailable(format!("could not reopen {}: {last}", self.path.display())))
     }
 }
 
@@ -112,7 +112,7 @@ fn open_file(path: &PathBuf, faults: Option<&Arc<DiskFaults>>) -> Result<Databas
 /// Whether a store error is redb's I/O failure (or its refusal after one),
 /// the kind a reopen can cure once the disk has room again.
 pub fn is_io(e: &StoreError) -> bool {
-    e.0.contains("I/O error")
+    e.is_unavailable()
 }
 
 /// Test seam: while `full` is set, every write to the file fails the way a

@@ -21,7 +21,6 @@ use std::path::Path;
 use redb::{ReadableTable, TableDefinition, TableHandle, WriteTransaction};
 
 use super::clicks::{set_checkpoint, Segments};
-use super::err;
 use crate::domain::ids::CampaignId;
 use crate::domain::model::Click;
 use crate::store::{clicklog, StoreError, StoreResult};
@@ -39,36 +38,36 @@ const MOVE_BATCH: usize = 10_000;
 
 /// Brings the file to [`CURRENT`], or refuses it; returns the format found.
 pub fn upgrade(txn: &WriteTransaction, data_dir: &Path) -> StoreResult<u64> {
-    let found = txn.open_table(META).map_err(err)?.get(FORMAT_KEY).map_err(err)?.map(|v| v.value());
+    let found = txn.open_table(META)?.get(FORMAT_KEY)?.map(|v| v.value());
     match found {
         Some(CURRENT) => return Ok(CURRENT),
         Some(newer) if newer > CURRENT => {
-            return Err(StoreError(format!(
+            return Err(StoreError::Failed(format!(
                 "the data directory is in format {newer}, newer than this build's {CURRENT}: \
                  run the clickledger release that wrote it (or newer), or restore a backup"
             )))
         }
         _ => {}
     }
-    let tables: Vec<String> = txn.list_tables().map_err(err)?.map(|t| t.name().to_string()).collect();
+    let tables: Vec<String> = txn.list_tables()?.map(|t| t.name().to_string()).collect();
     let mut segments = Segments::for_upgrade(data_dir)?;
     let mut mover = Mover { segments: &mut segments, group: Vec::with_capacity(MOVE_BATCH) };
     if tables.iter().any(|t| t == OLD_CLICKS.name()) {
-        for row in txn.open_table(OLD_CLICKS).map_err(err)?.iter().map_err(err)? {
-            mover.push(vec![super::dec(row.map_err(err)?.1.value())?])?;
+        for row in txn.open_table(OLD_CLICKS)?.iter()? {
+            mover.push(vec![super::dec(row?.1.value())?])?;
         }
-        txn.delete_table(OLD_CLICKS).map_err(err)?;
+        txn.delete_table(OLD_CLICKS)?;
     }
     if tables.iter().any(|t| t == OLD_LOG.name()) {
-        for row in txn.open_table(OLD_LOG).map_err(err)?.iter().map_err(err)? {
-            let (key, bytes) = row.map_err(err)?;
-            mover.push(clicklog::decode(CampaignId(key.value().0), bytes.value()).map_err(err)?)?;
+        for row in txn.open_table(OLD_LOG)?.iter()? {
+            let (key, bytes) = row?;
+            mover.push(clicklog::decode(CampaignId(key.value().0), bytes.value())?)?;
         }
-        txn.delete_table(OLD_LOG).map_err(err)?;
+        txn.delete_table(OLD_LOG)?;
     }
     mover.flush()?;
     set_checkpoint(txn, segments.end())?;
-    txn.open_table(META).map_err(err)?.insert(FORMAT_KEY, CURRENT).map_err(err)?;
+    txn.open_table(META)?.insert(FORMAT_KEY, CURRENT)?;
     Ok(found.unwrap_or(1))
 }
 
@@ -89,7 +88,7 @@ impl Mover<'_> {
 
     fn flush(&mut self) -> StoreResult<()> {
         if !self.group.is_empty() {
-            self.segments.append(&self.group.iter().collect::<Vec<_>>()).map_err(err)?;
+            self.segments.append(&self.group.iter().collect::<Vec<_>>())?;
             self.group.clear();
         }
         Ok(())

@@ -4,7 +4,7 @@
 
 use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
 
-use super::{dec, enc, err, get_json};
+use super::{dec, enc, get_json};
 use crate::domain::ids::*;
 use crate::domain::keys::{ApiKey, KeyHash, Owner};
 use crate::domain::model::{Advertiser, Affiliate};
@@ -29,18 +29,18 @@ pub fn table_names() -> Vec<String> {
 
 /// Opens every table and indexes keys stored before key records existed.
 pub fn open_tables(txn: &WriteTransaction) -> StoreResult<()> {
-    txn.open_table(ADVERTISERS).map_err(err)?;
-    txn.open_table(AFFILIATES).map_err(err)?;
-    txn.open_table(KEY_LAST_USED).map_err(err)?;
-    let mut owners = txn.open_table(OWNER_KEYS).map_err(err)?;
-    if owners.is_empty().map_err(err)? {
-        let keys = txn.open_table(API_KEYS).map_err(err)?;
-        for row in keys.iter().map_err(err)? {
-            let (hash, value) = row.map_err(err)?;
-            let hash: KeyHash = hash.value().try_into().map_err(err)?;
-            let key = ApiKey::decode(value.value(), &hash).map_err(err)?;
+    txn.open_table(ADVERTISERS)?;
+    txn.open_table(AFFILIATES)?;
+    txn.open_table(KEY_LAST_USED)?;
+    let mut owners = txn.open_table(OWNER_KEYS)?;
+    if owners.is_empty()? {
+        let keys = txn.open_table(API_KEYS)?;
+        for row in keys.iter()? {
+            let (hash, value) = row?;
+            let hash: KeyHash = hash.value().try_into()?;
+            let key = ApiKey::decode(value.value(), &hash)?;
             if key.is_active() {
-                owners.insert(index_key(&key), hash.as_slice()).map_err(err)?;
+                owners.insert(index_key(&key), hash.as_slice())?;
             }
         }
     }
@@ -66,7 +66,7 @@ pub fn put_tenant(
     body: &[u8],
     keys: &[(ApiKey, KeyHash)],
 ) -> StoreResult<()> {
-    txn.open_table(table).map_err(err)?.insert(id, body).map_err(err)?;
+    txn.open_table(table)?.insert(id, body)?;
     for (key, hash) in keys {
         insert_key(txn, key, hash)?;
     }
@@ -74,8 +74,8 @@ pub fn put_tenant(
 }
 
 fn insert_key(txn: &WriteTransaction, key: &ApiKey, hash: &KeyHash) -> StoreResult<()> {
-    txn.open_table(OWNER_KEYS).map_err(err)?.insert(index_key(key), hash.as_slice()).map_err(err)?;
-    txn.open_table(API_KEYS).map_err(err)?.insert(hash.as_slice(), enc(key).as_slice()).map_err(err)?;
+    txn.open_table(OWNER_KEYS)?.insert(index_key(key), hash.as_slice())?;
+    txn.open_table(API_KEYS)?.insert(hash.as_slice(), enc(key).as_slice())?;
     Ok(())
 }
 
@@ -87,16 +87,16 @@ fn owner_hashes<T: ReadableTable<(u8, u64, bool, u128), &'static [u8]>>(
 ) -> StoreResult<Vec<(KeyId, KeyHash)>> {
     let (kind, id) = owner_parts(owner);
     let mut out = Vec::new();
-    for row in table.range((kind, id, secret, 0u128)..=(kind, id, secret, u128::MAX)).map_err(err)?.rev() {
-        let (k, v) = row.map_err(err)?;
-        out.push((KeyId(k.value().3), v.value().try_into().map_err(err)?));
+    for row in table.range((kind, id, secret, 0u128)..=(kind, id, secret, u128::MAX))?.rev() {
+        let (k, v) = row?;
+        out.push((KeyId(k.value().3), v.value().try_into()?));
     }
     Ok(out)
 }
 
 pub fn add_key(txn: &WriteTransaction, key: &ApiKey, hash: &KeyHash, max_secret: usize) -> StoreResult<AddKey> {
     if key.principal.is_secret() {
-        let owners = txn.open_table(OWNER_KEYS).map_err(err)?;
+        let owners = txn.open_table(OWNER_KEYS)?;
         if owner_hashes(&owners, key.principal.owner(), true)?.len() >= max_secret {
             return Ok(AddKey::TooMany);
         }
@@ -106,28 +106,28 @@ pub fn add_key(txn: &WriteTransaction, key: &ApiKey, hash: &KeyHash, max_secret:
 }
 
 pub fn key_by_hash(txn: &ReadTransaction, hash: &KeyHash) -> StoreResult<Option<ApiKey>> {
-    let table = txn.open_table(API_KEYS).map_err(err)?;
-    let found = table.get(hash.as_slice()).map_err(err)?;
-    found.map(|v| ApiKey::decode(v.value(), hash).map_err(err)).transpose()
+    let table = txn.open_table(API_KEYS)?;
+    let found = table.get(hash.as_slice())?;
+    found.map(|v| ApiKey::decode(v.value(), hash).map_err(StoreError::from)).transpose()
 }
 
 pub fn list_keys(txn: &ReadTransaction, owner: Owner, before: Option<KeyId>, limit: usize) -> StoreResult<Vec<Listed>> {
-    let owners = txn.open_table(OWNER_KEYS).map_err(err)?;
-    let used = txn.open_table(KEY_LAST_USED).map_err(err)?;
+    let owners = txn.open_table(OWNER_KEYS)?;
+    let used = txn.open_table(KEY_LAST_USED)?;
     let mut hashes = owner_hashes(&owners, owner, true)?;
     hashes.extend(owner_hashes(&owners, owner, false)?);
     hashes.sort_by_key(|h| std::cmp::Reverse(h.0));
     let mut out = Vec::new();
     for (id, hash) in hashes.into_iter().filter(|(id, _)| before.is_none_or(|b| *id < b)).take(limit) {
         let Some(key) = key_by_hash(txn, &hash)? else { continue };
-        let last_used_at = used.get(id.0).map_err(err)?.map(|v| v.value());
+        let last_used_at = used.get(id.0)?.map(|v| v.value());
         out.push(Listed { key, last_used_at });
     }
     Ok(out)
 }
 
 pub fn revoke_key(txn: &WriteTransaction, owner: Owner, id: KeyId, at: u64) -> StoreResult<Revoke> {
-    let mut owners = txn.open_table(OWNER_KEYS).map_err(err)?;
+    let mut owners = txn.open_table(OWNER_KEYS)?;
     let secret = owner_hashes(&owners, owner, true)?;
     let (is_secret, hash) = match secret.iter().find(|(k, _)| *k == id) {
         Some((_, hash)) => (true, *hash),
@@ -140,21 +140,21 @@ pub fn revoke_key(txn: &WriteTransaction, owner: Owner, id: KeyId, at: u64) -> S
         return Ok(Revoke::LastSecretKey);
     }
     let (kind, owner_id) = owner_parts(owner);
-    owners.remove((kind, owner_id, is_secret, id.0)).map_err(err)?;
-    let mut keys = txn.open_table(API_KEYS).map_err(err)?;
-    let stored = keys.get(hash.as_slice()).map_err(err)?.map(|v| ApiKey::decode(v.value(), &hash)).transpose();
-    let mut key = stored.map_err(err)?.ok_or_else(|| StoreError(format!("key {id} is indexed but has no record")))?;
+    owners.remove((kind, owner_id, is_secret, id.0))?;
+    let mut keys = txn.open_table(API_KEYS)?;
+    let stored = keys.get(hash.as_slice())?.map(|v| ApiKey::decode(v.value(), &hash)).transpose();
+    let mut key = stored?.ok_or_else(|| StoreError::Failed(format!("key {id} is indexed but has no record")))?;
     key.revoked_at.get_or_insert(at);
-    keys.insert(hash.as_slice(), enc(&key).as_slice()).map_err(err)?;
+    keys.insert(hash.as_slice(), enc(&key).as_slice())?;
     Ok(Revoke::Revoked(key, hash))
 }
 
 pub fn key_by_id(txn: &ReadTransaction, owner: Owner, id: KeyId) -> StoreResult<Option<ApiKey>> {
-    let owners = txn.open_table(OWNER_KEYS).map_err(err)?;
+    let owners = txn.open_table(OWNER_KEYS)?;
     let (kind, owner_id) = owner_parts(owner);
     for secret in [true, false] {
-        if let Some(hash) = owners.get((kind, owner_id, secret, id.0)).map_err(err)? {
-            let hash: KeyHash = hash.value().try_into().map_err(err)?;
+        if let Some(hash) = owners.get((kind, owner_id, secret, id.0))? {
+            let hash: KeyHash = hash.value().try_into()?;
             return key_by_hash(txn, &hash);
         }
     }
@@ -162,32 +162,32 @@ pub fn key_by_id(txn: &ReadTransaction, owner: Owner, id: KeyId) -> StoreResult<
 }
 
 pub fn replace_advertiser(txn: &WriteTransaction, a: &Advertiser) -> StoreResult<()> {
-    txn.open_table(ADVERTISERS).map_err(err)?.insert(a.id.0, enc(a).as_slice()).map_err(err)?;
+    txn.open_table(ADVERTISERS)?.insert(a.id.0, enc(a).as_slice())?;
     Ok(())
 }
 
 pub fn touch_key(txn: &WriteTransaction, id: KeyId, at: u64) -> StoreResult<()> {
-    txn.open_table(KEY_LAST_USED).map_err(err)?.insert(id.0, at).map_err(err)?;
+    txn.open_table(KEY_LAST_USED)?.insert(id.0, at)?;
     Ok(())
 }
 
 pub fn set_disabled(txn: &WriteTransaction, owner: Owner, disabled_at: Option<u64>) -> StoreResult<bool> {
     match owner {
         Owner::Advertiser(id) => {
-            let mut table = txn.open_table(ADVERTISERS).map_err(err)?;
-            let Some(mut a) = table.get(id.0).map_err(err)?.map(|v| dec::<Advertiser>(v.value())).transpose()? else {
+            let mut table = txn.open_table(ADVERTISERS)?;
+            let Some(mut a) = table.get(id.0)?.map(|v| dec::<Advertiser>(v.value())).transpose()? else {
                 return Ok(false);
             };
             a.disabled_at = disabled_at;
-            table.insert(id.0, enc(&a).as_slice()).map_err(err)?;
+            table.insert(id.0, enc(&a).as_slice())?;
         }
         Owner::Affiliate(id) => {
-            let mut table = txn.open_table(AFFILIATES).map_err(err)?;
-            let Some(mut a) = table.get(id.0).map_err(err)?.map(|v| dec::<Affiliate>(v.value())).transpose()? else {
+            let mut table = txn.open_table(AFFILIATES)?;
+            let Some(mut a) = table.get(id.0)?.map(|v| dec::<Affiliate>(v.value())).transpose()? else {
                 return Ok(false);
             };
             a.disabled_at = disabled_at;
-            table.insert(id.0, enc(&a).as_slice()).map_err(err)?;
+            table.insert(id.0, enc(&a).as_slice())?;
         }
     }
     Ok(true)

@@ -67,21 +67,12 @@ pub struct EmbeddedStore {
     clicks: ClickLog,
 }
 
-fn err(e: impl std::fmt::Display) -> StoreError {
-    let text = e.to_string();
-    // A `StoreError` passed through again keeps one "storage failed:" prefix.
-    match text.strip_prefix("storage failed: ") {
-        Some(inner) => StoreError(inner.to_string()),
-        None => StoreError(text),
-    }
-}
-
 fn enc<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).expect("records always serialize")
 }
 
 fn dec<T: DeserializeOwned>(bytes: &[u8]) -> StoreResult<T> {
-    serde_json::from_slice(bytes).map_err(err)
+    serde_json::from_slice(bytes).map_err(StoreError::from)
 }
 
 impl EmbeddedStore {
@@ -104,16 +95,16 @@ impl EmbeddedStore {
     }
 
     fn open_inner(dir: &Path, queue: usize, quick_repair: bool, faults: Option<Arc<DiskFaults>>) -> StoreResult<Self> {
-        crate::private_fs::create_dir(dir).map_err(err)?;
+        crate::private_fs::create_dir(dir)?;
         let file = dir.join("clickledger.redb");
-        crate::private_fs::prepare_file(&file).map_err(err)?;
+        crate::private_fs::prepare_file(&file)?;
         let db = Arc::new(file::Db::open(file, faults.clone())?);
-        let mut txn = db.get()?.begin_write().map_err(err)?;
+        let mut txn = db.get()?.begin_write()?;
         txn.set_quick_repair(quick_repair);
         open_all_tables(&txn)?;
         let found = format::upgrade(&txn, dir)?;
         let next_segment = clicks::recover(dir, &txn)?;
-        txn.commit().map_err(err)?;
+        txn.commit()?;
         if found != format::CURRENT {
             tracing::info!(from = found, to = format::CURRENT, "upgraded the data file's format");
         }
@@ -121,8 +112,7 @@ impl EmbeddedStore {
         let thread_db = db.clone();
         let writer_thread = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer::write_loop(&thread_db, jobs, quick_repair))
-            .map_err(err)?;
+            .spawn(move || writer::write_loop(&thread_db, jobs, quick_repair))?;
         let clicks = ClickLog::start(dir, next_segment, queue, writer.clone(), db.clone(), faults)?;
         Ok(Self { db, writer, writer_thread, clicks })
     }
@@ -133,7 +123,7 @@ impl EmbeddedStore {
         F: FnOnce(&redb::ReadTransaction) -> StoreResult<T> + Send + 'static,
     {
         let db = self.db.get()?;
-        tokio::task::spawn_blocking(move || f(&db.begin_read().map_err(err)?)).await.map_err(err)?
+        tokio::task::spawn_blocking(move || f(&db.begin_read()?)).await?
     }
 
     /// Runs `f` on the writer thread, folded with whatever else is waiting
@@ -147,17 +137,17 @@ impl EmbeddedStore {
     {
         let (reply, answer) = oneshot::channel();
         let job: Job = Box::new(Typed::new(f, reply));
-        let stopped = || StoreError("store writer has stopped".into());
+        let stopped = || StoreError::Unavailable("store writer has stopped".into());
         match self.writer.try_send(job) {
             Ok(()) => {}
             // Only a full queue costs a blocking-pool thread.
             Err(mpsc::TrySendError::Full(job)) => {
                 let writer = self.writer.clone();
-                tokio::task::spawn_blocking(move || writer.send(job)).await.map_err(err)?.map_err(|_| stopped())?
+                tokio::task::spawn_blocking(move || writer.send(job)).await?.map_err(|_| stopped())?
             }
             Err(mpsc::TrySendError::Disconnected(_)) => return Err(stopped()),
         }
-        answer.await.map_err(|_| StoreError("store writer dropped the job".into()))?
+        answer.await.map_err(|_| StoreError::Unavailable("store writer dropped the job".into()))?
     }
 }
 
@@ -181,16 +171,16 @@ fn table_names() -> Vec<String> {
 }
 
 fn open_all_tables(txn: &WriteTransaction) -> StoreResult<()> {
-    txn.open_table(CAMPAIGNS).map_err(err)?;
-    txn.open_table(CODES).map_err(err)?;
-    txn.open_table(APPROVALS).map_err(err)?;
-    txn.open_table(CONVERSIONS).map_err(err)?;
-    txn.open_table(LEADS).map_err(err)?;
-    txn.open_table(STATS).map_err(err)?;
-    txn.open_table(LEAD_INDEX).map_err(err)?;
-    txn.open_table(LEAD_CAMPAIGN).map_err(err)?;
-    txn.open_table(CONVERSION_INDEX).map_err(err)?;
-    txn.open_table(REFERRALS).map_err(err)?;
+    txn.open_table(CAMPAIGNS)?;
+    txn.open_table(CODES)?;
+    txn.open_table(APPROVALS)?;
+    txn.open_table(CONVERSIONS)?;
+    txn.open_table(LEADS)?;
+    txn.open_table(STATS)?;
+    txn.open_table(LEAD_INDEX)?;
+    txn.open_table(LEAD_CAMPAIGN)?;
+    txn.open_table(CONVERSION_INDEX)?;
+    txn.open_table(REFERRALS)?;
     money::open_tables(txn)?;
     keys::open_tables(txn)?;
     Ok(())
@@ -235,8 +225,8 @@ where
     K: redb::Key + 'static,
     T: DeserializeOwned,
 {
-    let table = txn.open_table(def).map_err(err)?;
-    let found = table.get(key).map_err(err)?;
+    let table = txn.open_table(def)?;
+    let found = table.get(key)?;
     found.map(|v| dec(v.value())).transpose()
 }
 
@@ -245,10 +235,10 @@ where
     K: redb::Key + 'static,
     T: DeserializeOwned,
 {
-    let table = txn.open_table(def).map_err(err)?;
+    let table = txn.open_table(def)?;
     let mut out = Vec::new();
-    for row in table.iter().map_err(err)? {
-        let (_, v) = row.map_err(err)?;
+    for row in table.iter()? {
+        let (_, v) = row?;
         out.push(dec(v.value())?);
     }
     Ok(out)
@@ -259,7 +249,7 @@ impl Store for EmbeddedStore {
     async fn put_campaign(&self, campaign: &Campaign) -> StoreResult<()> {
         let (id, value) = (campaign.id.0, enc(campaign));
         self.write(move |txn| {
-            txn.open_table(CAMPAIGNS).map_err(err)?.insert(id, value.as_slice()).map_err(err)?;
+            txn.open_table(CAMPAIGNS)?.insert(id, value.as_slice())?;
             Ok(())
         })
         .await
@@ -268,12 +258,12 @@ impl Store for EmbeddedStore {
     async fn replace_campaign(&self, campaign: &Campaign, expected_version: u64) -> StoreResult<bool> {
         let (id, value) = (campaign.id.0, enc(campaign));
         self.write(move |txn| {
-            let mut table = txn.open_table(CAMPAIGNS).map_err(err)?;
-            let current: Option<Campaign> = table.get(id).map_err(err)?.map(|v| dec(v.value())).transpose()?;
+            let mut table = txn.open_table(CAMPAIGNS)?;
+            let current: Option<Campaign> = table.get(id)?.map(|v| dec(v.value())).transpose()?;
             if current.map(|c| c.version) != Some(expected_version) {
                 return Ok(false);
             }
-            table.insert(id, value.as_slice()).map_err(err)?;
+            table.insert(id, value.as_slice())?;
             Ok(true)
         })
         .await
@@ -290,20 +280,20 @@ impl Store for EmbeddedStore {
     async fn insert_tracking_code(&self, code: &TrackingCode) -> StoreResult<TrackingCode> {
         let code = code.clone();
         self.write(move |txn| {
-            let mut codes = txn.open_table(CODES).map_err(err)?;
-            let mut approvals = txn.open_table(APPROVALS).map_err(err)?;
+            let mut codes = txn.open_table(CODES)?;
+            let mut approvals = txn.open_table(APPROVALS)?;
             if let Some(aff) = code.affiliate_id {
-                if let Some(existing) = approvals.get((code.campaign_id.0, aff.0)).map_err(err)? {
-                    let found = codes.get(existing.value()).map_err(err)?;
-                    let found = found.ok_or_else(|| StoreError("approval without its code".into()))?;
+                if let Some(existing) = approvals.get((code.campaign_id.0, aff.0))? {
+                    let found = codes.get(existing.value())?;
+                    let found = found.ok_or_else(|| StoreError::Failed("approval without its code".into()))?;
                     return dec(found.value());
                 }
-                approvals.insert((code.campaign_id.0, aff.0), code.code.as_str()).map_err(err)?;
+                approvals.insert((code.campaign_id.0, aff.0), code.code.as_str())?;
             }
-            if codes.get(code.code.as_str()).map_err(err)?.is_some() {
-                return Err(StoreError("tracking code collision; retry".into()));
+            if codes.get(code.code.as_str())?.is_some() {
+                return Err(StoreError::Failed("tracking code collision; retry".into()));
             }
-            codes.insert(code.code.as_str(), enc(&code).as_slice()).map_err(err)?;
+            codes.insert(code.code.as_str(), enc(&code).as_slice())?;
             Ok(code.clone())
         })
         .await
@@ -346,7 +336,7 @@ impl Store for EmbeddedStore {
 
     async fn get_click(&self, campaign: CampaignId, click: ClickId) -> StoreResult<Option<Click>> {
         let log = self.clicks.reader();
-        tokio::task::spawn_blocking(move || log.find(campaign, click)).await.map_err(err)?
+        tokio::task::spawn_blocking(move || log.find(campaign, click)).await?
     }
 
     /// One read transaction for the whole scan: a consistent snapshot, at the
@@ -354,15 +344,15 @@ impl Store for EmbeddedStore {
     async fn dedup_keys(&self, campaign: CampaignId, out: KeySender) -> StoreResult<u64> {
         self.read(move |txn| {
             let mut sink = ChunkSink { out, chunk: Vec::with_capacity(DEDUP_CHUNK), sent: 0 };
-            let conversions = txn.open_table(CONVERSIONS).map_err(err)?;
-            for row in conversions.range((campaign.0, 0u128)..=(campaign.0, u128::MAX)).map_err(err)? {
-                if !sink.push(DedupKey::Click(ClickId(row.map_err(err)?.0.value().1))) {
+            let conversions = txn.open_table(CONVERSIONS)?;
+            for row in conversions.range((campaign.0, 0u128)..=(campaign.0, u128::MAX))? {
+                if !sink.push(DedupKey::Click(ClickId(row?.0.value().1))) {
                     return Ok(sink.sent);
                 }
             }
-            let leads = txn.open_table(LEADS).map_err(err)?;
-            for row in leads.range((campaign.0, "")..).map_err(err)? {
-                let (k, _) = row.map_err(err)?;
+            let leads = txn.open_table(LEADS)?;
+            for row in leads.range((campaign.0, "")..)? {
+                let (k, _) = row?;
                 let (c, external) = k.value();
                 if c != campaign.0 || !sink.push(DedupKey::External(external.to_string())) {
                     break;
@@ -375,7 +365,7 @@ impl Store for EmbeddedStore {
 
     async fn get_stats(&self, campaign: CampaignId) -> StoreResult<CampaignStats> {
         let (db, log) = (self.db.get()?, self.clicks.reader());
-        tokio::task::spawn_blocking(move || log.stats(&db, campaign)).await.map_err(err)?
+        tokio::task::spawn_blocking(move || log.stats(&db, campaign)).await?
     }
 
     async fn expire_clicks(&self, keep_days: u32, now: u64, limit: usize) -> StoreResult<usize> {
@@ -389,20 +379,21 @@ impl Store for EmbeddedStore {
     /// would prove nothing: redb commits one in place on a full disk.)
     async fn health(&self) -> StoreResult<SchemaState> {
         if self.writer_thread.is_finished() {
-            return Err(StoreError("the embedded store's writer thread has stopped".into()));
+            return Err(StoreError::Unavailable("the embedded store's writer thread has stopped".into()));
         }
         if !self.clicks.is_running() {
-            return Err(StoreError("the embedded store's click writer thread has stopped".into()));
+            return Err(StoreError::Unavailable("the embedded store's click writer thread has stopped".into()));
         }
         if let Some(why) = self.db.failing() {
-            return Err(StoreError(format!("writes are failing ({why}); reopening the store until one lands")));
+            return Err(StoreError::Unavailable(format!(
+                "writes are failing ({why}); reopening the store until one lands"
+            )));
         }
         if let Some(why) = self.db.failed_recently(FAILED_RECENTLY) {
-            return Err(StoreError(format!("the last write failed ({why}) and none has landed since")));
+            return Err(StoreError::Unavailable(format!("the last write failed ({why}) and none has landed since")));
         }
-        let present: Vec<String> = self
-            .read(|txn| Ok(txn.list_tables().map_err(err)?.map(|t| redb::TableHandle::name(&t).to_string()).collect()))
-            .await?;
+        let present: Vec<String> =
+            self.read(|txn| Ok(txn.list_tables()?.map(|t| redb::TableHandle::name(&t).to_string()).collect())).await?;
         let missing: Vec<String> = table_names().into_iter().filter(|n| !present.contains(n)).collect();
         Ok(if missing.is_empty() {
             SchemaState { current: true, detail: format!("{} tables open", present.len()) }
@@ -476,7 +467,7 @@ impl Ledger for EmbeddedStore {
 
     async fn get_conversion_by_id(&self, id: ConversionId) -> StoreResult<Option<Conversion>> {
         self.read(move |txn| {
-            let found = txn.open_table(CONVERSION_INDEX).map_err(err)?.get(id.0).map_err(err)?.map(|v| v.value());
+            let found = txn.open_table(CONVERSION_INDEX)?.get(id.0)?.map(|v| v.value());
             match found {
                 Some(key) => get_json(txn, CONVERSIONS, key),
                 None => Ok(None),
@@ -488,13 +479,13 @@ impl Ledger for EmbeddedStore {
     async fn replace_lead(&self, lead: &Lead, expected: LeadStatus) -> StoreResult<bool> {
         let lead = lead.clone();
         self.write(move |txn| {
-            let mut leads = txn.open_table(LEADS).map_err(err)?;
+            let mut leads = txn.open_table(LEADS)?;
             let key = (lead.campaign_id.0, lead.external_id.as_str());
-            let current: Option<Lead> = leads.get(key).map_err(err)?.map(|v| dec(v.value())).transpose()?;
+            let current: Option<Lead> = leads.get(key)?.map(|v| dec(v.value())).transpose()?;
             if current.map(|l| l.status) != Some(expected) {
                 return Ok(false);
             }
-            leads.insert(key, enc(&lead).as_slice()).map_err(err)?;
+            leads.insert(key, enc(&lead).as_slice())?;
             Ok(true)
         })
         .await
@@ -508,7 +499,7 @@ impl Ledger for EmbeddedStore {
     async fn put_referral(&self, referral: &Referral) -> StoreResult<()> {
         let (id, value, expires) = (referral.id, enc(referral), referral.expires_at);
         self.write(move |txn| {
-            txn.open_table(REFERRALS).map_err(err)?.insert(id.0, value.as_slice()).map_err(err)?;
+            txn.open_table(REFERRALS)?.insert(id.0, value.as_slice())?;
             money::put_due(txn, &[Due::new(Queue::Expire, expires, DueItem::Referral(id))])
         })
         .await
@@ -521,12 +512,12 @@ impl Ledger for EmbeddedStore {
     async fn replace_referral(&self, referral: &Referral, expected: ReferralStatus) -> StoreResult<bool> {
         let (id, value) = (referral.id, enc(referral));
         self.write(move |txn| {
-            let mut table = txn.open_table(REFERRALS).map_err(err)?;
-            let current: Option<Referral> = table.get(id.0).map_err(err)?.map(|v| dec(v.value())).transpose()?;
+            let mut table = txn.open_table(REFERRALS)?;
+            let current: Option<Referral> = table.get(id.0)?.map(|v| dec(v.value())).transpose()?;
             if current.map(|r| r.status) != Some(expected) {
                 return Ok(false);
             }
-            table.insert(id.0, value.as_slice()).map_err(err)?;
+            table.insert(id.0, value.as_slice())?;
             Ok(true)
         })
         .await

@@ -4,7 +4,7 @@
 
 use redb::{ReadTransaction, ReadableTable, Table, TableDefinition, WriteTransaction};
 
-use super::{dec, enc, err};
+use super::{dec, enc};
 use crate::domain::ids::*;
 use crate::domain::money::*;
 use crate::store::{
@@ -33,14 +33,14 @@ pub fn table_names() -> Vec<String> {
 }
 
 pub fn open_tables(txn: &WriteTransaction) -> StoreResult<()> {
-    txn.open_table(DUE).map_err(err)?;
-    txn.open_table(PAYOUTS).map_err(err)?;
-    txn.open_table(AWAITING).map_err(err)?;
-    txn.open_table(BALANCES).map_err(err)?;
-    txn.open_table(ENTRIES).map_err(err)?;
-    txn.open_table(WALLET).map_err(err)?;
-    txn.open_table(WALLET_IDS).map_err(err)?;
-    txn.open_table(WALLET_TOTALS).map_err(err)?;
+    txn.open_table(DUE)?;
+    txn.open_table(PAYOUTS)?;
+    txn.open_table(AWAITING)?;
+    txn.open_table(BALANCES)?;
+    txn.open_table(ENTRIES)?;
+    txn.open_table(WALLET)?;
+    txn.open_table(WALLET_IDS)?;
+    txn.open_table(WALLET_TOTALS)?;
     Ok(())
 }
 
@@ -49,29 +49,29 @@ fn queue_byte(q: Queue) -> u8 {
 }
 
 pub fn put_due(txn: &WriteTransaction, items: &[Due]) -> StoreResult<()> {
-    let mut table = txn.open_table(DUE).map_err(err)?;
+    let mut table = txn.open_table(DUE)?;
     for d in items {
-        table.insert((queue_byte(d.queue), d.at, d.item.key().as_str()), ()).map_err(err)?;
+        table.insert((queue_byte(d.queue), d.at, d.item.key().as_str()), ())?;
     }
     Ok(())
 }
 
 pub fn remove_due(txn: &WriteTransaction, d: &Due) -> StoreResult<()> {
-    let mut table = txn.open_table(DUE).map_err(err)?;
-    table.remove((queue_byte(d.queue), d.at, d.item.key().as_str())).map_err(err)?;
+    let mut table = txn.open_table(DUE)?;
+    table.remove((queue_byte(d.queue), d.at, d.item.key().as_str()))?;
     Ok(())
 }
 
 pub fn due(txn: &ReadTransaction, queue: Queue, up_to: u64, limit: usize) -> StoreResult<Vec<Due>> {
-    let table = txn.open_table(DUE).map_err(err)?;
+    let table = txn.open_table(DUE)?;
     let q = queue_byte(queue);
     let mut out = Vec::new();
-    for row in table.range((q, 0u64, "")..(q, up_to.saturating_add(1), "")).map_err(err)? {
+    for row in table.range((q, 0u64, "")..(q, up_to.saturating_add(1), ""))? {
         // Checked before taking a row, so a limit of zero returns nothing.
         if out.len() >= limit {
             break;
         }
-        let (key, _) = row.map_err(err)?;
+        let (key, _) = row?;
         let (_, at, item) = key.value();
         // An unreadable key is skipped rather than wedging the whole queue.
         if let Some(item) = DueItem::parse(item) {
@@ -82,11 +82,11 @@ pub fn due(txn: &ReadTransaction, queue: Queue, up_to: u64, limit: usize) -> Sto
 }
 
 pub fn get_payout_in<T: ReadableTable<u128, &'static [u8]>>(table: &T, id: PayoutId) -> StoreResult<Option<Payout>> {
-    table.get(id.0).map_err(err)?.map(|v| dec(v.value())).transpose()
+    table.get(id.0)?.map(|v| dec(v.value())).transpose()
 }
 
 pub fn get_payout(txn: &ReadTransaction, id: PayoutId) -> StoreResult<Option<Payout>> {
-    get_payout_in(&txn.open_table(PAYOUTS).map_err(err)?, id)
+    get_payout_in(&txn.open_table(PAYOUTS)?, id)
 }
 
 pub fn create_payout(txn: &WriteTransaction, p: &Payout) -> StoreResult<Payout> {
@@ -101,19 +101,19 @@ pub fn create_payout(txn: &WriteTransaction, p: &Payout) -> StoreResult<Payout> 
 /// A payout as this write transaction sees it (the table is closed again
 /// before the caller writes to it).
 fn stored_payout(txn: &WriteTransaction, id: PayoutId) -> StoreResult<Option<Payout>> {
-    get_payout_in(&txn.open_table(PAYOUTS).map_err(err)?, id)
+    get_payout_in(&txn.open_table(PAYOUTS)?, id)
 }
 
 /// A new payout's row and its wallet's pending line.
 fn insert_payout(txn: &WriteTransaction, p: &Payout) -> StoreResult<()> {
-    txn.open_table(PAYOUTS).map_err(err)?.insert(p.id.0, enc(p).as_slice()).map_err(err)?;
+    txn.open_table(PAYOUTS)?.insert(p.id.0, enc(p).as_slice())?;
     post_wallet(txn, &wallet_entries(p))
 }
 
 /// Indexes a new payout as awaiting funds and queues its escrow.
 fn schedule_escrow(txn: &WriteTransaction, p: &Payout) -> StoreResult<()> {
     if p.status == PayoutStatus::AwaitingFunds {
-        txn.open_table(AWAITING).map_err(err)?.insert((p.campaign_id.0, p.id.0), ()).map_err(err)?;
+        txn.open_table(AWAITING)?.insert((p.campaign_id.0, p.id.0), ())?;
     }
     put_due(txn, &[Due::new(Queue::Escrow, p.created_at, DueItem::Payout(p.id))])
 }
@@ -151,11 +151,11 @@ pub fn pay_due(txn: &WriteTransaction, items: &[PayDue], now: u64) -> StoreResul
 }
 
 pub fn awaiting(txn: &ReadTransaction, campaign: CampaignId, limit: usize) -> StoreResult<Vec<Payout>> {
-    let index = txn.open_table(AWAITING).map_err(err)?;
-    let payouts = txn.open_table(PAYOUTS).map_err(err)?;
+    let index = txn.open_table(AWAITING)?;
+    let payouts = txn.open_table(PAYOUTS)?;
     let mut out = Vec::new();
-    for row in index.range((campaign.0, 0u128)..=(campaign.0, u128::MAX)).map_err(err)?.take(limit) {
-        let (key, _) = row.map_err(err)?;
+    for row in index.range((campaign.0, 0u128)..=(campaign.0, u128::MAX))?.take(limit) {
+        let (key, _) = row?;
         if let Some(p) = get_payout_in(&payouts, PayoutId(key.value().1))? {
             out.push(p);
         }
@@ -164,11 +164,11 @@ pub fn awaiting(txn: &ReadTransaction, campaign: CampaignId, limit: usize) -> St
 }
 
 fn balance_in<T: ReadableTable<u64, &'static [u8]>>(table: &T, campaign: CampaignId) -> StoreResult<Balance> {
-    Ok(table.get(campaign.0).map_err(err)?.map(|v| dec(v.value())).transpose()?.unwrap_or_default())
+    Ok(table.get(campaign.0)?.map(|v| dec(v.value())).transpose()?.unwrap_or_default())
 }
 
 pub fn balance(txn: &ReadTransaction, campaign: CampaignId) -> StoreResult<Balance> {
-    balance_in(&txn.open_table(BALANCES).map_err(err)?, campaign)
+    balance_in(&txn.open_table(BALANCES)?, campaign)
 }
 
 /// Inserts the entries not yet posted and moves the balance row by exactly
@@ -180,48 +180,49 @@ fn post_entries(
     campaign: CampaignId,
     entries: &[Entry],
 ) -> StoreResult<Result<usize, OverLimit>> {
-    let mut table = txn.open_table(ENTRIES).map_err(err)?;
+    let mut table = txn.open_table(ENTRIES)?;
     let mut fresh = Vec::new();
     for e in entries {
-        if table.get((campaign.0, e.id.as_str())).map_err(err)?.is_none() {
+        if table.get((campaign.0, e.id.as_str()))?.is_none() {
             fresh.push(e.clone());
         }
     }
     if fresh.is_empty() {
         return Ok(Ok(0));
     }
-    let mut balances = txn.open_table(BALANCES).map_err(err)?;
+    let mut balances = txn.open_table(BALANCES)?;
     let Ok(b) = balance_in(&balances, campaign)?.after(&fresh) else { return Ok(Err(OverLimit)) };
     for e in &fresh {
-        table.insert((campaign.0, e.id.as_str()), enc(e).as_slice()).map_err(err)?;
+        table.insert((campaign.0, e.id.as_str()), enc(e).as_slice())?;
     }
-    balances.insert(campaign.0, enc(&b).as_slice()).map_err(err)?;
+    balances.insert(campaign.0, enc(&b).as_slice())?;
     Ok(Ok(fresh.len()))
 }
 
 pub fn apply_move(txn: &WriteTransaction, mv: &Move) -> StoreResult<MoveOutcome> {
     let p = &mv.after;
-    let mut payouts = txn.open_table(PAYOUTS).map_err(err)?;
-    let stored = get_payout_in(&payouts, p.id)?.ok_or_else(|| crate::store::StoreError("no such payout".into()))?;
+    let mut payouts = txn.open_table(PAYOUTS)?;
+    let stored =
+        get_payout_in(&payouts, p.id)?.ok_or_else(|| crate::store::StoreError::Failed("no such payout".into()))?;
     if stored.status != mv.before {
         return Ok(MoveOutcome::Moved(stored));
     }
     if mv.needs_available > 0 {
-        let available = balance_in(&txn.open_table(BALANCES).map_err(err)?, p.campaign_id)?.available_cents;
+        let available = balance_in(&txn.open_table(BALANCES)?, p.campaign_id)?.available_cents;
         if available < i64::try_from(mv.needs_available).unwrap_or(i64::MAX) {
             return Ok(MoveOutcome::InsufficientFunds);
         }
     }
-    payouts.insert(p.id.0, enc(p).as_slice()).map_err(err)?;
+    payouts.insert(p.id.0, enc(p).as_slice())?;
     drop(payouts);
     if mv.before == PayoutStatus::AwaitingFunds {
-        txn.open_table(AWAITING).map_err(err)?.remove((p.campaign_id.0, p.id.0)).map_err(err)?;
+        txn.open_table(AWAITING)?.remove((p.campaign_id.0, p.id.0))?;
     }
     // Bounded deposits bound every account a movement touches, so this
     // refusal is for data from before the bounds; failing the transaction
     // leaves the payout where it was.
     post_entries(txn, p.campaign_id, &mv.campaign_entries)?
-        .map_err(|e| crate::store::StoreError(format!("payout {}: {e}", p.id)))?;
+        .map_err(|e| crate::store::StoreError::Failed(format!("payout {}: {e}", p.id)))?;
     post_wallet(txn, &mv.wallet)?;
     put_due(txn, &scheduled_by(mv))?;
     Ok(MoveOutcome::Applied)
@@ -239,10 +240,10 @@ pub fn fund(txn: &WriteTransaction, f: &Funding) -> StoreResult<FundOutcome> {
 }
 
 pub fn entries(txn: &ReadTransaction, campaign: CampaignId) -> StoreResult<Vec<Entry>> {
-    let table = txn.open_table(ENTRIES).map_err(err)?;
+    let table = txn.open_table(ENTRIES)?;
     let mut out = Vec::new();
-    for row in table.range((campaign.0, "")..).map_err(err)? {
-        let (key, value) = row.map_err(err)?;
+    for row in table.range((campaign.0, "")..)? {
+        let (key, value) = row?;
         if key.value().0 != campaign.0 {
             break;
         }
@@ -252,20 +253,19 @@ pub fn entries(txn: &ReadTransaction, campaign: CampaignId) -> StoreResult<Vec<E
 }
 
 pub fn post_wallet(txn: &WriteTransaction, lines: &[WalletEntry]) -> StoreResult<()> {
-    let mut ids = txn.open_table(WALLET_IDS).map_err(err)?;
-    let mut wallet = txn.open_table(WALLET).map_err(err)?;
-    let mut totals_table: Table<u64, &[u8]> = txn.open_table(WALLET_TOTALS).map_err(err)?;
+    let mut ids = txn.open_table(WALLET_IDS)?;
+    let mut wallet = txn.open_table(WALLET)?;
+    let mut totals_table: Table<u64, &[u8]> = txn.open_table(WALLET_TOTALS)?;
     for line in lines {
         let aff = line.affiliate_id.0;
-        if ids.get((aff, line.id.as_str())).map_err(err)?.is_some() {
+        if ids.get((aff, line.id.as_str()))?.is_some() {
             continue;
         }
-        ids.insert((aff, line.id.as_str()), line.at).map_err(err)?;
-        wallet.insert((aff, line.at, line.id.as_str()), enc(line).as_slice()).map_err(err)?;
-        let mut totals: WalletTotals =
-            totals_table.get(aff).map_err(err)?.map(|v| dec(v.value())).transpose()?.unwrap_or_default();
+        ids.insert((aff, line.id.as_str()), line.at)?;
+        wallet.insert((aff, line.at, line.id.as_str()), enc(line).as_slice())?;
+        let mut totals: WalletTotals = totals_table.get(aff)?.map(|v| dec(v.value())).transpose()?.unwrap_or_default();
         totals.add(line);
-        totals_table.insert(aff, enc(&totals).as_slice()).map_err(err)?;
+        totals_table.insert(aff, enc(&totals).as_slice())?;
     }
     Ok(())
 }
@@ -273,23 +273,17 @@ pub fn post_wallet(txn: &WriteTransaction, lines: &[WalletEntry]) -> StoreResult
 /// `before` is the previous page's cursor: `{at}:{line id}` of its last line.
 pub fn wallet(txn: &ReadTransaction, aff: AffiliateId, before: Option<&str>, limit: usize) -> StoreResult<WalletPage> {
     let limit = limit.max(1);
-    let totals: WalletTotals = txn
-        .open_table(WALLET_TOTALS)
-        .map_err(err)?
-        .get(aff.0)
-        .map_err(err)?
-        .map(|v| dec(v.value()))
-        .transpose()?
-        .unwrap_or_default();
-    let table = txn.open_table(WALLET).map_err(err)?;
+    let totals: WalletTotals =
+        txn.open_table(WALLET_TOTALS)?.get(aff.0)?.map(|v| dec(v.value())).transpose()?.unwrap_or_default();
+    let table = txn.open_table(WALLET)?;
     let cursor = before.and_then(wallet_cursor);
     let rows = match cursor {
-        Some((at, id)) => table.range((aff.0, 0u64, "")..(aff.0, at, id)).map_err(err)?,
-        None => table.range((aff.0, 0u64, "")..(aff.0, u64::MAX, "")).map_err(err)?,
+        Some((at, id)) => table.range((aff.0, 0u64, "")..(aff.0, at, id))?,
+        None => table.range((aff.0, 0u64, "")..(aff.0, u64::MAX, ""))?,
     };
     let mut entries: Vec<WalletEntry> = Vec::new();
     for row in rows.rev().take(limit + 1) {
-        entries.push(dec(row.map_err(err)?.1.value())?);
+        entries.push(dec(row?.1.value())?);
     }
     let next = (entries.len() > limit).then(|| {
         entries.truncate(limit);

@@ -22,7 +22,6 @@ use std::time::Duration;
 use redb::{Database, WriteTransaction};
 use tokio::sync::oneshot;
 
-use super::err;
 use super::file::{is_io, Db};
 use crate::store::{StoreError, StoreResult};
 
@@ -69,7 +68,7 @@ where
         let answer = match (failed, self.out) {
             (Some(e), _) => Err(e),
             (None, Some(out)) => Ok(out),
-            (None, None) => Err(StoreError("write job finished without running".into())),
+            (None, None) => Err(StoreError::Failed("write job finished without running".into())),
         };
         let _ = self.reply.send(answer);
     }
@@ -111,9 +110,9 @@ pub fn write_loop(db: &Db, jobs: mpsc::Receiver<Job>, quick_repair: bool) {
 /// Reopens the database and proves a write lands; clears `failing` if so.
 fn recover(db: &Db, quick_repair: bool) {
     let probe = || {
-        let mut txn = db.get()?.begin_write().map_err(err)?;
+        let mut txn = db.get()?.begin_write()?;
         txn.set_quick_repair(quick_repair);
-        txn.commit().map_err(err)
+        txn.commit().map_err(StoreError::from)
     };
     match db.reopen().and_then(|()| probe()) {
         Ok(()) => {
@@ -122,7 +121,7 @@ fn recover(db: &Db, quick_repair: bool) {
             }
             db.set_failing(None);
         }
-        Err(e) => db.set_failing(Some(e.0)),
+        Err(e) => db.set_failing(Some(e.message().to_string())),
     }
 }
 
@@ -151,8 +150,8 @@ fn run_fold(db: &Db, mut fold: Vec<Job>, quick_repair: bool) -> Option<StoreErro
             if is_io(e) && io.is_none() {
                 // Before the caller hears of it: whoever it tells next
                 // (readiness, a retry) must find the store failing.
-                db.write_failed(&e.0);
-                db.set_failing(Some(e.0.clone()));
+                db.write_failed(e.message());
+                db.set_failing(Some(e.message().to_string()));
                 io = Some(e.clone());
             }
         }
@@ -164,12 +163,12 @@ fn run_fold(db: &Db, mut fold: Vec<Job>, quick_repair: bool) -> Option<StoreErro
 /// Runs `jobs` in one transaction and commits it; on any error nothing of
 /// it is written (an uncommitted redb transaction rolls back when dropped).
 fn commit(db: &Database, jobs: &mut [Job], quick_repair: bool) -> StoreResult<()> {
-    let mut txn = db.begin_write().map_err(err)?;
+    let mut txn = db.begin_write()?;
     txn.set_quick_repair(quick_repair);
     for job in jobs.iter_mut() {
         job.run(&txn)?;
     }
-    txn.commit().map_err(err)
+    txn.commit().map_err(StoreError::from)
 }
 
 #[cfg(test)]
@@ -183,9 +182,9 @@ mod tests {
     fn put(key: &'static str, fail: bool) -> (Job, oneshot::Receiver<StoreResult<()>>) {
         let (reply, answer) = oneshot::channel();
         let f = move |txn: &WriteTransaction| {
-            txn.open_table(T).map_err(err)?.insert(key, 1).map_err(err)?;
+            txn.open_table(T)?.insert(key, 1)?;
             if fail {
-                return Err(StoreError(format!("{key} refused")));
+                return Err(StoreError::Failed(format!("{key} refused")));
             }
             Ok(())
         };
@@ -206,7 +205,7 @@ mod tests {
         let (c, c_answer) = put("c", false);
         run_fold(&db, vec![a, b, c], false);
         assert!(a_answer.blocking_recv().unwrap().is_ok());
-        assert_eq!(b_answer.blocking_recv().unwrap().unwrap_err().0, "b refused");
+        assert_eq!(b_answer.blocking_recv().unwrap().unwrap_err().message(), "b refused");
         assert!(c_answer.blocking_recv().unwrap().is_ok());
         let db = db.get().unwrap();
         assert!(stored(&db, "a") && stored(&db, "c"));
@@ -219,7 +218,7 @@ mod tests {
         let db = Db::open(dir.path().join("t.redb"), None).unwrap();
         let (a, _a) = put("a", false);
         let (reply, answer) = oneshot::channel();
-        let read_a = move |txn: &WriteTransaction| Ok(txn.open_table(T).map_err(err)?.get("a").map_err(err)?.is_some());
+        let read_a = move |txn: &WriteTransaction| Ok(txn.open_table(T)?.get("a")?.is_some());
         run_fold(&db, vec![a, Box::new(Typed::new(read_a, reply))], false);
         assert!(answer.blocking_recv().unwrap().unwrap());
     }
