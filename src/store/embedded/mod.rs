@@ -3,9 +3,11 @@
 //! whatever is waiting into one transaction, so N campaign actors flushing
 //! and the money supervisors stepping at once cost one fsync, not N (group
 //! commit at the store as well as the actor). Keyed events are applied in
-//! `events.rs`, money in `money.rs`, keys in `keys.rs`. Clicks stay out of
-//! redb: they go to segment files with a writer thread of their own
-//! (`clicks.rs`; the files in `clickfiles.rs`, their format in `segment.rs`).
+//! `events.rs`, money in `money.rs`, keys in `keys.rs`; the `Store` impl is
+//! here, the `Ledger` and `Keys` impls in `ledger.rs` and `tenants.rs`.
+//! Clicks stay out of redb: they go to segment files with a writer thread
+//! of their own (`clicks.rs`; the files in `clickfiles.rs`, their format in
+//! `segment.rs`).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -29,8 +31,10 @@ mod events;
 mod file;
 mod format;
 mod keys;
+mod ledger;
 mod money;
 mod segment;
+mod tenants;
 mod writer;
 
 pub use file::DiskFaults;
@@ -400,193 +404,5 @@ impl Store for EmbeddedStore {
         } else {
             SchemaState { current: false, detail: format!("missing tables: {}", missing.join(", ")) }
         })
-    }
-}
-
-#[async_trait]
-impl Keys for EmbeddedStore {
-    async fn put_advertiser(&self, advertiser: &Advertiser, new_keys: &[(ApiKey, KeyHash)]) -> StoreResult<()> {
-        let (id, body, new_keys) = (advertiser.id.0, enc(advertiser), new_keys.to_vec());
-        self.write(move |txn| keys::put_tenant(txn, keys::ADVERTISERS, id, &body, &new_keys)).await
-    }
-
-    async fn get_advertiser(&self, id: AdvertiserId) -> StoreResult<Option<Advertiser>> {
-        self.read(move |txn| keys::get_advertiser(txn, id)).await
-    }
-
-    async fn put_affiliate(&self, affiliate: &Affiliate, new_keys: &[(ApiKey, KeyHash)]) -> StoreResult<()> {
-        let (id, body, new_keys) = (affiliate.id.0, enc(affiliate), new_keys.to_vec());
-        self.write(move |txn| keys::put_tenant(txn, keys::AFFILIATES, id, &body, &new_keys)).await
-    }
-
-    async fn get_affiliate(&self, id: AffiliateId) -> StoreResult<Option<Affiliate>> {
-        self.read(move |txn| keys::get_affiliate(txn, id)).await
-    }
-
-    async fn set_disabled(&self, owner: Owner, disabled_at: Option<u64>) -> StoreResult<bool> {
-        self.write(move |txn| keys::set_disabled(txn, owner, disabled_at)).await
-    }
-
-    async fn key_by_hash(&self, hash: &KeyHash) -> StoreResult<Option<ApiKey>> {
-        let hash = *hash;
-        self.read(move |txn| keys::key_by_hash(txn, &hash)).await
-    }
-
-    async fn key_by_id(&self, owner: Owner, id: KeyId) -> StoreResult<Option<ApiKey>> {
-        self.read(move |txn| keys::key_by_id(txn, owner, id)).await
-    }
-
-    async fn replace_advertiser(&self, advertiser: &Advertiser) -> StoreResult<()> {
-        let advertiser = advertiser.clone();
-        self.write(move |txn| keys::replace_advertiser(txn, &advertiser)).await
-    }
-
-    async fn add_key(&self, key: &ApiKey, hash: KeyHash, max_secret: usize) -> StoreResult<AddKey> {
-        let key = key.clone();
-        self.write(move |txn| keys::add_key(txn, &key, &hash, max_secret)).await
-    }
-
-    async fn list_keys(&self, owner: Owner, before: Option<KeyId>, limit: usize) -> StoreResult<Vec<Listed>> {
-        self.read(move |txn| keys::list_keys(txn, owner, before, limit)).await
-    }
-
-    async fn revoke_key(&self, owner: Owner, id: KeyId, at: u64) -> StoreResult<Revoke> {
-        self.write(move |txn| keys::revoke_key(txn, owner, id, at)).await
-    }
-
-    async fn touch_key(&self, _owner: Owner, id: KeyId, at: u64) -> StoreResult<()> {
-        self.write(move |txn| keys::touch_key(txn, id, at)).await
-    }
-}
-
-#[async_trait]
-impl Ledger for EmbeddedStore {
-    async fn get_lead_by_id(&self, id: LeadId) -> StoreResult<Option<Lead>> {
-        self.read(move |txn| lead_by_id(txn, id)).await
-    }
-
-    async fn get_conversion_by_id(&self, id: ConversionId) -> StoreResult<Option<Conversion>> {
-        self.read(move |txn| {
-            let found = txn.open_table(CONVERSION_INDEX)?.get(id.0)?.map(|v| v.value());
-            match found {
-                Some(key) => get_json(txn, CONVERSIONS, key),
-                None => Ok(None),
-            }
-        })
-        .await
-    }
-
-    async fn replace_lead(&self, lead: &Lead, expected: LeadStatus) -> StoreResult<bool> {
-        let lead = lead.clone();
-        self.write(move |txn| {
-            let mut leads = txn.open_table(LEADS)?;
-            let key = (lead.campaign_id.0, lead.external_id.as_str());
-            let current: Option<Lead> = leads.get(key)?.map(|v| dec(v.value())).transpose()?;
-            if current.map(|l| l.status) != Some(expected) {
-                return Ok(false);
-            }
-            leads.insert(key, enc(&lead).as_slice())?;
-            Ok(true)
-        })
-        .await
-    }
-
-    async fn list_leads(&self, query: &LeadQuery) -> StoreResult<Vec<Lead>> {
-        let query = query.clone();
-        self.read(move |txn| list_leads(txn, &query)).await
-    }
-
-    async fn put_referral(&self, referral: &Referral) -> StoreResult<()> {
-        let (id, value, expires) = (referral.id, enc(referral), referral.expires_at);
-        self.write(move |txn| {
-            txn.open_table(REFERRALS)?.insert(id.0, value.as_slice())?;
-            money::put_due(txn, &[Due::new(Queue::Expire, expires, DueItem::Referral(id))])
-        })
-        .await
-    }
-
-    async fn get_referral(&self, id: ReferralId) -> StoreResult<Option<Referral>> {
-        self.read(move |txn| get_json(txn, REFERRALS, id.0)).await
-    }
-
-    async fn replace_referral(&self, referral: &Referral, expected: ReferralStatus) -> StoreResult<bool> {
-        let (id, value) = (referral.id, enc(referral));
-        self.write(move |txn| {
-            let mut table = txn.open_table(REFERRALS)?;
-            let current: Option<Referral> = table.get(id.0)?.map(|v| dec(v.value())).transpose()?;
-            if current.map(|r| r.status) != Some(expected) {
-                return Ok(false);
-            }
-            table.insert(id.0, value.as_slice())?;
-            Ok(true)
-        })
-        .await
-    }
-
-    async fn put_due(&self, items: &[Due]) -> StoreResult<()> {
-        let items = items.to_vec();
-        self.write(move |txn| money::put_due(txn, &items)).await
-    }
-
-    async fn due(&self, queue: Queue, up_to: u64, limit: usize) -> StoreResult<Vec<Due>> {
-        self.read(move |txn| money::due(txn, queue, up_to, limit)).await
-    }
-
-    async fn remove_due(&self, item: &Due) -> StoreResult<()> {
-        let item = item.clone();
-        self.write(move |txn| money::remove_due(txn, &item)).await
-    }
-
-    async fn create_payout(&self, payout: &Payout) -> StoreResult<Payout> {
-        let payout = payout.clone();
-        self.write(move |txn| money::create_payout(txn, &payout)).await
-    }
-
-    async fn get_payout(&self, id: PayoutId) -> StoreResult<Option<Payout>> {
-        self.read(move |txn| money::get_payout(txn, id)).await
-    }
-
-    async fn awaiting_payouts(&self, campaign: CampaignId, limit: usize) -> StoreResult<Vec<Payout>> {
-        self.read(move |txn| money::awaiting(txn, campaign, limit)).await
-    }
-
-    /// One write job for the whole pass. If it fails (a payout over its
-    /// bounds, say), the items go one call each, so one item that cannot be
-    /// paid does not hold back the others.
-    async fn pay_due(&self, items: Vec<PayDue>, now: u64, concurrency: usize) -> StoreResult<Vec<Paid>> {
-        let together = items.clone();
-        match self.write(move |txn| money::pay_due(txn, &together, now)).await {
-            Ok(paid) => Ok(paid),
-            Err(e) if self.db.failing().is_some() => Err(e),
-            Err(_) => pay_each(self, items, now, concurrency).await,
-        }
-    }
-
-    async fn apply_move(&self, mv: &Move) -> StoreResult<MoveOutcome> {
-        let mv = mv.clone();
-        self.write(move |txn| money::apply_move(txn, &mv)).await
-    }
-
-    async fn fund(&self, funding: &Funding) -> StoreResult<FundOutcome> {
-        let funding = funding.clone();
-        self.write(move |txn| money::fund(txn, &funding)).await
-    }
-
-    async fn get_balance(&self, campaign: CampaignId) -> StoreResult<Balance> {
-        self.read(move |txn| money::balance(txn, campaign)).await
-    }
-
-    async fn campaign_entries(&self, campaign: CampaignId) -> StoreResult<Vec<Entry>> {
-        self.read(move |txn| money::entries(txn, campaign)).await
-    }
-
-    async fn post_wallet(&self, lines: &[WalletEntry]) -> StoreResult<()> {
-        let lines = lines.to_vec();
-        self.write(move |txn| money::post_wallet(txn, &lines)).await
-    }
-
-    async fn get_wallet(&self, affiliate: AffiliateId, before: Option<&str>, limit: usize) -> StoreResult<WalletPage> {
-        let before = before.map(str::to_string);
-        self.read(move |txn| money::wallet(txn, affiliate, before.as_deref(), limit)).await
     }
 }
