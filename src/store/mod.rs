@@ -274,6 +274,17 @@ pub async fn pay_each<L: Ledger + ?Sized>(
     concurrency: usize,
 ) -> StoreResult<Vec<Paid>> {
     use futures::{StreamExt, TryStreamExt};
+    // Two intents for one payout in a call (on CQL a retried postback writes
+    // its intent again) would race each other's create and both look new:
+    // the later one only removes its item, as the embedded store's single
+    // transaction, which sees the first one's payout, does.
+    let mut seen = std::collections::HashSet::new();
+    let items = items.into_iter().map(|mut item| {
+        if item.payout.as_ref().is_some_and(|p| !seen.insert(p.id)) {
+            item.payout = None;
+        }
+        item
+    });
     futures::stream::iter(items)
         .map(|item| async move { pay_one(ledger, &item, now).await })
         .buffered(concurrency.max(1))
