@@ -27,7 +27,7 @@ use crate::config::EngineConfig;
 use crate::domain::ids::CampaignId;
 use crate::domain::model::{CampaignStats, Click};
 use crate::metrics;
-use crate::store::{Batch, DedupKey, Keyed, Outcome, Store, StoreResult};
+use crate::store::{self, Batch, DedupKey, Keyed, Outcome, Store, StoreResult};
 
 pub struct CampaignActor;
 
@@ -223,7 +223,7 @@ impl CampaignState {
             return;
         }
         match self.filter.check(&key) {
-            Some(true) => match self.lookup(&keyed).await {
+            Some(true) => match store::get_keyed(&*self.store, self.id, &key).await {
                 Ok(Some(found)) => {
                     metrics::dedup_path("store_hit");
                     self.window.insert(key, found.clone(), Instant::now());
@@ -259,13 +259,6 @@ impl CampaignState {
             took_ms = rebuilt.took.as_millis() as u64,
             "bloom filter rebuilt"
         );
-    }
-
-    async fn lookup(&self, keyed: &Keyed) -> StoreResult<Option<Keyed>> {
-        Ok(match keyed {
-            Keyed::Conversion(c) => self.store.get_conversion(self.id, c.click_id).await?.map(Keyed::Conversion),
-            Keyed::Lead(l) => self.store.get_lead(self.id, &l.external_id).await?.map(Keyed::Lead),
-        })
     }
 
     fn answer_duplicate(&mut self, reply: RpcReplyPort<KeyedReply>, found: Keyed, me: &ActorRef<CampaignMsg>) {

@@ -15,9 +15,7 @@ use crate::domain::money::{self, Balance, Funding, Move, Payout, PayoutStatus, S
 use crate::domain::referral::{Referral, ReferralStatus};
 use crate::error::{Error, Result};
 use crate::metrics;
-use crate::store::{
-    DedupKey, Due, DueItem, FundOutcome, Keyed, Ledger, MoveOutcome, PayDue, Queue, Store, StoreResult,
-};
+use crate::store::{Due, DueItem, FundOutcome, Keyed, Ledger, MoveOutcome, PayDue, Queue, Store, StoreResult};
 
 pub struct Money {
     pub ledger: Arc<dyn Ledger>,
@@ -112,10 +110,7 @@ impl Money {
 
     async fn record(&self, due: &Due) -> StoreResult<Option<Keyed>> {
         let DueItem::Record(campaign, key) = &due.item else { return Ok(None) };
-        Ok(match key {
-            DedupKey::Click(click) => self.store.get_conversion(*campaign, *click).await?.map(Keyed::Conversion),
-            DedupKey::External(ext) => self.store.get_lead(*campaign, ext).await?.map(Keyed::Lead),
-        })
+        crate::store::get_keyed(&*self.store, *campaign, key).await
     }
 
     /// A campaign's hold, read once per pass.

@@ -91,20 +91,21 @@ from_redb!(
     redb::CommitError
 );
 
-/// The CQL driver: a request that failed or timed out, or a session that
-/// could not be made, is `Unavailable`.
-macro_rules! unavailable_from {
-    ($($t:ty),*) => {$(
+/// `From` impls that file each listed error under one kind.
+macro_rules! kind_from {
+    ($kind:ident: $($t:ty),*) => {$(
         impl From<$t> for StoreError {
             fn from(e: $t) -> Self {
-                StoreError::Unavailable(e.to_string())
+                StoreError::$kind(e.to_string())
             }
         }
     )*};
 }
 
-unavailable_from!(
-    scylla::errors::ExecutionError,
+// The CQL driver: a request that failed or timed out, or a session that
+// could not be made, is `Unavailable`.
+kind_from!(
+    Unavailable: scylla::errors::ExecutionError,
     scylla::errors::PrepareError,
     scylla::errors::NewSessionError,
     scylla::errors::PagerExecutionError,
@@ -112,19 +113,9 @@ unavailable_from!(
     scylla::errors::NextPageError
 );
 
-/// The CQL driver: rows that do not have the shape of their record.
-macro_rules! corrupt_from {
-    ($($t:ty),*) => {$(
-        impl From<$t> for StoreError {
-            fn from(e: $t) -> Self {
-                StoreError::Corrupt(e.to_string())
-            }
-        }
-    )*};
-}
-
-corrupt_from!(
-    scylla::errors::IntoRowsResultError,
+// The CQL driver: rows that do not have the shape of their record.
+kind_from!(
+    Corrupt: scylla::errors::IntoRowsResultError,
     scylla::errors::RowsError,
     scylla::errors::MaybeFirstRowError,
     scylla::errors::FirstRowError,

@@ -156,6 +156,14 @@ pub async fn collect_dedup_keys(store: &dyn Store, campaign: CampaignId) -> Stor
     sent.map(|_| keys)
 }
 
+/// The record stored under a campaign's dedup key, if any.
+pub async fn get_keyed(store: &dyn Store, campaign: CampaignId, key: &DedupKey) -> StoreResult<Option<Keyed>> {
+    Ok(match key {
+        DedupKey::Click(click) => store.get_conversion(campaign, *click).await?.map(Keyed::Conversion),
+        DedupKey::External(ext) => store.get_lead(campaign, ext).await?.map(Keyed::Lead),
+    })
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Stores a new campaign.
