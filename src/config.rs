@@ -38,6 +38,7 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 pub struct RetentionConfig {
     pub click_days: u32,
+    pub change_days: u32,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -271,6 +272,9 @@ impl Config {
         }
         if self.retention.click_days > 3650 {
             return Err("retention.click_days must be 0 (the longest attribution window) to 3650".into());
+        }
+        if !(1..=3650).contains(&self.retention.change_days) {
+            return Err("retention.change_days must be 1 to 3650".into());
         }
         if !(1..=100_000).contains(&self.ingest.batch_max_items) {
             return Err("ingest.batch_max_items must be 1 to 100000".into());

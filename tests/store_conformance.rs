@@ -12,6 +12,8 @@ use clickledger::store::cql::ScyllaStore;
 use clickledger::store::embedded::EmbeddedStore;
 use clickledger::store::*;
 
+#[path = "store_conformance/feed.rs"]
+mod feed;
 #[path = "store_conformance/keys.rs"]
 mod keys;
 #[path = "common/keyspaces.rs"]
@@ -57,7 +59,7 @@ fn campaign(id: u64, advertiser: u64) -> Campaign {
 fn lead(campaign: u64, external: &str, payout: u64) -> Keyed {
     let now = clickledger::domain::unix_now();
     Keyed::Lead(Lead {
-        id: LeadId::random(),
+        id: LeadId::new(),
         payout_cents: payout,
         ..Lead::verified(CampaignId(campaign), AffiliateId(1), "CODE".into(), external.into(), now)
     })
@@ -65,7 +67,7 @@ fn lead(campaign: u64, external: &str, payout: u64) -> Keyed {
 
 fn conversion(campaign: u64, click: u128) -> Keyed {
     Keyed::Conversion(Conversion {
-        id: ConversionId::random(),
+        id: ConversionId::new(),
         campaign_id: CampaignId(campaign),
         click_id: ClickId(click),
         affiliate_id: AffiliateId(1),
@@ -105,6 +107,8 @@ async fn embedded_store_passes_the_conformance_suite() {
     old_click_batches_expire_whole_and_counters_stay(&store).await;
     ledger::suite(&backend).await;
     keys::suite(&backend).await;
+    feed::suite(&backend, true).await;
+    feed::expired_changes_go_and_numbering_carries_on(&backend).await;
     drop((store, backend));
     let reopened: Arc<dyn Backend> = open_embedded(dir.path()).await;
     everything_survives_a_reopen(&reopened).await;
@@ -149,8 +153,8 @@ async fn cql_store_passes_the_conformance_suite() {
     let config = Config::load_from(None, &env, &Overrides::default()).unwrap().scylla;
     let refused = ScyllaStore::connect(&config).await.err().expect("serving an unmigrated keyspace must be refused");
     assert!(refused.message().contains("run `clickledger migrate`"), "{refused}");
-    assert_eq!(ScyllaStore::migrate(&config).await.unwrap(), 4);
-    assert_eq!(ScyllaStore::migrate(&config).await.unwrap(), 4, "migrate is idempotent");
+    assert_eq!(ScyllaStore::migrate(&config).await.unwrap(), 5);
+    assert_eq!(ScyllaStore::migrate(&config).await.unwrap(), 5, "migrate is idempotent");
     a_migration_that_died_after_its_alter_statements_runs_again(&config).await;
     a_migration_indexes_keys_from_before_key_records(&config).await;
     let cql = Arc::new(ScyllaStore::connect(&config).await.unwrap());
@@ -158,6 +162,7 @@ async fn cql_store_passes_the_conformance_suite() {
     suite(&store).await;
     ledger::suite(&backend).await;
     keys::suite(&backend).await;
+    feed::suite(&backend, false).await;
     drop((store, backend));
     let reopened: Arc<dyn Backend> = Arc::new(ScyllaStore::connect(&config).await.unwrap());
     everything_survives_a_reopen(&reopened).await;
@@ -173,7 +178,7 @@ async fn a_migration_that_died_after_its_alter_statements_runs_again(config: &cl
         .expect("connect");
     let forget = format!("DELETE FROM {}.schema_migrations WHERE version = 3", config.keyspace);
     session.query_unpaged(forget, &[]).await.expect("forget version 3");
-    assert_eq!(ScyllaStore::migrate(config).await.unwrap(), 4, "the columns are there: version 3 is recorded again");
+    assert_eq!(ScyllaStore::migrate(config).await.unwrap(), 5, "the columns are there: version 3 is recorded again");
 }
 
 /// An `api_keys` row from schema version 2 holds a bare principal; migrate

@@ -8,7 +8,8 @@ use super::model::*;
 use super::money::Payout;
 
 /// A write whose key must be recorded at most once per campaign.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", content = "body", rename_all = "camelCase")]
 pub enum Keyed {
     /// Keyed by (campaign, click id): one conversion per click.
     Conversion(Conversion),

@@ -86,4 +86,10 @@ impl Engine {
     pub async fn campaign_stats(&self, campaign: CampaignId) -> Result<CampaignStats> {
         Ok(self.store.get_stats(campaign).await?)
     }
+
+    /// The change feed after `after`, up to the wall clock (never the test
+    /// clock: on CQL the cursor is wall-clock time).
+    pub async fn changes(&self, after: &crate::store::FeedCursor, limit: usize) -> Result<crate::store::FeedPage> {
+        Ok(self.feed.changes(after, crate::domain::unix_now(), limit).await?)
+    }
 }

@@ -34,7 +34,7 @@ use crate::domain::model::{Campaign, IpHash};
 use crate::domain::token::TokenKeys;
 use crate::error::{Error, Result};
 use crate::secrets::Secrets;
-use crate::store::{Backend, Keys, Ledger, Store, StoreResult};
+use crate::store::{Backend, Feed, Keys, Ledger, Store, StoreResult};
 use catalog::Catalog;
 use registry::Registry;
 
@@ -43,6 +43,8 @@ pub struct Engine {
     store: Arc<dyn Store>,
     ledger: Arc<dyn Ledger>,
     keys: Arc<dyn Keys>,
+    /// What the store committed, in order (`store::feed`).
+    feed: Arc<dyn Feed>,
     pub catalog: Catalog,
     pub registry: Registry,
     pub tokens: TokenKeys,
@@ -72,7 +74,8 @@ impl Engine {
     ) -> StoreResult<Self> {
         let store: Arc<dyn Store> = backend.clone();
         let ledger: Arc<dyn Ledger> = backend.clone();
-        let keys: Arc<dyn Keys> = backend;
+        let keys: Arc<dyn Keys> = backend.clone();
+        let feed: Arc<dyn Feed> = backend;
         let refresh = std::time::Duration::from_millis(config.engine.catalog_refresh_ms);
         let revalidate = std::time::Duration::from_millis(config.auth.revalidate_ms);
         let catalog = Catalog::load(store.clone(), keys.clone(), refresh, revalidate).await?;
@@ -107,6 +110,7 @@ impl Engine {
             store,
             ledger,
             keys,
+            feed,
             catalog,
             registry,
             tokens,

@@ -1,5 +1,6 @@
 //! Raw click retention: every hour (and once at start), click log records
 //! older than the retention are dropped whole; counters and stats stay.
+//! The change feed's rows older than `retention.change_days` go too.
 //! `retention.click_days = 0` (the default) keeps clicks as long as the
 //! longest attribution window of any campaign (90 days while there is
 //! none), since no click is attributed after its window.
@@ -23,12 +24,25 @@ pub fn keep_days(engine: &Engine) -> u32 {
     }
 }
 
-/// One pass: returns how many records went.
+/// One pass: returns how many click records went (and expires changes).
 pub async fn expire_once(engine: &Engine) -> crate::store::StoreResult<usize> {
     let days = keep_days(engine);
+    let total = drain(|| engine.store.expire_clicks(days, engine.now(), PER_WRITE)).await?;
+    // The feed's cursor is wall-clock time on CQL, so its age is too.
+    let change_days = engine.config.retention.change_days;
+    drain(|| engine.feed.expire_changes(change_days, crate::domain::unix_now(), PER_WRITE)).await?;
+    Ok(total)
+}
+
+/// Calls `step` until it removes fewer than `PER_WRITE`; the total removed.
+async fn drain<F, Fut>(mut step: F) -> crate::store::StoreResult<usize>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = crate::store::StoreResult<usize>>,
+{
     let mut total = 0;
     loop {
-        let removed = engine.store.expire_clicks(days, engine.now(), PER_WRITE).await?;
+        let removed = step().await?;
         total += removed;
         if removed < PER_WRITE {
             return Ok(total);

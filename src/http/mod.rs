@@ -6,6 +6,7 @@ pub mod auth;
 pub mod batch;
 pub mod body;
 pub mod campaigns;
+pub mod changes;
 pub mod error;
 pub mod ingest;
 pub mod keys;
@@ -50,6 +51,7 @@ enum Route<'a> {
     AdminAdvertisers,
     AdminAffiliates,
     AdminClockAdvance,
+    AdminChanges,
     /// `advertisers` or `affiliates`, the tenant's id.
     AdminDisable(&'a str, &'a str),
     AdminEnable(&'a str, &'a str),
@@ -89,6 +91,7 @@ impl Route<'_> {
             Route::AdminAdvertisers => "/api/v1/admin/advertisers",
             Route::AdminAffiliates => "/api/v1/admin/affiliates",
             Route::AdminClockAdvance => "/api/v1/admin/clock/advance",
+            Route::AdminChanges => "/api/v1/admin/changes",
             Route::AdminDisable(..) => "/api/v1/admin/{tenants}/{id}/disable",
             Route::AdminEnable(..) => "/api/v1/admin/{tenants}/{id}/enable",
             Route::AdminTenantKeys(..) => "/api/v1/admin/{tenants}/{id}/keys",
@@ -123,7 +126,7 @@ impl Route<'_> {
         match self {
             Route::Healthz | Route::Readyz | Route::Redirect(_) | Route::Snippet => "GET, HEAD",
             Route::Conversions => "POST, OPTIONS",
-            Route::Metrics | Route::Wallet | Route::CampaignBalance(_) => "GET",
+            Route::Metrics | Route::Wallet | Route::CampaignBalance(_) | Route::AdminChanges => "GET",
             Route::Campaign(_) => "GET, PATCH",
             Route::Leads | Route::Keys => "GET, POST",
             Route::Key(_) => "DELETE",
@@ -156,6 +159,7 @@ fn match_route(path: &str) -> Option<Route<'_>> {
             ["admin", "advertisers"] => Route::AdminAdvertisers,
             ["admin", "affiliates"] => Route::AdminAffiliates,
             ["admin", "clock", "advance"] => Route::AdminClockAdvance,
+            ["admin", "changes"] => Route::AdminChanges,
             ["admin", kind, id, "disable"] => Route::AdminDisable(kind, id),
             ["admin", kind, id, "enable"] => Route::AdminEnable(kind, id),
             ["admin", kind, id, "keys"] => Route::AdminTenantKeys(kind, id),
@@ -257,6 +261,7 @@ async fn dispatch(ctx: &Ctx, route: Route<'_>, req: Request<Incoming>, remote: S
         Route::AdminAdvertisers => admin::create_advertiser(ctx, req).await,
         Route::AdminAffiliates => admin::create_affiliate(ctx, req).await,
         Route::AdminClockAdvance => admin::advance_clock(ctx, req).await,
+        Route::AdminChanges => changes::list(ctx, req).await,
         Route::AdminDisable(kind, id) => admin::set_disabled(ctx, req, kind, id, true).await,
         Route::AdminEnable(kind, id) => admin::set_disabled(ctx, req, kind, id, false).await,
         Route::AdminTenantKeys(kind, id) => admin::issue_key(ctx, req, kind, id).await,

@@ -14,6 +14,7 @@
 //! | `due` / `put_due` / `remove_due` | due-time index, oldest first per queue |
 //! | `apply_move` / `fund`          | one campaign's money, compare-and-set    |
 //! | `post_wallet`                  | insert-if-absent wallet lines            |
+//! | `Feed::changes`                | what committed, in order, from a cursor  |
 //!
 //! Money writes follow one rule on every backend: the campaign side of a
 //! movement (payout status, its ledger entries, the balance row) commits as
@@ -27,11 +28,13 @@ pub mod cql;
 pub mod due;
 pub mod embedded;
 pub mod error;
+pub mod feed;
 pub mod keys;
 
 pub use crate::domain::keyed::{click_delta, clicks_delta, recorded_delta, DedupKey, Keyed};
 pub use due::{Due, DueItem, Queue};
 pub use error::StoreError;
+pub use feed::{Change, ChangeEvent, Feed, FeedCursor, FeedPage};
 pub use keys::{AddKey, Keys, Listed, Revoke};
 
 use std::sync::Arc;
@@ -211,10 +214,10 @@ pub struct SchemaState {
     pub detail: String,
 }
 
-/// A whole backend: all three traits on one connection or one database file.
-pub trait Backend: Store + Ledger + Keys {}
+/// A whole backend: all four traits on one connection or one database file.
+pub trait Backend: Store + Ledger + Keys + Feed {}
 
-impl<T: Store + Ledger + Keys> Backend for T {}
+impl<T: Store + Ledger + Keys + Feed> Backend for T {}
 
 /// Everything after attribution: review, referrals, the due-time index and
 /// the money. A trait of its own so the supervisors' tests can wrap it and

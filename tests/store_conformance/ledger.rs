@@ -492,11 +492,14 @@ async fn a_pass_of_record_intents_is_paid_escrowed_where_funds_cover_it_and_remo
     let paid = store.pay_due(items, now(), 4).await.unwrap();
     let created: Vec<bool> = paid.iter().map(|p| p.created).collect();
     assert_eq!(created, [true, true, true, false, false], "the repeat finds the payout made earlier in the pass");
+    // On CQL the items run concurrently, so either 600 may be the one escrowed.
     let escrowed: Vec<bool> = paid.iter().map(|p| p.escrowed.is_some()).collect();
-    assert_eq!(escrowed, [true, false, false, false, false], "600 of 1000 leaves too little for the second");
-    let stored = store.get_payout(first.id).await.unwrap().unwrap();
+    let (won, lost) = if escrowed[0] { (&first, &second) } else { (&second, &first) };
+    assert_eq!(escrowed.iter().filter(|e| **e).count(), 1, "600 of 1000 leaves too little for a second: {escrowed:?}");
+    assert!(escrowed[0] || escrowed[1], "{escrowed:?}");
+    let stored = store.get_payout(won.id).await.unwrap().unwrap();
     assert_eq!((stored.status, stored.release_at), (PayoutStatus::Escrowed, Some(now_plus_days(&stored, 7))));
-    assert_eq!(store.get_payout(second.id).await.unwrap().unwrap().status, PayoutStatus::AwaitingFunds);
+    assert_eq!(store.get_payout(lost.id).await.unwrap().unwrap().status, PayoutStatus::AwaitingFunds);
     assert_eq!(store.get_payout(poor.id).await.unwrap().unwrap().status, PayoutStatus::AwaitingFunds);
     let balance = store.get_balance(CampaignId(funded)).await.unwrap();
     assert_eq!((balance.available_cents, balance.escrowed_cents), (400, 600));

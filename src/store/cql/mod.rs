@@ -9,6 +9,7 @@
 
 mod cluster;
 mod due;
+mod feed;
 mod keys;
 mod ledger;
 pub mod ledger_rows;
@@ -49,6 +50,10 @@ pub struct ScyllaStore {
     click_ttl_secs: std::sync::atomic::AtomicU32,
     rebuild_days: u32,
     keyspace: String,
+    /// TTL of change feed rows written from now on (`expire_changes` sets it).
+    change_ttl_secs: std::sync::atomic::AtomicU32,
+    /// Change feed minutes this process has already listed.
+    change_seen: std::sync::Mutex<std::collections::HashSet<(i32, i64)>>,
     /// Due-index hours this process has already listed in `due_buckets`.
     due_seen: std::sync::Mutex<std::collections::HashSet<(Queue, i64)>>,
     /// One conditional batch per campaign money partition in flight from
@@ -94,6 +99,8 @@ fn parse_dedup(text: &str) -> Option<DedupKey> {
 
 /// Until the engine says otherwise: the default attribution window, 90 days.
 const DEFAULT_CLICK_TTL_SECS: u32 = 90 * 86_400;
+/// Until the engine says otherwise: `retention.change_days`' default, 7 days.
+const DEFAULT_CHANGE_TTL_SECS: u32 = 7 * 86_400;
 
 impl ScyllaStore {
     /// Connects, refuses a keyspace whose schema is not this build's, and
@@ -111,6 +118,8 @@ impl ScyllaStore {
             click_ttl_secs: std::sync::atomic::AtomicU32::new(DEFAULT_CLICK_TTL_SECS),
             rebuild_days: config.bloom_rebuild_days,
             keyspace: config.keyspace.clone(),
+            change_ttl_secs: std::sync::atomic::AtomicU32::new(DEFAULT_CHANGE_TTL_SECS),
+            change_seen: Default::default(),
             due_seen: Default::default(),
             money_turns: Default::default(),
         })
@@ -168,10 +177,11 @@ impl ScyllaStore {
         }
     }
 
-    /// The record's escrow intent first (if it pays), then the conditional
-    /// insert, then (if it went in) its lookups by id.
+    /// The record's escrow intent (if it pays) and its change feed row
+    /// first, then the conditional insert, then (if it went in) its lookups
+    /// by id.
     async fn insert_keyed(&self, keyed: &Keyed) -> StoreResult<Outcome> {
-        self.intend_payout(keyed).await?;
+        tokio::try_join!(self.intend_payout(keyed), self.write_change(keyed))?;
         let existing = match keyed {
             Keyed::Conversion(c) => {
                 let row = ConversionRow {

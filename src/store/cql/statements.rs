@@ -44,6 +44,7 @@ pub struct Statements {
     pub keys: super::keys::KeyStatements,
     /// Secrets the keyspace's nodes share (migration 3).
     pub cluster: super::cluster::ClusterStatements,
+    pub feed: super::feed::FeedStatements,
 }
 
 /// The money path, the due-time index, referrals and the lookups by id
@@ -224,6 +225,7 @@ impl Statements {
             ledger: LedgerStatements::prepare(session, profiles, ks).await?,
             keys: super::keys::KeyStatements::prepare(session, profiles, ks).await?,
             cluster: super::cluster::ClusterStatements::prepare(session, profiles, ks).await?,
+            feed: super::feed::FeedStatements::prepare(session, profiles, ks).await?,
         })
     }
 }

@@ -1,5 +1,6 @@
 //! Keyed events in the writer's transaction: one campaign batch applied
-//! (insert-if-absent records, their indexes and payout intent, counters),
+//! (insert-if-absent records, their indexes, payout intent and change feed
+//! rows, counters),
 //! and the reads by id and by page that go with them. The batch's clicks
 //! went to the click log before (`clicks.rs`).
 
@@ -18,17 +19,20 @@ pub(super) fn apply(txn: &WriteTransaction, batch: &Batch) -> StoreResult<Vec<Ou
         add(*campaign, delta);
     }
     let mut outcomes = Vec::with_capacity(batch.keyed.len());
+    let mut inserted = Vec::new();
     for keyed in &batch.keyed {
         let outcome = insert_keyed(&mut conversions, &mut leads, keyed)?;
         if matches!(outcome, Outcome::Inserted) {
             add(keyed.campaign(), &recorded_delta(keyed));
             index_keyed(txn, keyed)?;
+            inserted.push(keyed);
         }
         outcomes.push(outcome);
     }
     for (campaign, delta) in deltas {
         add_stats(&mut stats, campaign, &delta)?;
     }
+    feed::append(txn, &inserted)?;
     Ok(outcomes)
 }
 

@@ -7,6 +7,11 @@
 //!   (`store::clicklog`).
 //! - Format 3: clicks in segment files beside the database (`clicks.rs`),
 //!   with a checkpoint of the counted log position in `meta`.
+//! - Format 4: the change feed (`changes`, `feed.rs`). A format 3 file
+//!   gains the empty table (the opening transaction creates it) and its
+//!   feed starts with the first record after the upgrade. A build that
+//!   knows only format 3 refuses the file rather than write records
+//!   without their changes.
 //!
 //! Opening a format 1 or 2 file moves its clicks into segments (synced
 //! before the opening transaction commits), drops the old table and
@@ -27,7 +32,7 @@ use crate::store::{clicklog, StoreError, StoreResult};
 
 pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const FORMAT_KEY: &str = "format";
-pub const CURRENT: u64 = 3;
+pub const CURRENT: u64 = 4;
 
 /// Format 1's click rows: (campaign, click id) → JSON.
 const OLD_CLICKS: TableDefinition<(u64, u128), &[u8]> = TableDefinition::new("clicks");
@@ -41,6 +46,10 @@ pub fn upgrade(txn: &WriteTransaction, data_dir: &Path) -> StoreResult<u64> {
     let found = txn.open_table(META)?.get(FORMAT_KEY)?.map(|v| v.value());
     match found {
         Some(CURRENT) => return Ok(CURRENT),
+        Some(3) => {
+            txn.open_table(META)?.insert(FORMAT_KEY, CURRENT)?;
+            return Ok(3);
+        }
         Some(newer) if newer > CURRENT => {
             return Err(StoreError::Failed(format!(
                 "the data directory is in format {newer}, newer than this build's {CURRENT}: \
@@ -206,6 +215,56 @@ mod tests {
             "nothing is replayed on the next open either"
         );
         assert!(store.get_click(CampaignId(2), ClickId(2_050)).await.unwrap().is_some());
+    }
+
+    /// Opens the store at `dir`, waiting for an earlier one's writer to let go.
+    fn reopen(dir: &std::path::Path) -> EmbeddedStore {
+        (0..100)
+            .find_map(|_| {
+                EmbeddedStore::open(dir, 16).ok().or_else(|| {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    None
+                })
+            })
+            .expect("reopens")
+    }
+
+    #[tokio::test]
+    async fn a_format_3_file_gains_the_change_feed_and_keeps_its_clicks_and_records() {
+        use crate::domain::model::Lead;
+        use crate::store::{Batch, Feed, FeedCursor, Keyed};
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path(), 16).unwrap();
+        let lead = Lead::verified(CampaignId(1), AffiliateId(3), "CODE".into(), "o-1".into(), 1_800_000_000);
+        let batch = Batch { clicks: vec![old_click(1, 5)], keyed: vec![Keyed::Lead(lead)], ..Default::default() };
+        store.commit(std::sync::Arc::new(batch)).await.unwrap();
+        drop(store);
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        {
+            // Back to what format 3 wrote: no feed table, format 3.
+            let db = (0..100)
+                .find_map(|_| {
+                    redb::Database::open(dir.path().join("clickledger.redb")).ok().or_else(|| {
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                        None
+                    })
+                })
+                .expect("the file is released");
+            let txn = db.begin_write().unwrap();
+            txn.delete_table(super::super::feed::CHANGES).unwrap();
+            txn.open_table(META).unwrap().insert(FORMAT_KEY, 3).unwrap();
+            txn.commit().unwrap();
+        }
+        let store = reopen(dir.path());
+        assert!(store.get_click(CampaignId(1), ClickId(5)).await.unwrap().is_some(), "the click log is untouched");
+        assert!(store.get_lead(CampaignId(1), "o-1").await.unwrap().is_some());
+        assert_eq!(store.get_stats(CampaignId(1)).await.unwrap().clicks, 1, "counted once");
+        let feed = store.changes(&FeedCursor::default(), 0, 10).await.unwrap();
+        assert!(feed.changes.is_empty(), "the feed starts after the upgrade");
+        drop(store);
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let store = reopen(dir.path());
+        assert_eq!(store.get_stats(CampaignId(1)).await.unwrap().clicks, 1, "and is format 4 from then on");
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! and the money supervisors stepping at once cost one fsync, not N (group
 //! commit at the store as well as the actor). Keyed events are applied in
 //! `events.rs`, money in `money.rs`, keys in `keys.rs`; the `Store` impl is
-//! here, the `Ledger` and `Keys` impls in `ledger.rs` and `tenants.rs`.
+//! here, the `Ledger` and `Keys` impls in `ledger.rs` and `tenants.rs`, the
+//! change feed in `feed.rs`.
 //! Clicks stay out of redb: they go to segment files with a writer thread
 //! of their own (`clicks.rs`; the files in `clickfiles.rs`, their format in
 //! `segment.rs`).
@@ -28,6 +29,7 @@ use super::*;
 mod clickfiles;
 mod clicks;
 mod events;
+mod feed;
 mod file;
 mod format;
 mod keys;
@@ -169,6 +171,7 @@ fn table_names() -> Vec<String> {
         LEAD_CAMPAIGN.name(),
         CONVERSION_INDEX.name(),
         REFERRALS.name(),
+        feed::CHANGES.name(),
     ]
     .map(str::to_string);
     names.into_iter().chain(money::table_names()).chain(keys::table_names()).collect()
@@ -185,6 +188,7 @@ fn open_all_tables(txn: &WriteTransaction) -> StoreResult<()> {
     txn.open_table(LEAD_CAMPAIGN)?;
     txn.open_table(CONVERSION_INDEX)?;
     txn.open_table(REFERRALS)?;
+    txn.open_table(feed::CHANGES)?;
     money::open_tables(txn)?;
     keys::open_tables(txn)?;
     Ok(())
@@ -404,5 +408,18 @@ impl Store for EmbeddedStore {
         } else {
             SchemaState { current: false, detail: format!("missing tables: {}", missing.join(", ")) }
         })
+    }
+}
+
+#[async_trait]
+impl Feed for EmbeddedStore {
+    async fn changes(&self, after: &FeedCursor, _now: u64, limit: usize) -> StoreResult<FeedPage> {
+        let after = after.clone();
+        self.read(move |txn| feed::read(txn, &after, limit)).await
+    }
+
+    async fn expire_changes(&self, keep_days: u32, now: u64, limit: usize) -> StoreResult<usize> {
+        let cutoff = now.saturating_sub(u64::from(keep_days) * 86_400);
+        self.write(move |txn| feed::expire(txn, cutoff, limit)).await
     }
 }

@@ -1,0 +1,201 @@
+//! The change feed on CQL (see `store::feed` for the contract): a row per
+//! change written before its cause, read back per shard and confirmed
+//! against the stored record.
+
+use futures::StreamExt;
+use scylla::statement::prepared::PreparedStatement;
+use scylla::DeserializeRow;
+
+use super::statements::{prepare, Kind};
+use super::{blob, json, parse, session::Profiles, ScyllaStore};
+use crate::store::feed::{GRACE_SECS, LAG_SECS, SHARDS};
+use crate::store::{get_keyed, Change, ChangeEvent, Feed, FeedCursor, FeedPage, Keyed, StoreResult};
+
+/// Minute directory rows this process remembers writing.
+const SEEN_CAP: usize = 4096;
+
+pub struct FeedStatements {
+    insert: PreparedStatement,
+    insert_bucket: PreparedStatement,
+    select_buckets: PreparedStatement,
+    select: PreparedStatement,
+}
+
+impl FeedStatements {
+    pub async fn prepare(
+        session: &scylla::client::session::Session,
+        profiles: &Profiles,
+        ks: &str,
+    ) -> StoreResult<Self> {
+        use Kind::*;
+        let p = |kind, cql: &'static str| prepare(session, profiles, ks, kind, cql);
+        Ok(Self {
+            insert: p(Plain, "INSERT INTO {ks}.changes (shard, minute, id, body) VALUES (?, ?, ?, ?) USING TTL ?")
+                .await?,
+            insert_bucket: p(Plain, "INSERT INTO {ks}.change_buckets (shard, minute) VALUES (?, ?) USING TTL ?")
+                .await?,
+            select_buckets: p(
+                Plain,
+                "SELECT minute FROM {ks}.change_buckets WHERE shard = ? AND minute >= ? AND minute <= ?",
+            )
+            .await?,
+            select: p(
+                Plain,
+                "SELECT id, body FROM {ks}.changes WHERE shard = ? AND minute = ? AND id > ? AND id <= ? LIMIT ?",
+            )
+            .await?,
+        })
+    }
+}
+
+#[derive(DeserializeRow)]
+struct MinuteRow {
+    minute: i64,
+}
+
+#[derive(DeserializeRow)]
+struct ChangeRow {
+    id: Vec<u8>,
+    body: String,
+}
+
+/// Ids carry their millisecond in the top 48 bits.
+fn millis(id: u128) -> u64 {
+    (id >> 80) as u64
+}
+
+fn minute(id: u128) -> i64 {
+    (millis(id) / 60_000) as i64
+}
+
+fn shard(id: u128) -> u32 {
+    (id as u32) % SHARDS
+}
+
+/// The highest id minted at or before `ms`.
+fn last_id_at(ms: u64) -> u128 {
+    (u128::from(ms) << 80) | ((1u128 << 80) - 1)
+}
+
+/// What a change row's cause turned out to be.
+enum Cause {
+    Stored,
+    /// Lost its race, or was never stored and is past its grace.
+    Gone,
+    /// Not stored yet, still within its grace: the shard waits here.
+    Pending,
+}
+
+impl ScyllaStore {
+    /// Writes the change row of `record` (before its insert). Retrying
+    /// the insert rewrites the same row.
+    pub(super) async fn write_change(&self, record: &Keyed) -> StoreResult<()> {
+        let change = Change::recorded(record);
+        let (shard, minute) = (shard(change.id) as i32, minute(change.id));
+        let ttl = self.change_ttl_secs.load(std::sync::atomic::Ordering::Relaxed) as i32;
+        if self.remember_bucket(shard, minute) {
+            self.exec(&self.st.feed.insert_bucket, (shard, minute, ttl)).await?;
+        }
+        self.exec(&self.st.feed.insert, (shard, minute, blob(change.id), json(&change), ttl)).await?;
+        Ok(())
+    }
+
+    /// `true` if this process has not listed that minute yet.
+    fn remember_bucket(&self, shard: i32, minute: i64) -> bool {
+        let mut seen = self.change_seen.lock().expect("not poisoned");
+        if seen.contains(&(shard, minute)) {
+            return false;
+        }
+        if seen.len() >= SEEN_CAP {
+            seen.clear();
+        }
+        seen.insert((shard, minute));
+        true
+    }
+
+    /// One shard's changes after `from`, up to `horizon`: stored ones go to
+    /// `out`; returns where the shard's cursor goes.
+    async fn shard_changes(
+        &self,
+        shard: u32,
+        from: u128,
+        horizon: u128,
+        now: u64,
+        limit: usize,
+        out: &mut Vec<Change>,
+    ) -> StoreResult<u128> {
+        let st = &self.st.feed;
+        let s = shard as i32;
+        let buckets = self.session.execute_iter(st.select_buckets.clone(), (s, minute(from), minute(horizon))).await?;
+        let mut minutes = buckets.rows_stream::<MinuteRow>()?;
+        let mut at = from;
+        while let Some(m) = minutes.next().await {
+            let m = m?.minute;
+            // A minute is read in pages: rows of changes whose cause is
+            // gone do not count towards `limit`.
+            loop {
+                let want = limit.saturating_sub(out.len()).clamp(1, 1000);
+                let rows =
+                    self.exec(&st.select, (s, m, blob(at), blob(horizon), want as i32)).await?.into_rows_result()?;
+                let mut read = 0;
+                for row in rows.rows::<ChangeRow>()? {
+                    let row = row?;
+                    read += 1;
+                    let change: Change = parse(&row.body)?;
+                    match self.cause(&change, now).await? {
+                        Cause::Stored => out.push(change),
+                        Cause::Gone => {}
+                        Cause::Pending => return Ok(at),
+                    }
+                    at = u128::from_be_bytes(row.id.as_slice().try_into()?);
+                    if out.len() >= limit {
+                        return Ok(at);
+                    }
+                }
+                if read < want {
+                    break;
+                }
+            }
+        }
+        Ok(at.max(horizon))
+    }
+
+    async fn cause(&self, change: &Change, now: u64) -> StoreResult<Cause> {
+        let ChangeEvent::Recorded { record } = &change.event;
+        let stored = get_keyed(self, record.campaign(), &record.dedup_key()).await?;
+        let stored_id = stored.map(|s| Change::recorded(&s).id);
+        Ok(match stored_id {
+            Some(id) if id == change.id => Cause::Stored,
+            Some(_) => Cause::Gone,
+            None if now.saturating_sub(change.at) <= GRACE_SECS => Cause::Pending,
+            None => Cause::Gone,
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl Feed for ScyllaStore {
+    async fn changes(&self, after: &FeedCursor, now: u64, limit: usize) -> StoreResult<FeedPage> {
+        // Through the end of the second `LAG_SECS` before `now`.
+        let horizon = last_id_at(now.saturating_sub(LAG_SECS).saturating_mul(1000).saturating_add(999));
+        let mut page = FeedPage { changes: Vec::new(), next: after.clone() };
+        for shard in 0..SHARDS {
+            if page.changes.len() >= limit {
+                break;
+            }
+            let from = after.at(shard);
+            if from >= horizon {
+                continue;
+            }
+            let to = self.shard_changes(shard, from, horizon, now, limit, &mut page.changes).await?;
+            page.next.0.insert(shard, to);
+        }
+        Ok(page)
+    }
+
+    async fn expire_changes(&self, keep_days: u32, _now: u64, _limit: usize) -> StoreResult<usize> {
+        let secs = (u64::from(keep_days) * 86_400).min(i32::MAX as u64) as u32;
+        self.change_ttl_secs.store(secs, std::sync::atomic::Ordering::Relaxed);
+        Ok(0)
+    }
+}
