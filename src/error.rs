@@ -48,6 +48,10 @@ pub enum Error {
     /// The store failed or an actor is down: nothing was recorded.
     #[error("{0}")]
     Unavailable(String),
+    /// A stored row does not decode: a retry would meet the same row, so
+    /// this is no 503. Only a damaged or foreign data file gets here.
+    #[error("{0}")]
+    Internal(String),
     /// `GET /readyz`: a part of the node is not ready (named in the message).
     #[error("{0}")]
     NotReady(String),
@@ -58,7 +62,12 @@ pub enum Error {
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
         tracing::error!(error = %e, "store error");
-        Error::Unavailable("storage is unavailable; nothing was recorded, retry shortly".into())
+        match e {
+            StoreError::Corrupt(_) => Error::Internal(
+                "a stored record could not be read; the operator's log names it (retrying will not help)".into(),
+            ),
+            _ => Error::Unavailable("storage is unavailable; nothing was recorded, retry shortly".into()),
+        }
     }
 }
 

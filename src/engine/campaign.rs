@@ -55,8 +55,9 @@ pub enum KeyedReply {
     Recorded(Keyed),
     /// Already on record; carries the record that won.
     Duplicate(Keyed),
-    /// The store failed; nothing was recorded and the caller may retry.
-    Unavailable(String),
+    /// The store failed and nothing was recorded: the caller may retry
+    /// unless the error is `Corrupt`.
+    Failed(crate::store::StoreError),
 }
 
 /// A batch on its way to the store, with the callers waiting for it.
@@ -232,7 +233,7 @@ impl CampaignState {
                 }
                 Ok(None) => metrics::dedup_path("bloom_false_positive"),
                 Err(e) => {
-                    let _ = reply.send(KeyedReply::Unavailable(e.to_string()));
+                    let _ = reply.send(KeyedReply::Failed(e));
                     return;
                 }
             },
@@ -357,7 +358,7 @@ impl CampaignState {
         self.load.pending.fetch_sub(batch.len(), Ordering::Relaxed);
         match result {
             Ok(outcomes) => self.answer(&batch.keyed, replies, outcomes),
-            Err(e) => self.fail(&batch, replies, &e.to_string()),
+            Err(e) => self.fail(&batch, replies, &e),
         }
     }
 
@@ -386,12 +387,12 @@ impl CampaignState {
 
     /// A failed commit recorded nothing: keyed callers get 503 and may retry;
     /// clicks and counters go back in the queue for the next attempt.
-    fn fail(&mut self, batch: &Batch, replies: Vec<RpcReplyPort<KeyedReply>>, error: &str) {
-        tracing::warn!(campaign = %self.id, error, "group commit failed");
+    fn fail(&mut self, batch: &Batch, replies: Vec<RpcReplyPort<KeyedReply>>, error: &crate::store::StoreError) {
+        tracing::warn!(campaign = %self.id, error = %error, "group commit failed");
         for (keyed, reply) in batch.keyed.iter().zip(replies) {
-            let _ = reply.send(KeyedReply::Unavailable(error.to_string()));
+            let _ = reply.send(KeyedReply::Failed(error.clone()));
             for waiter in self.waiters.remove(&keyed.dedup_key()).unwrap_or_default() {
-                let _ = waiter.send(KeyedReply::Unavailable(error.to_string()));
+                let _ = waiter.send(KeyedReply::Failed(error.clone()));
             }
         }
         let mut clicks = batch.clicks.clone();

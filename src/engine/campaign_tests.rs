@@ -157,7 +157,7 @@ async fn send(actor: &ractor::ActorRef<CampaignMsg>, keyed: Keyed) -> KeyedReply
 #[tokio::test]
 async fn a_failed_commit_records_nothing_answers_unavailable_and_a_retry_records() {
     let (actor, store, _dir) = start(1).await;
-    assert!(matches!(send(&actor, lead("o-1")).await, KeyedReply::Unavailable(_)));
+    assert!(matches!(send(&actor, lead("o-1")).await, KeyedReply::Failed(_)));
     assert!(store.get_lead(CAMPAIGN, "o-1").await.unwrap().is_none(), "nothing stored on failure");
     // The key is now in the bloom filter, so the retry takes the store path
     // and must still record (a false positive, not a duplicate).

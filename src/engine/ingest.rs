@@ -381,9 +381,9 @@ impl Engine {
                 path.outcome("duplicate", "none");
                 Ok((false, k))
             }
-            KeyedReply::Unavailable(e) => {
+            KeyedReply::Failed(e) => {
                 path.outcome("rejected", "store_unavailable");
-                Err(crate::store::StoreError::Failed(e).into())
+                Err(e.into())
             }
         }
     }

@@ -1,7 +1,8 @@
 //! The one place errors become HTTP: status, JSON body `{error, message}`, and
 //! Retry-After on 503s. Client mistakes are 4xx with a message a person can
 //! act on; capacity and storage trouble are 503 (retryable); nothing a client
-//! sends can produce a 500.
+//! sends can produce a 500, only a stored row that does not decode (a
+//! damaged data file), which a retry would meet again.
 
 use hyper::{header, StatusCode};
 
@@ -27,6 +28,7 @@ pub fn status_and_code(e: &Error) -> (StatusCode, &'static str) {
         Error::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
         Error::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         Error::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
+        Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
     }
 }
 
