@@ -30,8 +30,6 @@ const POLL_LAG: i64 = 2;
 const WRITE_LAG: i64 = 1;
 /// Compare-and-set rounds before giving up on a contended row.
 pub const MAX_ROUNDS: usize = 64;
-/// Directory rows this process remembers writing (they are never deleted).
-const SEEN_CAP: usize = 4096;
 
 pub fn bucket(at: u64) -> i64 {
     (at / BUCKET_SECS) as i64
@@ -45,20 +43,11 @@ impl ScyllaStore {
     pub(super) async fn put_due_items(&self, items: &[Due]) -> StoreResult<()> {
         let st = &self.st.ledger;
         let buckets: BTreeSet<(Queue, i64)> = items.iter().map(|d| (d.queue, bucket(d.at))).collect();
-        let unseen: Vec<_> = {
-            let seen = self.due_seen.lock().expect("not poisoned");
-            buckets.iter().filter(|b| !seen.contains(b)).copied().collect()
-        };
+        let unseen = self.due_listed.unlisted(buckets.iter().copied());
         // The directory row before the item: an item is never in an unlisted hour.
         let dirs = unseen.iter().map(|(q, b)| self.exec(&st.insert_due_bucket, (q.as_str(), *b)));
         join_all(dirs).await.into_iter().try_for_each(|r| r.map(drop))?;
-        {
-            let mut seen = self.due_seen.lock().expect("not poisoned");
-            if seen.len() + unseen.len() > SEEN_CAP {
-                seen.clear();
-            }
-            seen.extend(unseen);
-        }
+        self.due_listed.mark(&unseen);
         let writes = items
             .iter()
             .map(|d| self.exec(&st.insert_due, (d.queue.as_str(), bucket(d.at), at_i64(d.at), d.item.key())));

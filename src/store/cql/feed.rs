@@ -11,9 +11,6 @@ use super::{blob, json, parse, session::Profiles, ScyllaStore};
 use crate::store::feed::{GRACE_SECS, LAG_SECS, SHARDS};
 use crate::store::{get_keyed, Change, ChangeEvent, Feed, FeedCursor, FeedPage, Keyed, StoreResult};
 
-/// Minute directory rows this process remembers writing.
-const SEEN_CAP: usize = 4096;
-
 pub struct FeedStatements {
     insert: PreparedStatement,
     insert_bucket: PreparedStatement,
@@ -93,24 +90,14 @@ impl ScyllaStore {
         let change = Change::recorded(record);
         let (shard, minute) = (shard(change.id) as i32, minute(change.id));
         let ttl = self.change_ttl_secs.load(std::sync::atomic::Ordering::Relaxed) as i32;
-        if self.remember_bucket(shard, minute) {
+        // The directory row before the change: never a row in an unlisted minute.
+        let unseen = self.change_listed.unlisted([(shard, minute)]);
+        if !unseen.is_empty() {
             self.exec(&self.st.feed.insert_bucket, (shard, minute, ttl)).await?;
+            self.change_listed.mark(&unseen);
         }
         self.exec(&self.st.feed.insert, (shard, minute, blob(change.id), json(&change), ttl)).await?;
         Ok(())
-    }
-
-    /// `true` if this process has not listed that minute yet.
-    fn remember_bucket(&self, shard: i32, minute: i64) -> bool {
-        let mut seen = self.change_seen.lock().expect("not poisoned");
-        if seen.contains(&(shard, minute)) {
-            return false;
-        }
-        if seen.len() >= SEEN_CAP {
-            seen.clear();
-        }
-        seen.insert((shard, minute));
-        true
     }
 
     /// One shard's changes after `from`, up to `horizon`: stored ones go to

@@ -13,6 +13,7 @@ mod feed;
 mod keys;
 mod ledger;
 pub mod ledger_rows;
+mod listed;
 mod money;
 pub mod rows;
 pub mod schema;
@@ -53,9 +54,9 @@ pub struct ScyllaStore {
     /// TTL of change feed rows written from now on (`expire_changes` sets it).
     change_ttl_secs: std::sync::atomic::AtomicU32,
     /// Change feed minutes this process has already listed.
-    change_seen: std::sync::Mutex<std::collections::HashSet<(i32, i64)>>,
+    change_listed: listed::Listed<(i32, i64)>,
     /// Due-index hours this process has already listed in `due_buckets`.
-    due_seen: std::sync::Mutex<std::collections::HashSet<(Queue, i64)>>,
+    due_listed: listed::Listed<(Queue, i64)>,
     /// One conditional batch per campaign money partition in flight from
     /// this process (see `money::ScyllaStore::money_turn`).
     money_turns: dashmap::DashMap<CampaignId, Arc<tokio::sync::Mutex<()>>>,
@@ -119,8 +120,8 @@ impl ScyllaStore {
             rebuild_days: config.bloom_rebuild_days,
             keyspace: config.keyspace.clone(),
             change_ttl_secs: std::sync::atomic::AtomicU32::new(DEFAULT_CHANGE_TTL_SECS),
-            change_seen: Default::default(),
-            due_seen: Default::default(),
+            change_listed: Default::default(),
+            due_listed: Default::default(),
             money_turns: Default::default(),
         })
     }
