@@ -44,25 +44,6 @@ impl StoreError {
     }
 }
 
-/// A row's JSON does not parse as its record.
-impl From<serde_json::Error> for StoreError {
-    fn from(e: serde_json::Error) -> Self {
-        StoreError::Corrupt(e.to_string())
-    }
-}
-
-impl From<std::io::Error> for StoreError {
-    fn from(e: std::io::Error) -> Self {
-        StoreError::Unavailable(e.to_string())
-    }
-}
-
-impl From<tokio::task::JoinError> for StoreError {
-    fn from(e: tokio::task::JoinError) -> Self {
-        StoreError::Failed(e.to_string())
-    }
-}
-
 /// redb: an I/O failure, or its refusal of every call after one, is
 /// `Unavailable` (a reopen cures it once the disk has room again).
 fn from_redb(e: redb::Error) -> StoreError {
@@ -102,6 +83,18 @@ macro_rules! kind_from {
     )*};
 }
 
+// A row's JSON that does not parse as its record, stored bytes of the
+// wrong length for what they hold (a hash, an id), a click log record that
+// does not decode.
+kind_from!(Corrupt: serde_json::Error, std::array::TryFromSliceError, super::clicklog::Corrupt);
+
+// The disk refused; the store's own gate closed (it is shutting down); a
+// store thread that should answer has gone.
+kind_from!(Unavailable: std::io::Error, tokio::sync::AcquireError, std::sync::mpsc::RecvError);
+
+// A blocking task that panicked or was cancelled.
+kind_from!(Failed: tokio::task::JoinError);
+
 // The CQL driver: a request that failed or timed out, or a session that
 // could not be made, is `Unavailable`.
 kind_from!(
@@ -123,34 +116,6 @@ kind_from!(
     scylla::errors::DeserializationError,
     scylla::errors::TypeCheckError
 );
-
-/// Stored bytes of the wrong length for what they hold (a hash, an id).
-impl From<std::array::TryFromSliceError> for StoreError {
-    fn from(e: std::array::TryFromSliceError) -> Self {
-        StoreError::Corrupt(e.to_string())
-    }
-}
-
-/// A click log record that does not decode.
-impl From<super::clicklog::Corrupt> for StoreError {
-    fn from(e: super::clicklog::Corrupt) -> Self {
-        StoreError::Corrupt(e.to_string())
-    }
-}
-
-/// A store's own gate was closed: it is shutting down.
-impl From<tokio::sync::AcquireError> for StoreError {
-    fn from(e: tokio::sync::AcquireError) -> Self {
-        StoreError::Unavailable(e.to_string())
-    }
-}
-
-/// A store thread that should answer has gone.
-impl From<std::sync::mpsc::RecvError> for StoreError {
-    fn from(e: std::sync::mpsc::RecvError) -> Self {
-        StoreError::Unavailable(e.to_string())
-    }
-}
 
 #[cfg(test)]
 mod tests {
