@@ -370,12 +370,14 @@ async fn a_dedup_key_scan_stops_when_its_receiver_is_gone(store: &Arc<dyn Store>
     assert_eq!(sent.expect("the scan must not wait for a receiver that is gone").unwrap(), 0);
 }
 
-async fn racing_commits_of_one_key_record_it_once(store: &Arc<dyn Store>) {
-    let tasks: Vec<_> = (0..16)
+/// `writers` commits of the lead `external` on `campaign` at once; how many
+/// of them inserted it.
+async fn race_one_key(store: &Arc<dyn Store>, campaign: u64, external: &'static str, writers: usize) -> usize {
+    let tasks: Vec<_> = (0..writers)
         .map(|_| {
             let store = store.clone();
             tokio::spawn(async move {
-                store.commit(Arc::new(Batch { keyed: vec![lead(50, "race", 1)], ..Default::default() })).await
+                store.commit(Arc::new(Batch { keyed: vec![lead(campaign, external, 1)], ..Default::default() })).await
             })
         })
         .collect();
@@ -385,7 +387,11 @@ async fn racing_commits_of_one_key_record_it_once(store: &Arc<dyn Store>) {
             inserted += 1;
         }
     }
-    assert_eq!(inserted, 1);
+    inserted
+}
+
+async fn racing_commits_of_one_key_record_it_once(store: &Arc<dyn Store>) {
+    assert_eq!(race_one_key(store, 50, "race", 16).await, 1);
     assert_eq!(store.get_stats(CampaignId(50)).await.unwrap().postbacks_recorded, 1);
 }
 
