@@ -77,6 +77,7 @@ fn conversion(campaign: u64, click: u128) -> Keyed {
         created_at: clickledger::domain::unix_now(),
         payout_cents: 0,
         bot_click: false,
+        subs: Default::default(),
     })
 }
 
@@ -91,6 +92,7 @@ fn click(campaign: u64, id: u128, flagged: bool) -> Click {
         user_agent: "ua".into(),
         referer: String::new(),
         flagged,
+        subs: Default::default(),
     }
 }
 

@@ -10,6 +10,7 @@ pub mod payout;
 pub mod redirect;
 pub mod referral;
 pub mod review;
+pub mod subids;
 pub mod token;
 pub mod validate;
 

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::ids::*;
+use super::subids::SubIds;
 
 pub type Fields = BTreeMap<String, serde_json::Value>;
 
@@ -131,6 +132,9 @@ pub struct Click {
     pub referer: String,
     /// Bot user agent or HEAD request: logged, not counted.
     pub flagged: bool,
+    /// The affiliate's `sub1`…`sub5` from the link.
+    #[serde(flatten)]
+    pub subs: SubIds,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -154,6 +158,9 @@ pub struct Conversion {
     /// paid like any other for now, and counted apart (`fromBotClicks`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub bot_click: bool,
+    /// Its click's sub-IDs.
+    #[serde(flatten)]
+    pub subs: SubIds,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -211,6 +218,9 @@ pub struct Lead {
     pub reviewed_at: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rejection_reason: Option<String>,
+    /// The postback's `sub1`…`sub5`.
+    #[serde(flatten)]
+    pub subs: SubIds,
 }
 
 /// Leads keyed by something other than an advertiser's externalId use this
@@ -246,6 +256,7 @@ impl Lead {
             referral_id: None,
             reviewed_at: None,
             rejection_reason: None,
+            subs: SubIds::default(),
         }
     }
 

@@ -7,6 +7,12 @@
 //! actor. Version 2 adds the flags (bit 0: the click was flagged as a bot or
 //! a HEAD request), so a conversion knows without a read; version 1 tokens
 //! handed out before it still verify, unflagged.
+//!
+//! Version 3 is version 2 with the click's sub-IDs after the flags
+//! (`SubIds::encode`), encrypted with a keystream of HMAC-SHA256 blocks under
+//! the signing key and the click id (encrypt, then MAC): the conversion gets
+//! them without a store read, and the landing page, which sees the token,
+//! does not. Clicks without sub-IDs keep getting version 2 tokens.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -14,8 +20,10 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use super::ids::{AffiliateId, CampaignId, ClickId};
+use super::subids::SubIds;
 
 const VERSION: u8 = 2;
+const WITH_SUBS: u8 = 3;
 const V1_BODY_LEN: usize = 1 + 16 + 8 + 8 + 8;
 const BODY_LEN: usize = V1_BODY_LEN + 1;
 const MAC_LEN: usize = 16;
@@ -93,28 +101,57 @@ impl TokenKeys {
         raw
     }
 
+    /// A click's token: version 2 without sub-IDs (fixed length, on the
+    /// stack), version 3 with them.
+    pub fn sign_with_subs(&self, claims: &ClickClaims, subs: &SubIds) -> String {
+        if subs.is_empty() {
+            return self.sign(claims);
+        }
+        let mut raw = self.signed(claims)[..BODY_LEN].to_vec();
+        raw[0] = WITH_SUBS;
+        subs.encode(&mut raw);
+        keystream(&self.keys[0], claims.click, &mut raw[BODY_LEN..]);
+        let tag = mac(&self.keys[0], &raw).finalize().into_bytes();
+        raw.extend_from_slice(&tag[..MAC_LEN]);
+        URL_SAFE_NO_PAD.encode(raw)
+    }
+
     pub fn verify(&self, token: &str) -> Result<ClickClaims, TokenError> {
+        self.verify_with_subs(token).map(|(claims, _)| claims)
+    }
+
+    /// The claims and the sub-IDs a version 3 token carries (none otherwise).
+    pub fn verify_with_subs(&self, token: &str) -> Result<(ClickClaims, SubIds), TokenError> {
         let raw = URL_SAFE_NO_PAD.decode(token.trim()).map_err(|_| TokenError::Malformed)?;
-        let body_len = match raw.first() {
-            Some(1) => V1_BODY_LEN,
-            Some(&VERSION) => BODY_LEN,
-            _ => return Err(TokenError::Malformed),
+        let fixed = match raw.first() {
+            Some(1) => raw.len() == V1_BODY_LEN + MAC_LEN,
+            Some(&VERSION) => raw.len() == BODY_LEN + MAC_LEN,
+            Some(&WITH_SUBS) => raw.len() > BODY_LEN + MAC_LEN,
+            _ => false,
         };
-        if raw.len() != body_len + MAC_LEN {
+        if !fixed {
             return Err(TokenError::Malformed);
         }
-        let (body, tag) = raw.split_at(body_len);
-        let signed = self.keys.iter().any(|key| mac(key, body).verify_truncated_left(tag).is_ok());
-        if !signed {
-            return Err(TokenError::BadSignature);
-        }
-        Ok(ClickClaims {
+        let (body, tag) = raw.split_at(raw.len() - MAC_LEN);
+        let key = self.keys.iter().find(|key| mac(key, body).verify_truncated_left(tag).is_ok());
+        let key = key.ok_or(TokenError::BadSignature)?;
+        let claims = ClickClaims {
             click: ClickId(u128::from_be_bytes(body[1..17].try_into().unwrap())),
             campaign: CampaignId(u64::from_be_bytes(body[17..25].try_into().unwrap())),
             affiliate: AffiliateId(u64::from_be_bytes(body[25..33].try_into().unwrap())),
             issued_at: u64::from_be_bytes(body[33..41].try_into().unwrap()),
             flagged: body.get(41).is_some_and(|f| f & FLAGGED != 0),
-        })
+        };
+        if body.len() <= BODY_LEN {
+            return Ok((claims, SubIds::default()));
+        }
+        let mut section = body[BODY_LEN..].to_vec();
+        keystream(key, claims.click, &mut section);
+        match SubIds::decode(&section) {
+            Some((subs, used)) if used == section.len() => Ok((claims, subs)),
+            // Signed by us yet unreadable: only a bug could make one.
+            _ => Err(TokenError::Malformed),
+        }
     }
 }
 
@@ -128,6 +165,19 @@ impl TokenKeys {
     /// Whether any current key produced `tag` over `body` (constant time).
     pub fn verifies(&self, body: &[u8], tag: &[u8]) -> bool {
         self.keys.iter().any(|key| mac(key, body).verify_slice(tag).is_ok())
+    }
+}
+
+/// XORs `data` with HMAC(key, "subids" | click | block number) blocks:
+/// a keystream unique to each click, since click ids are never reused.
+fn keystream(key: &Hmac<Sha256>, click: ClickId, data: &mut [u8]) {
+    for (n, chunk) in data.chunks_mut(32).enumerate() {
+        let mut block = key.clone();
+        block.update(b"clickledger subids");
+        block.update(&click.0.to_be_bytes());
+        block.update(&(n as u32).to_be_bytes());
+        let pad = block.finalize().into_bytes();
+        chunk.iter_mut().zip(pad.iter()).for_each(|(b, p)| *b ^= p);
     }
 }
 
@@ -173,6 +223,27 @@ mod tests {
         let tag = mac(&Hmac::<Sha256>::new_from_slice(b"k1").unwrap(), &raw).finalize().into_bytes();
         raw.extend_from_slice(&tag[..MAC_LEN]);
         assert_eq!(keys.verify(&URL_SAFE_NO_PAD.encode(raw)), Ok(c));
+    }
+
+    #[test]
+    fn sub_ids_ride_in_the_token_encrypted_and_signed() {
+        let keys = TokenKeys::new(vec![b"k1".to_vec()]);
+        let subs = SubIds { sub1: Some("fb-campaign-77".into()), sub4: Some("€".into()), ..Default::default() };
+        let token = keys.sign_with_subs(&claims(), &subs);
+        assert_eq!(keys.verify_with_subs(&token), Ok((claims(), subs)));
+        let raw = URL_SAFE_NO_PAD.decode(&token).unwrap();
+        assert!(!raw.windows(14).any(|w| w == b"fb-campaign-77"), "the landing page must not read them");
+        let mut tampered = raw.clone();
+        tampered[BODY_LEN + 2] ^= 1;
+        assert_eq!(keys.verify(&URL_SAFE_NO_PAD.encode(tampered)), Err(TokenError::BadSignature));
+        let rotated = TokenKeys::new(vec![b"k2".to_vec(), b"k1".to_vec()]);
+        assert_eq!(rotated.verify_with_subs(&token).unwrap().1.get(0), Some("fb-campaign-77"));
+    }
+
+    #[test]
+    fn a_click_without_sub_ids_keeps_its_short_token() {
+        let keys = TokenKeys::new(vec![b"k1".to_vec()]);
+        assert_eq!(keys.sign_with_subs(&claims(), &SubIds::default()).len(), TOKEN_LEN);
     }
 
     #[test]

@@ -85,6 +85,7 @@ fn click() -> Click {
         user_agent: "Mozilla/5.0".into(),
         referer: String::new(),
         flagged: false,
+        subs: Default::default(),
     }
 }
 

@@ -15,6 +15,7 @@ use crate::domain::keys::{KeyHash, Owner, Principal, Scope};
 use crate::domain::model::*;
 use crate::domain::money::Payout;
 use crate::domain::redirect::append_query;
+use crate::domain::subids::SubIds;
 use crate::domain::token::{within_window, ClickClaims};
 use crate::domain::validate::{self, invalid};
 use crate::domain::{bot, payout};
@@ -28,6 +29,8 @@ pub struct ClickInput<'a> {
     pub user_agent: &'a str,
     pub referer: &'a str,
     pub head: bool,
+    /// The link's `sub1`…`sub5`, already cleaned (`SubIds::lenient`).
+    pub subs: SubIds,
 }
 
 pub struct ConversionInput {
@@ -63,6 +66,8 @@ pub struct PostbackInput {
     pub event_type: Option<String>,
     pub revenue_cents: Option<i64>,
     pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Checked already (`SubIds::strict`).
+    pub subs: SubIds,
 }
 
 #[derive(Debug)]
@@ -132,12 +137,20 @@ impl Engine {
             user_agent: truncate(input.user_agent, 512),
             referer: truncate(input.referer, 1024),
             flagged,
+            subs: input.subs,
         };
         let claims = ClickClaims { click: click.id, campaign: campaign.id, affiliate, issued_at: click.at, flagged };
-        let token = self.tokens.sign_array(&claims);
+        // Without sub-IDs (the common case) the token lives on the stack.
+        let (short, long);
+        let token = if click.subs.is_empty() {
+            short = self.tokens.sign_array(&claims);
+            std::str::from_utf8(&short).expect("base64 is ASCII")
+        } else {
+            long = self.tokens.sign_with_subs(&claims, &click.subs);
+            long.as_str()
+        };
         self.registry.send(campaign.id, CampaignMsg::Click(click)).await?;
         metrics::click(flagged);
-        let token = std::str::from_utf8(&token).expect("base64 is ASCII");
         let promo = campaign.promo_code.as_deref();
         let params = [("irw_id", token), ("swarm_ref", code.code.as_str()), ("promo", promo.unwrap_or_default())];
         Ok(append_query(&campaign.landing_url, &params[..if promo.is_some() { 3 } else { 2 }]))
@@ -166,7 +179,7 @@ impl Engine {
         if token.is_empty() {
             return Ok(ignored("missing_token"));
         }
-        let Ok(claims) = self.tokens.verify(token) else {
+        let Ok((claims, subs)) = self.tokens.verify_with_subs(token) else {
             return Ok(ignored("bad_signature"));
         };
         let Some(campaign) = self.catalog.campaign(claims.campaign).await? else {
@@ -197,6 +210,7 @@ impl Engine {
                 CompensationModel::RevShare => 0,
             },
             bot_click: claims.flagged,
+            subs,
         };
         let path = if claims.flagged { Path::BotClickConversion } else { Path::Conversion };
         match self.record(Keyed::Conversion(conversion), path).await? {
@@ -312,6 +326,7 @@ impl Engine {
             payout_cents,
             fields,
             extra,
+            subs: input.subs,
             ..Lead::verified(campaign.id, affiliate, code.code.clone(), external_id, self.now())
         };
         match self.record(Keyed::Lead(lead), Path::Postback).await? {

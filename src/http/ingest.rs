@@ -14,6 +14,7 @@ use super::body::{json_response, text_response, Resp};
 use super::{read_body, Ctx};
 use crate::domain::ids::{ConversionId, LeadId};
 use crate::domain::keys::{hash_key, KeyHash, Principal};
+use crate::domain::subids::SubIds;
 use crate::domain::validate::invalid;
 use crate::engine::ingest::{ClickInput, ConversionAnswer, ConversionInput, PostbackAnswer, PostbackInput};
 use crate::engine::Engine;
@@ -31,6 +32,7 @@ pub async fn redirect(ctx: &Ctx, req: &Request<Incoming>, code: &str, remote: So
         user_agent: header_str(header::USER_AGENT),
         referer: header_str(header::REFERER),
         head: req.method() == hyper::Method::HEAD,
+        subs: link_subs(req.uri().query()),
     };
     match ctx.engine.click(input).await {
         Ok(location) => {
@@ -47,6 +49,15 @@ pub async fn redirect(ctx: &Ctx, req: &Request<Incoming>, code: &str, remote: So
         Err(Error::NotFound(_)) => Ok(text_response(StatusCode::NOT_FOUND, "text/html; charset=utf-8", NOT_FOUND_PAGE)),
         Err(e) => Err(e),
     }
+}
+
+/// The link's sub-IDs, leniently: a visitor never sees an error for them.
+fn link_subs(query: Option<&str>) -> SubIds {
+    let Some(query) = query.filter(|q| q.contains("sub")) else { return SubIds::default() };
+    let pairs: Vec<(String, String)> =
+        url::form_urlencoded::parse(query.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+    // The first occurrence of a name wins, as everywhere else we read a query.
+    SubIds::lenient(|name| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()))
 }
 
 fn client_ip(ctx: &Ctx, req: &Request<Incoming>, remote: SocketAddr) -> IpAddr {
@@ -169,10 +180,16 @@ pub struct PostbackBody {
     #[serde(rename = "revenueCents")]
     revenue_cents: Option<Number>,
     metadata: Option<Map<String, Value>>,
+    sub1: Option<String>,
+    sub2: Option<String>,
+    sub3: Option<String>,
+    sub4: Option<String>,
+    sub5: Option<String>,
 }
 
 fn postback_input(body: PostbackBody) -> Result<PostbackInput> {
     Ok(PostbackInput {
+        subs: SubIds::strict([body.sub1, body.sub2, body.sub3, body.sub4, body.sub5])?,
         swarm_ref: body.swarm_ref,
         external_id: external_id(body.external_id)?,
         event_type: body.event_type,

@@ -17,9 +17,12 @@ use std::collections::HashMap;
 
 use crate::domain::ids::{AffiliateId, CampaignId, ClickId};
 use crate::domain::model::{Click, IpHash};
+use crate::domain::subids::SubIds;
 
 const FORMAT: u8 = 1;
 const FLAGGED: u8 = 1;
+/// Flags bit 1: the click's sub-IDs follow its flags (`SubIds::encode`).
+const HAS_SUBS: u8 = 2;
 
 /// Why a stored record could not be read back.
 #[derive(Debug, thiserror::Error)]
@@ -61,7 +64,11 @@ pub(crate) fn write_click(out: &mut Vec<u8>, c: &Click, base_at: u64, [code, ua,
     out.extend_from_slice(&c.ip_hash.0);
     varint(out, ua);
     varint(out, referer);
-    out.push(if c.flagged { FLAGGED } else { 0 });
+    let subs = if c.subs.is_empty() { 0 } else { HAS_SUBS };
+    out.push(if c.flagged { FLAGGED } else { 0 } | subs);
+    if subs != 0 {
+        c.subs.encode(out);
+    }
 }
 
 /// Reads what [`write_click`] wrote; `string` turns a string number back.
@@ -78,8 +85,10 @@ pub(crate) fn read_click(
     let ip_hash = IpHash(r.array()?);
     let user_agent = string(r.varint()?)?;
     let referer = string(r.varint()?)?;
-    let flagged = r.byte()? & FLAGGED != 0;
-    Ok(Click { id, campaign_id, affiliate_id, tracking_code, at, ip_hash, user_agent, referer, flagged })
+    let flags = r.byte()?;
+    let subs = if flags & HAS_SUBS != 0 { r.subs()? } else { SubIds::default() };
+    let flagged = flags & FLAGGED != 0;
+    Ok(Click { id, campaign_id, affiliate_id, tracking_code, at, ip_hash, user_agent, referer, flagged, subs })
 }
 
 /// Decodes a record of `campaign`'s clicks.
@@ -180,6 +189,13 @@ impl<'a> Reader<'a> {
         Ok(out)
     }
 
+    /// Sub-IDs as `SubIds::encode` wrote them.
+    pub(crate) fn subs(&mut self) -> Result<SubIds, Corrupt> {
+        let (subs, used) = SubIds::decode(&self.bytes[self.at..]).ok_or(Corrupt("sub-ids"))?;
+        self.at += used;
+        Ok(subs)
+    }
+
     pub(crate) fn string(&mut self) -> Result<&'a str, Corrupt> {
         let n = self.len()?;
         let s = std::str::from_utf8(&self.bytes[self.at..self.at + n]).map_err(|_| Corrupt("utf-8"))?;
@@ -205,6 +221,11 @@ pub(crate) mod tests {
             user_agent: ua.into(),
             referer: if n % 2 == 0 { String::new() } else { "https://news.example/é".into() },
             flagged: n % 5 == 0,
+            subs: if n % 10 == 4 {
+                SubIds { sub1: Some(format!("src{n}")), sub3: Some("é & =".into()), ..Default::default() }
+            } else {
+                SubIds::default()
+            },
         }
     }
 

@@ -343,6 +343,7 @@ async fn leads_and_conversions_are_found_by_id_after_commit(store: &Shared) {
         created_at: now(),
         payout_cents: 0,
         bot_click: false,
+        subs: Default::default(),
     };
     commit(store, vec![Keyed::Lead(first.clone()), Keyed::Conversion(conversion.clone())]).await;
     commit(store, vec![Keyed::Lead(loser.clone())]).await;
@@ -368,6 +369,7 @@ async fn committing_a_paying_record_schedules_its_escrow(store: &Shared) {
         created_at: now(),
         payout_cents: 300,
         bot_click: false,
+        subs: Default::default(),
     };
     let keyed = vec![Keyed::Lead(pays.clone()), Keyed::Lead(waits.clone()), Keyed::Conversion(conversion.clone())];
     commit(store, keyed).await;

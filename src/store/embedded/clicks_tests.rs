@@ -21,6 +21,7 @@ fn clicks(from: u128, n: u128, flag_every: u128) -> Vec<Click> {
             user_agent: format!("agent {}", i % 4),
             referer: String::new(),
             flagged: i % flag_every == 0,
+            subs: Default::default(),
         })
         .collect()
 }

@@ -123,6 +123,7 @@ mod tests {
             user_agent: "Mozilla/5.0".into(),
             referer: String::new(),
             flagged: n == 7,
+            subs: Default::default(),
         }
     }
 
