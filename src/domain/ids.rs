@@ -91,6 +91,21 @@ id_type!(ReferralId, u128, "ref_", 32);
 // record can have at most one payout and retries find the same one.
 id_type!(PayoutId, u128, "pay_", 32);
 id_type!(KeyId, u128, "key_", 32);
+id_type!(WebhookId, u128, "wh_", 32);
+// One event's delivery to one endpoint.
+id_type!(DeliveryId, u128, "msg_", 32);
+
+impl WebhookId {
+    pub fn new() -> Self {
+        Self(time_ordered())
+    }
+}
+
+impl DeliveryId {
+    pub fn new() -> Self {
+        Self(time_ordered())
+    }
+}
 
 /// 48 bits of Unix milliseconds, then 80 random bits (the ULID layout): ids
 /// sort by creation time, so event tables grow at their right edge instead

@@ -90,6 +90,19 @@ impl std::str::FromStr for Owner {
     }
 }
 
+impl Serialize for Owner {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Owner {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(|_| serde::de::Error::custom("expected an adv_… or aff_… id"))
+    }
+}
+
 impl Principal {
     /// Whose key this is.
     pub fn owner(&self) -> Owner {

@@ -13,6 +13,7 @@ pub mod review;
 pub mod subids;
 pub mod token;
 pub mod validate;
+pub mod webhook;
 
 /// Wall-clock seconds since the epoch. Handlers take `now` as a value so the
 /// rules below never read the clock themselves.

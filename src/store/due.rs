@@ -18,10 +18,12 @@ pub enum Queue {
     Credit,
     /// Referrals that expire at the due time.
     Expire,
+    /// Webhook and partner postback deliveries to attempt at the due time.
+    Deliver,
 }
 
 impl Queue {
-    pub const ALL: [Queue; 4] = [Queue::Escrow, Queue::Release, Queue::Credit, Queue::Expire];
+    pub const ALL: [Queue; 5] = [Queue::Escrow, Queue::Release, Queue::Credit, Queue::Expire, Queue::Deliver];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -29,6 +31,7 @@ impl Queue {
             Queue::Release => "release",
             Queue::Credit => "credit",
             Queue::Expire => "expire",
+            Queue::Deliver => "deliver",
         }
     }
 
@@ -46,6 +49,7 @@ pub enum DueItem {
     /// Funds arrived: try the campaign's awaiting payouts.
     Campaign(CampaignId),
     Referral(ReferralId),
+    Delivery(WebhookId, DeliveryId),
 }
 
 impl DueItem {
@@ -57,6 +61,7 @@ impl DueItem {
             DueItem::Payout(id) => id.to_string(),
             DueItem::Campaign(id) => id.to_string(),
             DueItem::Referral(id) => id.to_string(),
+            DueItem::Delivery(endpoint, id) => format!("dlv/{endpoint}/{id}"),
         }
     }
 
@@ -69,6 +74,10 @@ impl DueItem {
                 None => DedupKey::Click(rest.parse().ok()?),
             };
             return Some(DueItem::Record(campaign, dedup));
+        }
+        if let Some(rest) = key.strip_prefix("dlv/") {
+            let (endpoint, id) = rest.split_once('/')?;
+            return Some(DueItem::Delivery(endpoint.parse().ok()?, id.parse().ok()?));
         }
         key.parse()
             .map(DueItem::Payout)
@@ -121,6 +130,7 @@ mod tests {
             DueItem::Payout(PayoutId(3)),
             DueItem::Campaign(CampaignId(4)),
             DueItem::Referral(ReferralId(5)),
+            DueItem::Delivery(WebhookId(6), DeliveryId(7)),
         ];
         for item in items {
             assert_eq!(DueItem::parse(&item.key()), Some(item));

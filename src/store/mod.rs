@@ -15,6 +15,7 @@
 //! | `apply_move` / `fund`          | one campaign's money, compare-and-set    |
 //! | `post_wallet`                  | insert-if-absent wallet lines            |
 //! | `Feed::changes`                | what committed, in order, from a cursor  |
+//! | `Hooks::*`                     | webhook endpoints; the outbox's deliveries and cursor |
 //!
 //! Money writes follow one rule on every backend: the campaign side of a
 //! movement (payout status, its ledger entries, the balance row) commits as
@@ -29,12 +30,14 @@ pub mod due;
 pub mod embedded;
 pub mod error;
 pub mod feed;
+pub mod hooks;
 pub mod keys;
 
 pub use crate::domain::keyed::{click_delta, clicks_delta, recorded_delta, DedupKey, Keyed};
 pub use due::{Due, DueItem, Queue};
 pub use error::StoreError;
 pub use feed::{Change, ChangeEvent, Feed, FeedCursor, FeedPage};
+pub use hooks::Hooks;
 pub use keys::{AddKey, Keys, Listed, Revoke};
 
 use std::sync::Arc;
@@ -214,10 +217,10 @@ pub struct SchemaState {
     pub detail: String,
 }
 
-/// A whole backend: all four traits on one connection or one database file.
-pub trait Backend: Store + Ledger + Keys + Feed {}
+/// A whole backend: all five traits on one connection or one database file.
+pub trait Backend: Store + Ledger + Keys + Feed + Hooks {}
 
-impl<T: Store + Ledger + Keys + Feed> Backend for T {}
+impl<T: Store + Ledger + Keys + Feed + Hooks> Backend for T {}
 
 /// Everything after attribution: review, referrals, the due-time index and
 /// the money. A trait of its own so the supervisors' tests can wrap it and

@@ -10,6 +10,7 @@
 mod cluster;
 mod due;
 mod feed;
+mod hooks;
 mod keys;
 mod ledger;
 pub mod ledger_rows;

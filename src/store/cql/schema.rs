@@ -21,6 +21,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (3, "hardening", include_str!("../../../migrations/cql/0003_hardening.cql")),
     (4, "click_log", include_str!("../../../migrations/cql/0004_click_log.cql")),
     (5, "changes", include_str!("../../../migrations/cql/0005_changes.cql")),
+    (6, "webhooks", include_str!("../../../migrations/cql/0006_webhooks.cql")),
 ];
 
 pub fn latest() -> i32 {

@@ -45,6 +45,7 @@ pub struct Statements {
     /// Secrets the keyspace's nodes share (migration 3).
     pub cluster: super::cluster::ClusterStatements,
     pub feed: super::feed::FeedStatements,
+    pub hooks: super::hooks::HookStatements,
 }
 
 /// The money path, the due-time index, referrals and the lookups by id
@@ -226,6 +227,7 @@ impl Statements {
             keys: super::keys::KeyStatements::prepare(session, profiles, ks).await?,
             cluster: super::cluster::ClusterStatements::prepare(session, profiles, ks).await?,
             feed: super::feed::FeedStatements::prepare(session, profiles, ks).await?,
+            hooks: super::hooks::HookStatements::prepare(session, profiles, ks).await?,
         })
     }
 }

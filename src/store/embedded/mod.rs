@@ -32,6 +32,7 @@ mod events;
 mod feed;
 mod file;
 mod format;
+mod hooks;
 mod keys;
 mod ledger;
 mod money;
@@ -174,7 +175,7 @@ fn table_names() -> Vec<String> {
         feed::CHANGES.name(),
     ]
     .map(str::to_string);
-    names.into_iter().chain(money::table_names()).chain(keys::table_names()).collect()
+    names.into_iter().chain(money::table_names()).chain(keys::table_names()).chain(hooks::table_names()).collect()
 }
 
 fn open_all_tables(txn: &WriteTransaction) -> StoreResult<()> {
@@ -191,6 +192,7 @@ fn open_all_tables(txn: &WriteTransaction) -> StoreResult<()> {
     txn.open_table(feed::CHANGES)?;
     money::open_tables(txn)?;
     keys::open_tables(txn)?;
+    hooks::open_tables(txn)?;
     Ok(())
 }
 
