@@ -32,6 +32,61 @@ pub struct Config {
     pub auth: AuthConfig,
     pub ingest: IngestConfig,
     pub retention: RetentionConfig,
+    pub webhooks: WebhooksConfig,
+}
+
+/// `[webhooks]`: the outbox's delivery rules (see config/default.toml).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhooksConfig {
+    pub max_per_tenant: usize,
+    pub retry_schedule: String,
+    pub retry_every: String,
+    pub give_up_after: String,
+    pub disable_after_failures: u32,
+    pub connect_timeout_ms: u64,
+    pub timeout_ms: u64,
+    pub response_max_bytes: usize,
+    pub max_in_flight: usize,
+    pub max_in_flight_per_endpoint: usize,
+    pub poll_ms: u64,
+    pub allow_private_targets: bool,
+}
+
+/// The retry rule in seconds, parsed once.
+#[derive(Clone, Debug)]
+pub struct RetryRule {
+    pub schedule: Vec<u64>,
+    pub every: u64,
+    pub give_up_after: u64,
+}
+
+impl WebhooksConfig {
+    pub fn retry(&self) -> Result<RetryRule, String> {
+        use crate::domain::webhook::{parse_duration, parse_schedule};
+        let schedule = parse_schedule(&self.retry_schedule).map_err(|e| format!("webhooks.retry_schedule: {e}"))?;
+        let every = parse_duration(&self.retry_every).map_err(|e| format!("webhooks.retry_every: {e}"))?;
+        let give_up_after = parse_duration(&self.give_up_after).map_err(|e| format!("webhooks.give_up_after: {e}"))?;
+        Ok(RetryRule { schedule, every, give_up_after })
+    }
+
+    fn check(&self) -> Result<(), String> {
+        self.retry()?;
+        let ranges = [
+            ("webhooks.max_per_tenant", self.max_per_tenant as u64, 1, 1000),
+            ("webhooks.disable_after_failures", u64::from(self.disable_after_failures), 1, 10_000),
+            ("webhooks.connect_timeout_ms", self.connect_timeout_ms, 1, 120_000),
+            ("webhooks.timeout_ms", self.timeout_ms, 1, 120_000),
+            ("webhooks.response_max_bytes", self.response_max_bytes as u64, 0, 1 << 20),
+            ("webhooks.max_in_flight", self.max_in_flight as u64, 1, 10_000),
+            ("webhooks.max_in_flight_per_endpoint", self.max_in_flight_per_endpoint as u64, 1, 1000),
+            ("webhooks.poll_ms", self.poll_ms, 10, 60_000),
+        ];
+        match ranges.iter().find(|(_, v, lo, hi)| v < lo || v > hi) {
+            Some((name, _, lo, hi)) => Err(format!("{name} must be {lo} to {hi}")),
+            None => Ok(()),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -276,6 +331,7 @@ impl Config {
         if !(1..=3650).contains(&self.retention.change_days) {
             return Err("retention.change_days must be 1 to 3650".into());
         }
+        self.webhooks.check()?;
         if !(1..=100_000).contains(&self.ingest.batch_max_items) {
             return Err("ingest.batch_max_items must be 1 to 100000".into());
         }

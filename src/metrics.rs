@@ -35,6 +35,12 @@ pub const BATCH_REQUESTS: &str = "clickledger_batch_requests_total";
 pub const BATCH_ITEMS: &str = "clickledger_batch_items";
 pub const BATCH_ITEM_OUTCOMES: &str = "clickledger_batch_item_outcomes_total";
 pub const LOG_LINES_DROPPED: &str = "clickledger_log_lines_dropped_total";
+pub const WEBHOOK_DELIVERIES: &str = "clickledger_webhook_deliveries_total";
+pub const WEBHOOK_DURATION: &str = "clickledger_webhook_delivery_duration_seconds";
+pub const WEBHOOKS_DISABLED: &str = "clickledger_webhook_endpoints_disabled_total";
+pub const OUTBOX_ENQUEUED: &str = "clickledger_outbox_enqueued_total";
+pub const OUTBOX_DUE: &str = "clickledger_outbox_due_deliveries";
+pub const OUTBOX_OLDEST: &str = "clickledger_outbox_oldest_due_seconds";
 
 /// Request latency: a redirect takes tens of microseconds, a conversion waits
 /// for an fsync (hundreds of microseconds to milliseconds), so the buckets
@@ -56,6 +62,7 @@ pub fn install() -> Result<PrometheusHandle, String> {
     let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Full(HTTP_DURATION.into()), LATENCY_BUCKETS)
         .and_then(|b| b.set_buckets_for_metric(Matcher::Full(STORE_FLUSH_DURATION.into()), LATENCY_BUCKETS))
+        .and_then(|b| b.set_buckets_for_metric(Matcher::Full(WEBHOOK_DURATION.into()), LATENCY_BUCKETS))
         .and_then(|b| b.set_buckets_for_metric(Matcher::Full(STORE_BATCH_SIZE.into()), BATCH_BUCKETS))
         .and_then(|b| b.set_buckets_for_metric(Matcher::Full(BLOOM_REBUILD_DURATION.into()), REBUILD_BUCKETS))
         .and_then(|b| b.set_buckets_for_metric(Matcher::Full(BATCH_ITEMS.into()), ITEM_BUCKETS))
@@ -83,6 +90,12 @@ fn describe() {
     describe_counter!(LOG_LINES_DROPPED, "Log lines dropped: the log queue was full or stderr refused them.");
     describe_histogram!(HTTP_DURATION, Unit::Seconds, "HTTP request duration by route template.");
     describe_gauge!(HTTP_CONNECTIONS, "Open HTTP connections.");
+    describe_counter!(WEBHOOK_DELIVERIES, "Webhook delivery attempts by outcome (delivered, rejected, timeout, refused, error).");
+    describe_histogram!(WEBHOOK_DURATION, Unit::Seconds, "Duration of one webhook delivery attempt.");
+    describe_counter!(WEBHOOKS_DISABLED, "Webhook endpoints disabled after consecutive failed events.");
+    describe_counter!(OUTBOX_ENQUEUED, "Deliveries the outbox enqueued from the change feed.");
+    describe_gauge!(OUTBOX_DUE, "Deliveries due now as of the outbox's last pass (capped at twice webhooks.max_in_flight).");
+    describe_gauge!(OUTBOX_OLDEST, Unit::Seconds, "How long the oldest due delivery has been waiting: the outbox lag.");
     describe_counter!(CLICKS, "Redirect clicks by kind (human, bot).");
     describe_counter!(CONVERSIONS, "Conversions by outcome and reason.");
     describe_counter!(POSTBACKS, "Postbacks by outcome and reason.");
@@ -129,6 +142,11 @@ fn register_at_zero() {
     for bound in ["mailbox", "pending_writes"] {
         counter!(OVERLOAD, "bound" => bound).increment(0);
     }
+    for outcome in ["delivered", "rejected", "timeout", "refused", "error"] {
+        counter!(WEBHOOK_DELIVERIES, "outcome" => outcome).increment(0);
+    }
+    counter!(WEBHOOKS_DISABLED).increment(0);
+    gauge!(OUTBOX_OLDEST).set(0.0);
     ready(false);
 }
 
@@ -332,4 +350,23 @@ pub fn campaign_actors(delta: f64) {
 
 pub fn overload(what: &'static str) {
     counter!(OVERLOAD, "bound" => what).increment(1);
+}
+
+pub fn webhook_delivery(outcome: &'static str, took: Duration) {
+    counter!(WEBHOOK_DELIVERIES, "outcome" => outcome).increment(1);
+    histogram!(WEBHOOK_DURATION).record(took.as_secs_f64());
+}
+
+pub fn webhook_disabled() {
+    counter!(WEBHOOKS_DISABLED).increment(1);
+}
+
+pub fn outbox_enqueued(n: usize) {
+    counter!(OUTBOX_ENQUEUED).increment(n as u64);
+}
+
+/// What the outbox's last send pass saw: deliveries due, and the wait of the oldest.
+pub fn outbox_due(due: usize, oldest_secs: u64) {
+    gauge!(OUTBOX_DUE).set(due as f64);
+    gauge!(OUTBOX_OLDEST).set(oldest_secs as f64);
 }

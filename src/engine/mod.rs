@@ -12,6 +12,7 @@ pub mod ingest;
 pub mod leads;
 pub mod limiter;
 pub mod money;
+pub mod outbox;
 pub mod payments;
 pub mod readiness;
 pub mod rebuild;
@@ -20,6 +21,7 @@ pub mod registry;
 pub mod retention;
 pub mod supervisor;
 pub mod tenants;
+pub mod webhooks;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -34,7 +36,7 @@ use crate::domain::model::{Campaign, IpHash};
 use crate::domain::token::TokenKeys;
 use crate::error::{Error, Result};
 use crate::secrets::Secrets;
-use crate::store::{Backend, Feed, Keys, Ledger, Store, StoreResult};
+use crate::store::{Backend, Feed, Hooks, Keys, Ledger, Store, StoreResult};
 use catalog::Catalog;
 use registry::Registry;
 
@@ -45,6 +47,8 @@ pub struct Engine {
     keys: Arc<dyn Keys>,
     /// What the store committed, in order (`store::feed`).
     feed: Arc<dyn Feed>,
+    /// Webhook endpoints and the outbox (`store::hooks`).
+    hooks: Arc<dyn Hooks>,
     pub catalog: Catalog,
     pub registry: Registry,
     pub tokens: TokenKeys,
@@ -75,7 +79,8 @@ impl Engine {
         let store: Arc<dyn Store> = backend.clone();
         let ledger: Arc<dyn Ledger> = backend.clone();
         let keys: Arc<dyn Keys> = backend.clone();
-        let feed: Arc<dyn Feed> = backend;
+        let feed: Arc<dyn Feed> = backend.clone();
+        let hooks: Arc<dyn Hooks> = backend;
         let refresh = std::time::Duration::from_millis(config.engine.catalog_refresh_ms);
         let revalidate = std::time::Duration::from_millis(config.auth.revalidate_ms);
         let catalog = Catalog::load(store.clone(), keys.clone(), refresh, revalidate).await?;
@@ -111,6 +116,7 @@ impl Engine {
             ledger,
             keys,
             feed,
+            hooks,
             catalog,
             registry,
             tokens,

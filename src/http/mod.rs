@@ -18,6 +18,7 @@ pub mod query;
 pub mod referrals;
 pub mod request_id;
 pub mod snippet;
+pub mod webhooks;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -78,6 +79,13 @@ enum Route<'a> {
     LeadVerify(&'a str),
     LeadReject(&'a str),
     Wallet,
+    Webhooks,
+    Webhook(&'a str),
+    WebhookRotate(&'a str),
+    WebhookTest(&'a str),
+    WebhookDeliveries(&'a str),
+    /// The webhook's id, the delivery's.
+    WebhookRedeliver(&'a str, &'a str),
     Snippet,
 }
 
@@ -117,6 +125,12 @@ impl Route<'_> {
             Route::LeadVerify(_) => "/api/v1/leads/{id}/verify",
             Route::LeadReject(_) => "/api/v1/leads/{id}/reject",
             Route::Wallet => "/api/v1/wallet",
+            Route::Webhooks => "/api/v1/webhooks",
+            Route::Webhook(_) => "/api/v1/webhooks/{id}",
+            Route::WebhookRotate(_) => "/api/v1/webhooks/{id}/rotate-secret",
+            Route::WebhookTest(_) => "/api/v1/webhooks/{id}/test",
+            Route::WebhookDeliveries(_) => "/api/v1/webhooks/{id}/deliveries",
+            Route::WebhookRedeliver(..) => "/api/v1/webhooks/{id}/deliveries/{deliveryId}/redeliver",
             Route::Snippet => "/affiliate.js",
         }
     }
@@ -130,6 +144,9 @@ impl Route<'_> {
             Route::Campaign(_) => "GET, PATCH",
             Route::Leads | Route::Keys => "GET, POST",
             Route::Key(_) => "DELETE",
+            Route::Webhooks => "GET, POST",
+            Route::Webhook(_) => "GET, PATCH, DELETE",
+            Route::WebhookDeliveries(_) => "GET",
             _ => "POST",
         }
     }
@@ -185,6 +202,12 @@ fn match_route(path: &str) -> Option<Route<'_>> {
             ["leads", id, "verify"] => Route::LeadVerify(id),
             ["leads", id, "reject"] => Route::LeadReject(id),
             ["wallet"] => Route::Wallet,
+            ["webhooks"] => Route::Webhooks,
+            ["webhooks", id] => Route::Webhook(id),
+            ["webhooks", id, "rotate-secret"] => Route::WebhookRotate(id),
+            ["webhooks", id, "test"] => Route::WebhookTest(id),
+            ["webhooks", id, "deliveries"] => Route::WebhookDeliveries(id),
+            ["webhooks", id, "deliveries", d, "redeliver"] => Route::WebhookRedeliver(id, d),
             _ => return None,
         },
         _ => return None,
@@ -279,6 +302,12 @@ async fn dispatch(ctx: &Ctx, route: Route<'_>, req: Request<Incoming>, remote: S
         Route::CampaignBalance(id) => money::balance(ctx, req, id).await,
         Route::ConversionReverse(id) => money::reverse(ctx, req, id).await,
         Route::Wallet => money::wallet(ctx, req).await,
+        Route::Webhooks => webhooks::collection(ctx, req).await,
+        Route::Webhook(id) => webhooks::item(ctx, req, id).await,
+        Route::WebhookRotate(id) => webhooks::rotate_secret(ctx, req, id).await,
+        Route::WebhookTest(id) => webhooks::test(ctx, req, id).await,
+        Route::WebhookDeliveries(id) => webhooks::deliveries(ctx, req, id).await,
+        Route::WebhookRedeliver(id, d) => webhooks::redeliver(ctx, req, id, d).await,
         Route::Referrals => referrals::create(ctx, req).await,
         Route::ReferralVerify => referrals::verify(ctx, req).await,
         Route::ReferralConfirm(id) => referrals::confirm(ctx, req, id).await,

@@ -5,6 +5,7 @@
 
 pub mod keyspaces;
 pub mod raw;
+pub mod receiver;
 
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
@@ -305,6 +306,15 @@ impl TestServer {
             self.env.push((k.to_string(), v.to_string()));
         }
         self.restart().await
+    }
+
+    /// `kill -9`, then a fresh start with some variables changed.
+    pub async fn kill9_and_restart_with(mut self, env: &[(&str, &str)]) -> Self {
+        for (k, v) in env {
+            self.env.retain(|(key, _)| key != k);
+            self.env.push((k.to_string(), v.to_string()));
+        }
+        self.kill9_and_restart().await
     }
 
     /// `kill -9`, then a fresh start on the same data directory.

@@ -1,0 +1,261 @@
+//! The outbox: turns what the store committed into webhook deliveries and
+//! sends them.
+//!
+//! Two loops on one timer (`webhooks.poll_ms`):
+//! - **dispatch** follows the change feed from the outbox's durable cursor.
+//!   A change is in the feed only if its cause committed (the same redb
+//!   transaction on the embedded store; confirmed against the stored record
+//!   on CQL), so an acknowledged event is never lost and an event is never
+//!   made up. Each page becomes deliveries, one per event and subscribed
+//!   endpoint, enqueued with their due items before the cursor moves on.
+//! - **send** takes due deliveries from the due index and tries each, at
+//!   most `max_in_flight` at once and `max_in_flight_per_endpoint` per
+//!   endpoint; the rest wait in the store, not in memory, so a slow
+//!   receiver never slows ingestion or grows memory. A failed attempt is
+//!   scheduled again by `webhooks.retry_schedule`; every attempt of one
+//!   delivery carries the same `webhook-id` and body.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+
+use super::Engine;
+use crate::domain::ids::{DeliveryId, WebhookId};
+use crate::domain::model::LeadSource;
+use crate::domain::webhook::{self, Attempt, Audience, Delivery, DeliveryStatus, Endpoint, Event};
+use crate::metrics;
+use crate::store::{Change, ChangeEvent, Due, DueItem, Keyed, Queue, StoreResult};
+
+mod send;
+
+/// Changes read per dispatch page.
+const PAGE: usize = 500;
+
+/// The events a change stands for, with who they concern.
+fn events_of(change: &Change) -> Vec<(Event, Option<crate::domain::ids::CampaignId>, Audience)> {
+    let ChangeEvent::Recorded { record } = &change.event;
+    let (kinds, about, affiliate): (&[&str], String, _) = match record {
+        Keyed::Conversion(c) => (&["conversion.recorded"], c.id.to_string(), c.affiliate_id),
+        Keyed::Lead(l) => match l.source {
+            LeadSource::Postback => (&["conversion.recorded"], l.id.to_string(), l.affiliate_id),
+            LeadSource::Referral => (&["referral.confirmed", "conversion.recorded"], l.id.to_string(), l.affiliate_id),
+            LeadSource::Direct => (&["lead.submitted"], l.id.to_string(), l.affiliate_id),
+        },
+    };
+    let data = match record {
+        Keyed::Conversion(c) => serde_json::to_value(c),
+        Keyed::Lead(l) => serde_json::to_value(l),
+    }
+    .expect("records serialize");
+    let audience = Audience { campaign: Some(record.campaign()), advertiser: None, affiliate: Some(affiliate) };
+    kinds
+        .iter()
+        .map(|kind| {
+            let event = Event {
+                id: webhook::event_id(kind, &about),
+                kind: kind.to_string(),
+                created_at: change.at,
+                data: data.clone(),
+            };
+            (event, Some(record.campaign()), audience)
+        })
+        .collect()
+}
+
+/// Deliveries in flight from this node: which, and how many per endpoint.
+#[derive(Default)]
+struct InFlight {
+    deliveries: HashSet<DeliveryId>,
+    per_endpoint: HashMap<WebhookId, usize>,
+}
+
+pub struct Outbox {
+    engine: Arc<Engine>,
+    permits: Arc<Semaphore>,
+    in_flight: Mutex<InFlight>,
+    retry: crate::config::RetryRule,
+}
+
+impl Outbox {
+    pub fn new(engine: Arc<Engine>) -> Arc<Self> {
+        let config = &engine.config.webhooks;
+        let retry = config.retry().expect("checked when the configuration loaded");
+        let permits = Arc::new(Semaphore::new(config.max_in_flight));
+        Arc::new(Self { engine, permits, in_flight: Mutex::default(), retry })
+    }
+
+    /// Runs both loops until the process ends. An attempt cut short by the
+    /// end is tried again after a restart, under the same id.
+    pub fn spawn(self: Arc<Self>) {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(self.engine.config.webhooks.poll_ms));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = self.dispatch().await {
+                    tracing::warn!(error = %e, "outbox dispatch failed; retrying on the next tick");
+                }
+                if let Err(e) = self.send_due().await {
+                    tracing::warn!(error = %e, "outbox send pass failed; retrying on the next tick");
+                }
+            }
+        });
+    }
+
+    /// Follows the feed to its end, a page at a time.
+    pub async fn dispatch(&self) -> StoreResult<usize> {
+        let hooks = &self.engine.hooks;
+        let mut cursor = hooks.outbox_cursor().await?;
+        let mut total = 0;
+        loop {
+            let page = self.engine.feed.changes(&cursor, crate::domain::unix_now(), PAGE).await?;
+            if page.changes.is_empty() {
+                if page.next != cursor {
+                    hooks.enqueue(&[], Some(&page.next)).await?;
+                }
+                return Ok(total);
+            }
+            let endpoints = hooks.list_endpoints().await?;
+            let mut deliveries = Vec::new();
+            for change in &page.changes {
+                deliveries.extend(self.deliveries_for(change, &endpoints).await?);
+            }
+            total += deliveries.len();
+            hooks.enqueue(&deliveries, Some(&page.next)).await?;
+            metrics::outbox_enqueued(deliveries.len());
+            cursor = page.next;
+        }
+    }
+
+    async fn deliveries_for(&self, change: &Change, endpoints: &[Endpoint]) -> StoreResult<Vec<Delivery>> {
+        let mut out = Vec::new();
+        for (event, campaign, mut audience) in events_of(change) {
+            if let Some(id) = campaign {
+                audience.advertiser = self.engine.catalog.campaign(id).await?.map(|c| c.advertiser_id);
+            }
+            let now = self.engine.now();
+            let wanted = endpoints.iter().filter(|e| e.wants(&event.kind) && audience.includes(e.owner));
+            out.extend(wanted.map(|e| Delivery::new(&event, e.id, now)));
+        }
+        Ok(out)
+    }
+
+    /// Starts the due attempts there is room for; returns how many started.
+    pub async fn send_due(self: &Arc<Self>) -> StoreResult<usize> {
+        let now = self.engine.now();
+        let room = self.permits.available_permits();
+        if room == 0 {
+            return Ok(0);
+        }
+        let due = self.engine.ledger.due(Queue::Deliver, now, room * 2).await?;
+        metrics::outbox_due(due.len(), due.first().map_or(0, |d| now.saturating_sub(d.at)));
+        let per_endpoint = self.engine.config.webhooks.max_in_flight_per_endpoint;
+        let mut started = 0;
+        for item in due {
+            let DueItem::Delivery(endpoint, id) = item.item else {
+                self.engine.ledger.remove_due(&item).await?;
+                continue;
+            };
+            let Ok(permit) = self.permits.clone().try_acquire_owned() else { break };
+            {
+                let mut flight = self.in_flight.lock().expect("in-flight lock");
+                let busy = flight.per_endpoint.get(&endpoint).copied().unwrap_or(0);
+                if busy >= per_endpoint || !flight.deliveries.insert(id) {
+                    continue;
+                }
+                *flight.per_endpoint.entry(endpoint).or_default() += 1;
+            }
+            started += 1;
+            let me = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = me.attempt(endpoint, id, &item).await {
+                    tracing::warn!(error = %e, delivery = %id, "a delivery attempt could not be recorded; it runs again");
+                }
+                let mut flight = me.in_flight.lock().expect("in-flight lock");
+                flight.deliveries.remove(&id);
+                if let Some(n) = flight.per_endpoint.get_mut(&endpoint) {
+                    *n = n.saturating_sub(1);
+                }
+                drop(permit);
+            });
+        }
+        Ok(started)
+    }
+
+    /// One attempt of one delivery, recorded with its next due time.
+    async fn attempt(&self, endpoint_id: WebhookId, id: DeliveryId, due: &Due) -> StoreResult<()> {
+        let hooks = &self.engine.hooks;
+        let Some(mut delivery) = hooks.get_delivery(endpoint_id, id).await? else {
+            return self.engine.ledger.remove_due(due).await;
+        };
+        if delivery.status != DeliveryStatus::Pending {
+            return self.engine.ledger.remove_due(due).await;
+        }
+        let endpoint = hooks.get_endpoint(endpoint_id).await?;
+        let now = self.engine.now();
+        let number = delivery.attempts.len() as u32 + 1;
+        let (outcome, attempt) = match &endpoint {
+            Some(e) if e.enabled => {
+                let sent = send::send(e, &delivery, &self.engine.config.webhooks).await;
+                metrics::webhook_delivery(sent.outcome(), sent.duration);
+                let ok = sent.ok();
+                (ok, sent.into_attempt(number, now))
+            }
+            Some(_) => (false, Attempt::refused(number, now, "the endpoint is disabled")),
+            None => (false, Attempt::refused(number, now, "the endpoint was deleted")),
+        };
+        delivery.attempts.push(attempt);
+        let first_at = delivery.attempts.first().map_or(now, |a| a.at);
+        let gone = endpoint.as_ref().is_none_or(|e| !e.enabled);
+        let next = if outcome || gone {
+            None
+        } else {
+            let r = &self.retry;
+            webhook::next_attempt(&r.schedule, r.every, r.give_up_after, first_at, number, now)
+                .map(|at| now + webhook::jitter(at - now, id.0))
+        };
+        delivery.status = match (outcome, next) {
+            (true, _) => DeliveryStatus::Delivered,
+            (false, Some(_)) => DeliveryStatus::Pending,
+            (false, None) => DeliveryStatus::Failed,
+        };
+        delivery.next_attempt_at = next;
+        hooks.update_delivery(&delivery, Some(due)).await?;
+        if let Some(e) = endpoint.filter(|_| delivery.status != DeliveryStatus::Pending) {
+            self.count_outcome(e, delivery.status == DeliveryStatus::Delivered).await?;
+        }
+        Ok(())
+    }
+
+    /// Consecutive events that failed for good; too many disable the endpoint.
+    async fn count_outcome(&self, endpoint: Endpoint, delivered: bool) -> StoreResult<()> {
+        let limit = self.engine.config.webhooks.disable_after_failures;
+        for _ in 0..4 {
+            let Some(current) = self.engine.hooks.get_endpoint(endpoint.id).await? else { return Ok(()) };
+            let mut next = current.clone();
+            next.consecutive_failures = if delivered { 0 } else { current.consecutive_failures.saturating_add(1) };
+            if next.consecutive_failures == current.consecutive_failures {
+                return Ok(());
+            }
+            if next.enabled && next.consecutive_failures >= limit {
+                next.enabled = false;
+                next.disabled_reason = Some(format!("disabled after {limit} events in a row failed to deliver"));
+                metrics::webhook_disabled();
+                tracing::warn!(webhook = %next.id, "a webhook endpoint was disabled after repeated failures");
+            }
+            next.version = current.version + 1;
+            if self.engine.hooks.put_endpoint(&next, Some(current.version)).await? {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Attempt {
+    fn refused(attempt: u32, at: u64, why: &str) -> Self {
+        Attempt { attempt, at, status_code: None, error: Some(why.into()), duration_ms: 0 }
+    }
+}

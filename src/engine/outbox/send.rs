@@ -1,0 +1,134 @@
+//! One HTTP attempt of one delivery: resolve (refusing private addresses
+//! unless allowed, and connecting to the very address checked, so a DNS
+//! answer cannot change between check and use), connect within the connect
+//! timeout, POST the signed body, read at most `response_max_bytes` of the
+//! answer, all within the total timeout. Redirects are not followed: a 3xx
+//! is a failed attempt.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::header::{HeaderValue, CONTENT_TYPE, HOST, USER_AGENT};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+
+use crate::config::WebhooksConfig;
+use crate::domain::webhook::{self, Attempt, Delivery, Endpoint};
+use crate::engine::webhooks::resolve;
+
+const AGENT: &str = concat!("Clickledger-Webhooks/", env!("CARGO_PKG_VERSION"));
+
+/// What one attempt came to.
+pub struct Sent {
+    pub status: Option<u16>,
+    pub error: Option<String>,
+    pub duration: Duration,
+}
+
+impl Sent {
+    /// Only a 2xx answer delivers.
+    pub fn ok(&self) -> bool {
+        self.status.is_some_and(|s| (200..300).contains(&s))
+    }
+
+    /// The metric label.
+    pub fn outcome(&self) -> &'static str {
+        match (self.status, &self.error) {
+            (Some(s), _) if (200..300).contains(&s) => "delivered",
+            (Some(_), _) => "rejected",
+            (None, Some(e)) if e.contains("timed out") => "timeout",
+            (None, Some(e)) if e.contains("refused") && e.contains("private") => "refused",
+            _ => "error",
+        }
+    }
+
+    pub fn into_attempt(self, attempt: u32, at: u64) -> Attempt {
+        let duration_ms = self.duration.as_millis().min(u128::from(u64::MAX)) as u64;
+        Attempt { attempt, at, status_code: self.status, error: self.error, duration_ms }
+    }
+}
+
+pub async fn send(endpoint: &Endpoint, delivery: &Delivery, config: &WebhooksConfig) -> Sent {
+    let started = Instant::now();
+    let total = Duration::from_millis(config.timeout_ms);
+    let result = tokio::time::timeout(total, exchange(endpoint, delivery, config)).await;
+    let (status, error) = match result {
+        Ok(Ok(status)) => (Some(status), None),
+        Ok(Err(why)) => (None, Some(why)),
+        Err(_) => (None, Some(format!("timed out after {} ms", config.timeout_ms))),
+    };
+    Sent { status, error, duration: started.elapsed() }
+}
+
+async fn exchange(endpoint: &Endpoint, delivery: &Delivery, config: &WebhooksConfig) -> Result<u16, String> {
+    let url = url::Url::parse(&endpoint.url).map_err(|e| format!("bad URL: {e}"))?;
+    if url.scheme() != "http" {
+        return Err("https targets need TLS, which this build does not send yet".into());
+    }
+    let addr = target(&url, config.allow_private_targets).await?;
+    let connect = tokio::net::TcpStream::connect(addr);
+    let stream = tokio::time::timeout(Duration::from_millis(config.connect_timeout_ms), connect)
+        .await
+        .map_err(|_| format!("connecting timed out after {} ms", config.connect_timeout_ms))?
+        .map_err(|e| format!("could not connect to {addr}: {e}"))?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| format!("handshake: {e}"))?;
+    let conn = tokio::spawn(conn);
+    let answer = async {
+        let resp = sender.send_request(request(&url, endpoint, delivery)?).await.map_err(|e| format!("{e}"))?;
+        let status = resp.status().as_u16();
+        drain(resp.into_body(), config.response_max_bytes).await;
+        Ok(status)
+    }
+    .await;
+    conn.abort();
+    answer
+}
+
+/// The address to connect to: the first the host resolves to, which must be
+/// public unless private targets are allowed.
+async fn target(url: &url::Url, allow_private: bool) -> Result<SocketAddr, String> {
+    let port = url.port_or_known_default().unwrap_or(80);
+    let addrs: Vec<IpAddr> = resolve(url).await?;
+    let pick = addrs.iter().find(|ip| allow_private || webhook::public_address(**ip));
+    match pick {
+        Some(ip) => Ok(SocketAddr::new(*ip, port)),
+        None => Err(format!("refused: {} resolves only to private or reserved addresses", url.host_str().unwrap_or(""))),
+    }
+}
+
+fn request(url: &url::Url, endpoint: &Endpoint, delivery: &Delivery) -> Result<Request<Full<Bytes>>, String> {
+    let timestamp = crate::domain::unix_now();
+    let signature = webhook::sign(&endpoint.secret, &delivery.event_id, timestamp, delivery.body.as_bytes());
+    let host = match url.port() {
+        Some(port) => format!("{}:{port}", url.host_str().unwrap_or("")),
+        None => url.host_str().unwrap_or("").to_string(),
+    };
+    let path = match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_string(),
+    };
+    Request::post(path)
+        .header(HOST, host)
+        .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+        .header(USER_AGENT, HeaderValue::from_static(AGENT))
+        .header("webhook-id", &delivery.event_id)
+        .header("webhook-timestamp", timestamp.to_string())
+        .header("webhook-signature", signature)
+        .body(Full::new(Bytes::from(delivery.body.clone())))
+        .map_err(|e| format!("could not build the request: {e}"))
+}
+
+/// Reads and drops at most `max` bytes of the answer: enough for the
+/// receiver to finish writing, never more than that in memory.
+async fn drain(mut body: hyper::body::Incoming, max: usize) {
+    let mut read = 0;
+    while read < max {
+        match body.frame().await {
+            Some(Ok(frame)) => read += frame.data_ref().map_or(0, |d| d.len()),
+            _ => return,
+        }
+    }
+}
