@@ -51,6 +51,7 @@ pub struct WebhooksConfig {
     pub max_in_flight_per_endpoint: usize,
     pub poll_ms: u64,
     pub allow_private_targets: bool,
+    pub currency: String,
 }
 
 /// The retry rule in seconds, parsed once.
@@ -72,6 +73,10 @@ impl WebhooksConfig {
 
     fn check(&self) -> Result<(), String> {
         self.retry()?;
+        let currency_ok = self.currency.len() == 3 && self.currency.bytes().all(|b| b.is_ascii_uppercase());
+        if !currency_ok {
+            return Err(format!("webhooks.currency '{}' must be an ISO 4217 code like USD", self.currency));
+        }
         let ranges = [
             ("webhooks.max_per_tenant", self.max_per_tenant as u64, 1, 1000),
             ("webhooks.disable_after_failures", u64::from(self.disable_after_failures), 1, 10_000),

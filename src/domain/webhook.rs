@@ -59,6 +59,155 @@ pub struct Endpoint {
     /// Bumped on every change; changes are compare-and-set on it.
     #[serde(default)]
     pub version: u64,
+    /// A signed webhook, or an affiliate's postback URL template.
+    #[serde(default, skip_serializing_if = "EndpointKind::is_webhook")]
+    pub kind: EndpointKind,
+}
+
+/// What an endpoint is: a Standard Webhooks receiver (the JSON event,
+/// signed), or an ad network style postback URL whose macros are filled in
+/// from each conversion, for one campaign or all of the affiliate's.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EndpointKind {
+    #[default]
+    Webhook,
+    #[serde(rename_all = "camelCase")]
+    Postback {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        campaign_id: Option<CampaignId>,
+        method: PostbackMethod,
+    },
+}
+
+impl EndpointKind {
+    pub fn is_webhook(&self) -> bool {
+        *self == EndpointKind::Webhook
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PostbackMethod {
+    #[default]
+    #[serde(rename = "GET")]
+    Get,
+    #[serde(rename = "POST")]
+    Post,
+}
+
+/// The events a partner postback may fire on.
+pub const POSTBACK_EVENTS: [&str; 2] = ["conversion.recorded", "conversion.reversed"];
+
+/// The macros a postback URL template may use.
+pub const MACROS: [&str; 18] = [
+    "click_id",
+    "conversion_id",
+    "external_id",
+    "campaign_id",
+    "affiliate_id",
+    "event_type",
+    "status",
+    "payout",
+    "payout_cents",
+    "revenue_cents",
+    "currency",
+    "sub1",
+    "sub2",
+    "sub3",
+    "sub4",
+    "sub5",
+    "timestamp",
+    "event_id",
+];
+
+/// The `{name}` macros of `template`, in order, and whether the braces are
+/// balanced (a `{` with no `}` is an error too).
+fn macros_in(template: &str) -> Result<Vec<&str>, String> {
+    let mut out = Vec::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        let close = after.find('}').ok_or("has a '{' without its '}'")?;
+        out.push(&after[..close]);
+        rest = &after[close + 1..];
+    }
+    if rest.contains('}') {
+        return Err("has a '}' without its '{'".into());
+    }
+    Ok(out)
+}
+
+/// A postback URL template as saved: known macros only (the 400 names the
+/// others), none in the scheme or host, and an absolute http(s) URL once
+/// they are filled in.
+pub fn postback_template(field: &str, template: &str) -> Result<url::Url, Invalid> {
+    let found = macros_in(template).map_err(|why| invalid(field, why))?;
+    let unknown: Vec<&str> = found.iter().copied().filter(|m| !MACROS.contains(m)).collect();
+    if !unknown.is_empty() {
+        let names: Vec<String> = unknown.iter().map(|m| format!("{{{}}}", super::validate::excerpt(m))).collect();
+        let known: Vec<String> = MACROS.iter().map(|m| format!("{{{m}}}")).collect();
+        return Err(invalid(field, format!("unknown macros {}; known: {}", names.join(", "), known.join(" "))));
+    }
+    let filled = fill(template, |_| "x".into());
+    let url = target_url(field, &filled)?;
+    let authority_end = template.find("://").map(|i| i + 3).map_or(0, |start| {
+        template[start..].find(['/', '?', '#']).map_or(template.len(), |i| start + i)
+    });
+    if template[..authority_end].contains('{') {
+        return Err(invalid(field, "macros may not stand in the scheme, host or port"));
+    }
+    Ok(url)
+}
+
+/// `template` with each `{macro}` replaced by `value(macro)`, URL-encoded.
+pub fn fill(template: &str, value: impl Fn(&str) -> String) -> String {
+    let mut out = String::with_capacity(template.len() + 64);
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('}') else { break };
+        let encoded = percent_encoding::utf8_percent_encode(&value(&after[..close]), URL_VALUE).to_string();
+        out.push_str(&encoded);
+        rest = &after[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Everything but RFC 3986's unreserved characters is encoded, so a value
+/// can never end a parameter, start a new one or leave the query.
+const URL_VALUE: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+
+/// A macro's value for `event` (a conversion or a lead as the API shows it).
+pub fn macro_value(event: &Event, name: &str, currency: &str) -> String {
+    let d = &event.data;
+    let text = |key: &str| match &d[key] {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Number(n) => n.to_string(),
+        _ => String::new(),
+    };
+    match name {
+        "conversion_id" => text("id"),
+        "click_id" => text("clickId"),
+        "external_id" => text("externalId"),
+        "campaign_id" => text("campaignId"),
+        "affiliate_id" => text("affiliateId"),
+        "event_type" => text("eventType"),
+        "status" => event.kind.strip_prefix("conversion.").unwrap_or(&event.kind).to_string(),
+        "payout_cents" => text("payoutCents"),
+        "payout" => {
+            let cents = d["payoutCents"].as_u64().unwrap_or(0);
+            format!("{}.{:02}", cents / 100, cents % 100)
+        }
+        "revenue_cents" => text("revenueCents"),
+        "currency" => currency.to_string(),
+        "timestamp" => event.created_at.to_string(),
+        "event_id" => event.id.clone(),
+        sub if sub.starts_with("sub") => text(sub),
+        _ => String::new(),
+    }
 }
 
 impl Endpoint {
@@ -281,6 +430,12 @@ pub struct Delivery {
     pub attempts: Vec<Attempt>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_attempt_at: Option<u64>,
+    /// Partner postbacks: the URL with its macros filled in (else the
+    /// endpoint's own URL), and the method.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<PostbackMethod>,
 }
 
 impl Delivery {
@@ -301,6 +456,8 @@ impl Delivery {
             status: DeliveryStatus::Pending,
             attempts: vec![],
             next_attempt_at: Some(at),
+            url: None,
+            method: None,
         }
     }
 }
@@ -360,6 +517,25 @@ mod tests {
         let err = event_list("events", &["conversion.recorded".into(), "nope".into()]).unwrap_err();
         assert!(err.message.contains("payout.credited"), "{err}");
         assert!(event_list("events", &[]).is_err());
+    }
+
+    #[test]
+    fn postback_templates_know_their_macros_and_encode_every_value() {
+        let t = "https://trk.example/pb?cid={click_id}&p={payout}&s1={sub1}";
+        assert!(postback_template("url", t).is_ok());
+        let err = postback_template("url", "https://t.example/?a={clickid}&b={sub9}").unwrap_err();
+        assert!(err.message.contains("{clickid}") && err.message.contains("{sub9}"), "{err}");
+        assert!(postback_template("url", "https://{sub1}.example/").is_err(), "no macros in the host");
+        assert!(postback_template("url", "https://t.example/?a={sub1").is_err());
+        let event = Event {
+            id: "evt_1".into(),
+            kind: "conversion.recorded".into(),
+            created_at: 1_700_000_000,
+            data: serde_json::json!({"id": "cnv_1", "clickId": "clk_2", "payoutCents": 305, "sub1": "a&b=c d#?/"}),
+        };
+        let url = fill(t, |m| macro_value(&event, m, "USD"));
+        assert_eq!(url, "https://trk.example/pb?cid=clk_2&p=3.05&s1=a%26b%3Dc%20d%23%3F%2F");
+        assert_eq!(macro_value(&event, "status", "USD"), "recorded");
     }
 
     #[test]

@@ -24,7 +24,7 @@ use tokio::sync::Semaphore;
 use super::Engine;
 use crate::domain::ids::{DeliveryId, WebhookId};
 use crate::domain::model::LeadSource;
-use crate::domain::webhook::{self, Attempt, Audience, Delivery, DeliveryStatus, Endpoint, Event};
+use crate::domain::webhook::{self, Attempt, Audience, Delivery, DeliveryStatus, Endpoint, EndpointKind, Event};
 use crate::metrics;
 use crate::store::{Change, ChangeEvent, Due, DueItem, Keyed, Queue, StoreResult};
 
@@ -62,6 +62,25 @@ fn events_of(change: &Change) -> Vec<(Event, Option<crate::domain::ids::Campaign
             (event, Some(record.campaign()), audience)
         })
         .collect()
+}
+
+/// Whether `endpoint`, a postback URL for `scope` (one campaign, or all),
+/// fires for an event of `campaign`: a campaign's own URL wins over the
+/// affiliate-wide one.
+fn postback_applies(
+    all: &[Endpoint],
+    endpoint: &Endpoint,
+    scope: Option<crate::domain::ids::CampaignId>,
+    campaign: Option<crate::domain::ids::CampaignId>,
+) -> bool {
+    match scope {
+        Some(c) => Some(c) == campaign,
+        None => !all.iter().any(|e| {
+            e.owner == endpoint.owner
+                && e.enabled
+                && matches!(e.kind, EndpointKind::Postback { campaign_id: Some(c), .. } if Some(c) == campaign)
+        }),
+    }
 }
 
 /// Deliveries in flight from this node: which, and how many per endpoint.
@@ -137,7 +156,20 @@ impl Outbox {
             }
             let now = self.engine.now();
             let wanted = endpoints.iter().filter(|e| e.wants(&event.kind) && audience.includes(e.owner));
-            out.extend(wanted.map(|e| Delivery::new(&event, e.id, now)));
+            for endpoint in wanted {
+                match &endpoint.kind {
+                    EndpointKind::Webhook => out.push(Delivery::new(&event, endpoint.id, now)),
+                    EndpointKind::Postback { campaign_id, method } => {
+                        if !postback_applies(endpoints, endpoint, *campaign_id, campaign) {
+                            continue;
+                        }
+                        let currency = &self.engine.config.webhooks.currency;
+                        let url = webhook::fill(&endpoint.url, |m| webhook::macro_value(&event, m, currency));
+                        let delivery = Delivery::new(&event, endpoint.id, now);
+                        out.push(Delivery { url: Some(url), method: Some(*method), ..delivery });
+                    }
+                }
+            }
         }
         Ok(out)
     }

@@ -10,7 +10,8 @@ use super::Engine;
 use crate::domain::ids::{DeliveryId, WebhookId};
 use crate::domain::keys::{Owner, Principal};
 use crate::domain::validate::{self, invalid};
-use crate::domain::webhook::{self, Delivery, DeliveryStatus, Endpoint, Event};
+use crate::domain::ids::CampaignId;
+use crate::domain::webhook::{self, Delivery, DeliveryStatus, Endpoint, EndpointKind, Event, PostbackMethod};
 use crate::error::{Error, Result};
 
 pub struct NewWebhook {
@@ -51,7 +52,8 @@ impl Engine {
         let url = self.check_target(&url).await?;
         let events = webhook::event_list("events", &new.events.ok_or_else(|| invalid("events", "is required"))?)?;
         let description = description(new.description)?;
-        let mine = self.hooks.list_endpoints().await?.into_iter().filter(|e| e.owner == owner).count();
+        let mine = self.hooks.list_endpoints().await?.into_iter().filter(|e| e.owner == owner && e.kind.is_webhook());
+        let mine = mine.count();
         let max = self.config.webhooks.max_per_tenant;
         if mine >= max {
             return Err(invalid("url", format!("at most {max} webhook endpoints per account (webhooks.max_per_tenant)")).into());
@@ -68,6 +70,7 @@ impl Engine {
             created_at: self.now(),
             consecutive_failures: 0,
             version: 1,
+            kind: EndpointKind::Webhook,
         };
         if !self.hooks.put_endpoint(&endpoint, None).await? {
             return Err(Error::Unavailable("webhook id collision; retry".into()));
@@ -77,7 +80,8 @@ impl Engine {
 
     pub async fn list_webhooks(&self, who: &Principal) -> Result<Vec<Endpoint>> {
         let owner = owner(who)?;
-        let mut mine: Vec<Endpoint> = self.hooks.list_endpoints().await?.into_iter().filter(|e| e.owner == owner).collect();
+        let all = self.hooks.list_endpoints().await?.into_iter();
+        let mut mine: Vec<Endpoint> = all.filter(|e| e.owner == owner && e.kind.is_webhook()).collect();
         mine.sort_by_key(|e| std::cmp::Reverse(e.id));
         Ok(mine)
     }
@@ -97,6 +101,9 @@ impl Engine {
             None => None,
         };
         let events = change.events.map(|e| webhook::event_list("events", &e)).transpose()?;
+        if self.webhook(who, id).await?.kind != EndpointKind::Webhook {
+            return Err(invalid("id", "is a partner postback URL; change it with PUT /api/v1/affiliate/postback-url").into());
+        }
         let described = change.description.is_some();
         let description = description(change.description)?;
         self.edit_webhook(who, id, |e| {
@@ -215,6 +222,108 @@ impl Engine {
         }
         Ok(parsed.to_string())
     }
+}
+
+/// `PUT /api/v1/affiliate/postback-url`.
+pub struct PostbackUrl {
+    pub url: Option<String>,
+    pub campaign_id: Option<String>,
+    pub events: Option<Vec<String>>,
+    pub method: Option<String>,
+}
+
+impl Engine {
+    fn postback_owner(who: &Principal) -> Result<Owner> {
+        match who {
+            Principal::Affiliate { id } => Ok(Owner::Affiliate(*id)),
+            _ => Err(Error::Forbidden("partner postback URLs are an affiliate's; use an affiliate key".into())),
+        }
+    }
+
+    /// The campaign a postback URL is for: one the affiliate is approved on.
+    async fn postback_campaign(&self, who: &Principal, campaign: Option<&str>) -> Result<Option<CampaignId>> {
+        let Some(text) = campaign else { return Ok(None) };
+        let Principal::Affiliate { id } = who else { unreachable!("checked by postback_owner") };
+        let not_yours = || invalid("campaignId", format!("'{}' is not a campaign you are approved on", validate::excerpt(text)));
+        let campaign: CampaignId = text.parse().map_err(|_| not_yours())?;
+        self.catalog.approval(campaign, *id).await?.ok_or_else(not_yours)?;
+        Ok(Some(campaign))
+    }
+
+    /// Sets the affiliate's postback URL for one campaign or all: replaces
+    /// the one it had for the same scope.
+    pub async fn set_postback_url(&self, who: &Principal, input: PostbackUrl) -> Result<Endpoint> {
+        let owner = Self::postback_owner(who)?;
+        let template = input.url.ok_or_else(|| invalid("url", "is required"))?;
+        let url = webhook::postback_template("url", &template)?;
+        self.check_target(url.as_str()).await?;
+        let campaign_id = self.postback_campaign(who, input.campaign_id.as_deref()).await?;
+        let events = match input.events {
+            None => vec!["conversion.recorded".to_string()],
+            Some(events) => {
+                let events = webhook::event_list("events", &events)?;
+                if let Some(bad) = events.iter().find(|e| !webhook::POSTBACK_EVENTS.contains(&e.as_str())) {
+                    let known = webhook::POSTBACK_EVENTS.join(", ");
+                    return Err(invalid("events", format!("'{bad}' is not a postback event; use {known}")).into());
+                }
+                events
+            }
+        };
+        let method = match input.method.as_deref() {
+            None | Some("GET") => PostbackMethod::Get,
+            Some("POST") => PostbackMethod::Post,
+            Some(_) => return Err(invalid("method", "must be GET or POST").into()),
+        };
+        let kind = EndpointKind::Postback { campaign_id, method };
+        let existing = self.postback_urls(who).await?.into_iter().find(|e| same_scope(&e.kind, campaign_id));
+        let mut endpoint = match &existing {
+            Some(e) => e.clone(),
+            None => Endpoint {
+                id: WebhookId::new(),
+                owner,
+                url: String::new(),
+                events: vec![],
+                description: None,
+                enabled: true,
+                disabled_reason: None,
+                secret: webhook::new_secret(),
+                created_at: self.now(),
+                consecutive_failures: 0,
+                version: 0,
+                kind: kind.clone(),
+            },
+        };
+        endpoint.url = template;
+        endpoint.events = events;
+        endpoint.kind = kind;
+        endpoint.enabled = true;
+        endpoint.disabled_reason = None;
+        endpoint.consecutive_failures = 0;
+        endpoint.version += 1;
+        let expected = existing.as_ref().map(|e| e.version);
+        if !self.hooks.put_endpoint(&endpoint, expected).await? {
+            return Err(Error::Conflict { code: "edit_conflict", message: "the postback URL changed meanwhile; retry".into() });
+        }
+        Ok(endpoint)
+    }
+
+    pub async fn postback_urls(&self, who: &Principal) -> Result<Vec<Endpoint>> {
+        let owner = Self::postback_owner(who)?;
+        let all = self.hooks.list_endpoints().await?.into_iter();
+        Ok(all.filter(|e| e.owner == owner && !e.kind.is_webhook()).collect())
+    }
+
+    /// Removes the postback URL of one campaign, or the affiliate-wide one.
+    pub async fn delete_postback_url(&self, who: &Principal, campaign: Option<&str>) -> Result<()> {
+        let campaign_id = self.postback_campaign(who, campaign).await?;
+        let found = self.postback_urls(who).await?.into_iter().find(|e| same_scope(&e.kind, campaign_id));
+        let found = found.ok_or_else(|| Error::NotFound("no postback URL is set for that scope".into()))?;
+        Ok(self.hooks.delete_endpoint(found.id).await?)
+    }
+}
+
+fn same_scope(kind: &EndpointKind, campaign: Option<CampaignId>) -> bool {
+    matches!(kind, EndpointKind::Postback { campaign_id, .. } if *campaign_id == campaign)
 }
 
 /// The addresses `url`'s host stands for (a literal address is itself).

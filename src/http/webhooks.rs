@@ -13,8 +13,8 @@ use super::query::Query;
 use super::{read_body, read_body_or_default, Ctx};
 use crate::domain::ids::DeliveryId;
 use crate::domain::validate::invalid;
-use crate::domain::webhook::{Delivery, DeliveryStatus, Endpoint};
-use crate::engine::webhooks::{NewWebhook, WebhookChange};
+use crate::domain::webhook::{Delivery, DeliveryStatus, Endpoint, EndpointKind};
+use crate::engine::webhooks::{NewWebhook, PostbackUrl, WebhookChange};
 use crate::error::Result;
 
 const DEFAULT_PAGE: usize = 50;
@@ -123,4 +123,54 @@ pub async fn redeliver(ctx: &Ctx, req: Request<Incoming>, id: &str, delivery: &s
     let _: Value = read_body_or_default(ctx, req).await?;
     let again = ctx.engine.redeliver(&who, id, delivery).await?;
     Ok(json_response(StatusCode::ACCEPTED, &delivery_json(&again)))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PostbackUrlBody {
+    url: Option<String>,
+    campaign_id: Option<String>,
+    events: Option<Vec<String>>,
+    method: Option<String>,
+}
+
+/// A partner postback URL as its affiliate sees it.
+fn postback_json(e: &Endpoint) -> Value {
+    let (campaign, method) = match &e.kind {
+        EndpointKind::Postback { campaign_id, method } => (json!(campaign_id), json!(method)),
+        EndpointKind::Webhook => (Value::Null, Value::Null),
+    };
+    json!({
+        "id": e.id,
+        "url": e.url,
+        "campaignId": campaign,
+        "events": e.events,
+        "method": method,
+        "enabled": e.enabled,
+        "disabledReason": e.disabled_reason,
+        "createdAt": e.created_at,
+        "deliveries": format!("/api/v1/webhooks/{}/deliveries", e.id),
+    })
+}
+
+/// `GET`, `PUT`, `DELETE /api/v1/affiliate/postback-url`.
+pub async fn postback_url(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp> {
+    let who = require_principal(&ctx.engine, &req).await?;
+    let m = req.method().clone();
+    if m == Method::GET {
+        Query::parse(req.uri().query(), &[])?;
+        let list: Vec<Value> = ctx.engine.postback_urls(&who).await?.iter().map(postback_json).collect();
+        return Ok(json_response(StatusCode::OK, &json!({ "postbackUrls": list })));
+    }
+    if m == Method::DELETE {
+        let q = Query::parse(req.uri().query(), &["campaignId"])?;
+        ctx.engine.delete_postback_url(&who, q.get("campaignId")).await?;
+        let mut resp = text_response(StatusCode::NO_CONTENT, "text/plain; charset=utf-8", "");
+        resp.headers_mut().remove(hyper::header::CONTENT_TYPE);
+        return Ok(resp);
+    }
+    let body: PostbackUrlBody = read_body(ctx, req).await?;
+    let input = PostbackUrl { url: body.url, campaign_id: body.campaign_id, events: body.events, method: body.method };
+    let endpoint = ctx.engine.set_postback_url(&who, input).await?;
+    Ok(json_response(StatusCode::OK, &postback_json(&endpoint)))
 }

@@ -404,7 +404,7 @@ impl TestServer {
         self.json_request(Method::PATCH, path, key, body).await
     }
 
-    async fn json_request(&self, method: Method, path: &str, key: Option<&str>, body: Value) -> Reply {
+    pub async fn json_request(&self, method: Method, path: &str, key: Option<&str>, body: Value) -> Reply {
         let auth = key.map(|k| format!("Bearer {k}"));
         let mut headers = vec![("content-type", "application/json")];
         if let Some(a) = &auth {

@@ -15,7 +15,7 @@ use hyper::Request;
 use hyper_util::rt::TokioIo;
 
 use crate::config::WebhooksConfig;
-use crate::domain::webhook::{self, Attempt, Delivery, Endpoint};
+use crate::domain::webhook::{self, Attempt, Delivery, Endpoint, PostbackMethod};
 use crate::engine::webhooks::resolve;
 
 const AGENT: &str = concat!("Clickledger-Webhooks/", env!("CARGO_PKG_VERSION"));
@@ -63,7 +63,8 @@ pub async fn send(endpoint: &Endpoint, delivery: &Delivery, config: &WebhooksCon
 }
 
 async fn exchange(endpoint: &Endpoint, delivery: &Delivery, config: &WebhooksConfig) -> Result<u16, String> {
-    let url = url::Url::parse(&endpoint.url).map_err(|e| format!("bad URL: {e}"))?;
+    let target_url = delivery.url.as_deref().unwrap_or(&endpoint.url);
+    let url = url::Url::parse(target_url).map_err(|e| format!("bad URL: {e}"))?;
     if url.scheme() != "http" {
         return Err("https targets need TLS, which this build does not send yet".into());
     }
@@ -99,9 +100,13 @@ async fn target(url: &url::Url, allow_private: bool) -> Result<SocketAddr, Strin
     }
 }
 
+/// A webhook is the signed JSON event; a partner postback is its filled-in
+/// URL (GET, no body; or POST with the event as its body), unsigned (the
+/// affiliate's tracker knows no secret of ours), with the same id headers.
 fn request(url: &url::Url, endpoint: &Endpoint, delivery: &Delivery) -> Result<Request<Full<Bytes>>, String> {
     let timestamp = crate::domain::unix_now();
-    let signature = webhook::sign(&endpoint.secret, &delivery.event_id, timestamp, delivery.body.as_bytes());
+    let get = delivery.method == Some(PostbackMethod::Get);
+    let body = if get { Bytes::new() } else { Bytes::from(delivery.body.clone()) };
     let host = match url.port() {
         Some(port) => format!("{}:{port}", url.host_str().unwrap_or("")),
         None => url.host_str().unwrap_or("").to_string(),
@@ -110,15 +115,21 @@ fn request(url: &url::Url, endpoint: &Endpoint, delivery: &Delivery) -> Result<R
         Some(q) => format!("{}?{q}", url.path()),
         None => url.path().to_string(),
     };
-    Request::post(path)
+    let mut req = Request::builder()
+        .method(if get { hyper::Method::GET } else { hyper::Method::POST })
+        .uri(path)
         .header(HOST, host)
-        .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
         .header(USER_AGENT, HeaderValue::from_static(AGENT))
         .header("webhook-id", &delivery.event_id)
-        .header("webhook-timestamp", timestamp.to_string())
-        .header("webhook-signature", signature)
-        .body(Full::new(Bytes::from(delivery.body.clone())))
-        .map_err(|e| format!("could not build the request: {e}"))
+        .header("webhook-timestamp", timestamp.to_string());
+    if !get {
+        req = req.header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    }
+    if endpoint.kind.is_webhook() {
+        let signature = webhook::sign(&endpoint.secret, &delivery.event_id, timestamp, &body);
+        req = req.header("webhook-signature", signature);
+    }
+    req.body(Full::new(body)).map_err(|e| format!("could not build the request: {e}"))
 }
 
 /// Reads and drops at most `max` bytes of the answer: enough for the
