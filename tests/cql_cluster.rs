@@ -196,3 +196,70 @@ async fn a_node_whose_secrets_differ_from_the_keyspaces_refuses_to_start() {
     let adopted = TestServer::start_with_owned(&other).await;
     assert_eq!(adopted.get("/healthz", None).await.status, 200);
 }
+
+const OUTBOX_FAST: &[(&str, &str)] = &[
+    ("CLICKLEDGER_WEBHOOKS_ALLOW_PRIVATE_TARGETS", "true"),
+    ("CLICKLEDGER_WEBHOOKS_RETRY_SCHEDULE", "1s"),
+    ("CLICKLEDGER_WEBHOOKS_TIMEOUT_MS", "2000"),
+    ("CLICKLEDGER_WEBHOOKS_POLL_MS", "50"),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_nodes_deliver_each_event_and_repeat_one_only_under_its_own_id() {
+    use common::receiver::{Answer, Receiver};
+    if skip_unless_cql() {
+        return;
+    }
+    let receiver = Receiver::start(vec![Answer::Status(500), Answer::Status(500), Answer::Status(502)]).await;
+    let a = TestServer::start_with(OUTBOX_FAST).await;
+    let b = TestServer::start_with(OUTBOX_FAST).await;
+    let world = World::fixed(&a, 500).await;
+    let r = a.post("/api/v1/webhooks", Some(&world.key), json!({"url": receiver.url("/"), "events": ["conversion.recorded"]})).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let externals: Vec<String> = (0..20).map(|i| format!("two-{i}")).collect();
+    let leads = join_all(externals.iter().enumerate().map(|(i, e)| world.postback(node(i, &a, &b), e, Some(1000)))).await;
+    let ids: std::collections::BTreeSet<String> =
+        leads.iter().map(|l| l.json()["leadId"].as_str().unwrap().to_string()).collect();
+    // Each event once delivered (at least 20 requests, 3 of them failed ones).
+    receiver.until(23, 90).await;
+    // Time for any repeat to show up before counting.
+    tokio::time::sleep(std::time::Duration::from_secs(8)).await;
+    let got = receiver.received();
+    let mut by_id: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for r in &got {
+        by_id.entry(r.header("webhook-id").to_string()).or_default().push(r.body.clone());
+    }
+    let delivered: std::collections::BTreeSet<String> =
+        got.iter().map(|r| r.json()["data"]["id"].as_str().unwrap().to_string()).collect();
+    assert_eq!(delivered, ids, "every event arrives");
+    assert_eq!(by_id.len(), 20, "one webhook-id per event");
+    for (id, bodies) in &by_id {
+        assert!(bodies.iter().all(|b| b == &bodies[0]), "{id}: a repeat carries the same body");
+    }
+    assert!(got.len() <= 23 + 2, "repeats come only from failed attempts (and a rare lease race): {}", got.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_event_claimed_by_a_node_that_dies_is_delivered_by_another() {
+    use common::receiver::{Answer, Receiver};
+    if skip_unless_cql() {
+        return;
+    }
+    // Node A's attempt hangs at the receiver; A dies holding the lease.
+    let receiver = Receiver::start(vec![Answer::Hang(std::time::Duration::from_secs(60))]).await;
+    let slow = [OUTBOX_FAST, &[("CLICKLEDGER_WEBHOOKS_TIMEOUT_MS", "20000")]].concat();
+    let mut a = TestServer::start_with(&slow).await;
+    let world = World::fixed(&a, 500).await;
+    let r = a.post("/api/v1/webhooks", Some(&world.key), json!({"url": receiver.url("/"), "events": ["conversion.recorded"]})).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let lead = world.postback(&a, "dies-1", Some(1000)).await.json();
+    receiver.until(1, 60).await;
+    a.signal(libc::SIGKILL);
+    a.wait_exit().await;
+    // A's lease (its 20 s timeout + 5 s) is what B waits out.
+    let b = TestServer::start_with(&[OUTBOX_FAST, &[("CLICKLEDGER_WEBHOOKS_TIMEOUT_MS", "1000")]].concat()).await;
+    let got = receiver.until(2, 90).await;
+    assert_eq!(got[1].header("webhook-id"), got[0].header("webhook-id"));
+    assert_eq!(got[1].json()["data"]["id"], lead["leadId"]);
+    drop(b);
+}

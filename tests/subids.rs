@@ -7,15 +7,18 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 
-/// The records the change feed shows, waiting until `want` came (CQL shows
-/// a change once it is a few seconds old).
-async fn records(server: &TestServer, want: usize) -> Vec<Value> {
+/// The records of `w`'s campaign the change feed shows, waiting until
+/// `want` came (CQL shows a change once it is a few seconds old; on CQL the
+/// servers of one test binary share a keyspace, so others' are there too).
+async fn records(server: &TestServer, w: &World, want: usize) -> Vec<Value> {
     let admin = server.admin_key().await;
     server
         .until("the recorded changes", || async {
-            let page = server.get("/api/v1/admin/changes?limit=100", Some(&admin)).await.json();
+            let page = server.get("/api/v1/admin/changes?limit=1000", Some(&admin)).await.json();
             let changes = page["changes"].as_array().cloned().unwrap_or_default();
-            (changes.len() >= want).then(|| changes.into_iter().map(|c| c["data"].clone()).collect())
+            let mine: Vec<Value> =
+                changes.into_iter().map(|c| c["data"].clone()).filter(|d| d["campaignId"] == w.campaign_id.as_str()).collect();
+            (mine.len() >= want).then_some(mine)
         })
         .await
 }
@@ -41,7 +44,7 @@ async fn a_links_sub_ids_follow_its_click_onto_the_conversion_and_never_onto_the
     assert_eq!(plain.len(), w.click_token(&server).await.len(), "a link without sub-IDs keeps its short token");
     assert_eq!(w.convert(&server, &plain).await.status, 201);
 
-    let mut seen = records(&server, 2).await;
+    let mut seen = records(&server, &w, 2).await;
     seen.sort_by_key(|c| c.get("sub1").is_none());
     let tagged = &seen[0];
     assert_eq!(tagged["sub1"], "fb ads", "{tagged}");
@@ -63,7 +66,7 @@ async fn a_postback_carries_its_sub_ids_on_the_lead_alone_and_in_a_batch() {
     let items = json!([{"swarm_ref": w.code, "externalId": "o-2", "eventType": "PURCHASE", "sub2": "batch"}]);
     let r = server.post("/api/v1/postback/batch", Some(&w.key), items).await;
     assert!(r.status.is_success(), "{}", r.text);
-    let seen = records(&server, 2).await;
+    let seen = records(&server, &w, 2).await;
     assert!(seen.iter().any(|l| l["externalId"] == "o-2" && l["sub2"] == "batch"), "{seen:?}");
 }
 

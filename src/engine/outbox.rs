@@ -219,10 +219,20 @@ impl Outbox {
     /// One attempt of one delivery, recorded with its next due time.
     async fn attempt(&self, endpoint_id: WebhookId, id: DeliveryId, due: &Due) -> StoreResult<()> {
         let hooks = &self.engine.hooks;
+        let now_ms = unix_ms();
+        // An attempt ends within the total timeout, so a lease a little
+        // longer is never taken from a node still sending.
+        let lease_ms = self.engine.config.webhooks.timeout_ms as i64 + 5_000;
+        if !hooks.claim_delivery(endpoint_id, id, now_ms, now_ms + lease_ms).await? {
+            return Ok(()); // another node is at it
+        }
         let Some(mut delivery) = hooks.get_delivery(endpoint_id, id).await? else {
             return self.engine.ledger.remove_due(due).await;
         };
-        if delivery.status != DeliveryStatus::Pending {
+        // Read after the claim: a due item another node already worked (or
+        // one left behind by a crash) no longer matches the delivery.
+        if delivery.status != DeliveryStatus::Pending || delivery.next_attempt_at != Some(due.at) {
+            hooks.release_delivery(endpoint_id, id).await?;
             return self.engine.ledger.remove_due(due).await;
         }
         let endpoint = hooks.get_endpoint(endpoint_id).await?;
@@ -284,6 +294,11 @@ impl Outbox {
         }
         Ok(())
     }
+}
+
+fn unix_ms() -> i64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    now.map_or(0, |d| d.as_millis() as i64)
 }
 
 impl Attempt {

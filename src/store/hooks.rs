@@ -29,8 +29,15 @@ pub trait Hooks: Send + Sync + 'static {
     /// then moves the cursor to `cursor` if given.
     async fn enqueue(&self, deliveries: &[Delivery], cursor: Option<&FeedCursor>) -> StoreResult<()>;
     async fn get_delivery(&self, endpoint: WebhookId, id: DeliveryId) -> StoreResult<Option<Delivery>>;
-    /// Stores a delivery after an attempt, schedules its next attempt if it
-    /// is still pending, and removes `done` (the due item just worked).
+    /// Takes the delivery's lease until `until_ms` if it is free at
+    /// `now_ms` (unix ms): one node at a time attempts a delivery. `false`:
+    /// another holds it. The embedded store has one process: always `true`.
+    async fn claim_delivery(&self, endpoint: WebhookId, id: DeliveryId, now_ms: i64, until_ms: i64) -> StoreResult<bool>;
+    /// Gives a lease back without an attempt (the claimed item was stale).
+    async fn release_delivery(&self, endpoint: WebhookId, id: DeliveryId) -> StoreResult<()>;
+    /// Stores a delivery after an attempt (its lease given back), schedules
+    /// its next attempt if it is still pending, and removes `done` (the due
+    /// item just worked).
     async fn update_delivery(&self, delivery: &Delivery, done: Option<&Due>) -> StoreResult<()>;
     /// An endpoint's deliveries, newest first, older than `before` if given.
     async fn list_deliveries(

@@ -26,6 +26,8 @@ pub struct HookStatements {
     update_cursor: PreparedStatement,
     insert_delivery_if_absent: PreparedStatement,
     update_delivery: PreparedStatement,
+    claim: PreparedStatement,
+    release: PreparedStatement,
     select_delivery: PreparedStatement,
     list_deliveries: PreparedStatement,
 }
@@ -49,10 +51,20 @@ impl HookStatements {
             update_cursor: p(Plain, "UPDATE {ks}.outbox SET cursor = ? WHERE name = ?").await?,
             insert_delivery_if_absent: p(
                 Conditional,
-                "INSERT INTO {ks}.deliveries (endpoint, id, body) VALUES (?, ?, ?) IF NOT EXISTS",
+                "INSERT INTO {ks}.deliveries (endpoint, id, body, lease_until) VALUES (?, ?, ?, 0) IF NOT EXISTS",
             )
             .await?,
-            update_delivery: p(Plain, "UPDATE {ks}.deliveries SET body = ? WHERE endpoint = ? AND id = ?").await?,
+            update_delivery: p(
+                Plain,
+                "UPDATE {ks}.deliveries SET body = ?, lease_until = 0 WHERE endpoint = ? AND id = ?",
+            )
+            .await?,
+            claim: p(
+                Conditional,
+                "UPDATE {ks}.deliveries SET lease_until = ?, lease_owner = ? WHERE endpoint = ? AND id = ? IF lease_until < ?",
+            )
+            .await?,
+            release: p(Plain, "UPDATE {ks}.deliveries SET lease_until = 0 WHERE endpoint = ? AND id = ?").await?,
             select_delivery: p(Plain, "SELECT body FROM {ks}.deliveries WHERE endpoint = ? AND id = ?").await?,
             list_deliveries: p(Plain, "SELECT body FROM {ks}.deliveries WHERE endpoint = ? AND id < ? LIMIT ?").await?,
         })
@@ -117,6 +129,16 @@ impl Hooks for ScyllaStore {
 
     async fn get_delivery(&self, endpoint: WebhookId, id: DeliveryId) -> StoreResult<Option<Delivery>> {
         self.body(&self.st.hooks.select_delivery, (blob(endpoint.0), blob(id.0))).await
+    }
+
+    async fn claim_delivery(&self, endpoint: WebhookId, id: DeliveryId, now_ms: i64, until_ms: i64) -> StoreResult<bool> {
+        let owner = self.node_name.clone();
+        let values = (until_ms, owner, blob(endpoint.0), blob(id.0), now_ms);
+        super::schema::applied(self.exec(&self.st.hooks.claim, values).await?)
+    }
+
+    async fn release_delivery(&self, endpoint: WebhookId, id: DeliveryId) -> StoreResult<()> {
+        self.exec(&self.st.hooks.release, (blob(endpoint.0), blob(id.0))).await.map(drop)
     }
 
     /// The next attempt's due item first, so a crash in between leaves an

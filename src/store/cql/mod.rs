@@ -61,6 +61,8 @@ pub struct ScyllaStore {
     /// One conditional batch per campaign money partition in flight from
     /// this process (see `money::ScyllaStore::money_turn`).
     money_turns: dashmap::DashMap<CampaignId, Arc<tokio::sync::Mutex<()>>>,
+    /// This process among the engine nodes (who holds a delivery's lease).
+    node_name: String,
 }
 
 fn json<T: serde::Serialize>(value: &T) -> String {
@@ -124,6 +126,7 @@ impl ScyllaStore {
             change_listed: Default::default(),
             due_listed: Default::default(),
             money_turns: Default::default(),
+            node_name: format!("pid{}-{:08x}", std::process::id(), u32::from_be_bytes(crate::domain::ids::random_bytes())),
         })
     }
 
