@@ -90,11 +90,17 @@ fn describe() {
     describe_counter!(LOG_LINES_DROPPED, "Log lines dropped: the log queue was full or stderr refused them.");
     describe_histogram!(HTTP_DURATION, Unit::Seconds, "HTTP request duration by route template.");
     describe_gauge!(HTTP_CONNECTIONS, "Open HTTP connections.");
-    describe_counter!(WEBHOOK_DELIVERIES, "Webhook delivery attempts by outcome (delivered, rejected, timeout, refused, error).");
+    describe_counter!(
+        WEBHOOK_DELIVERIES,
+        "Webhook delivery attempts by outcome (delivered, rejected, timeout, refused, error)."
+    );
     describe_histogram!(WEBHOOK_DURATION, Unit::Seconds, "Duration of one webhook delivery attempt.");
     describe_counter!(WEBHOOKS_DISABLED, "Webhook endpoints disabled after consecutive failed events.");
     describe_counter!(OUTBOX_ENQUEUED, "Deliveries the outbox enqueued from the change feed.");
-    describe_gauge!(OUTBOX_DUE, "Deliveries due now as of the outbox's last pass (capped at twice webhooks.max_in_flight).");
+    describe_gauge!(
+        OUTBOX_DUE,
+        "Deliveries due now as of the outbox's last pass (capped at twice webhooks.max_in_flight)."
+    );
     describe_gauge!(OUTBOX_OLDEST, Unit::Seconds, "How long the oldest due delivery has been waiting: the outbox lag.");
     describe_counter!(CLICKS, "Redirect clicks by kind (human, bot).");
     describe_counter!(CONVERSIONS, "Conversions by outcome and reason.");

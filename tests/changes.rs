@@ -16,9 +16,14 @@ async fn postback(server: &TestServer, w: &World, external_id: &str) -> Value {
     r.json()
 }
 
-/// Pages through the feed from `after` until `want` changes came (CQL shows
-/// a change only once it is a few seconds old); returns them and the cursor.
+/// Pages through the feed from `after` until `want` recorded leads came
+/// (CQL shows a change only once it is a few seconds old); returns them and
+/// the cursor. Other changes (tracking confirmed, money) are passed over.
 async fn follow(server: &TestServer, admin: &str, after: &str, want: usize) -> (Vec<Value>, String) {
+    follow_kind(server, admin, after, want, "lead.recorded").await
+}
+
+async fn follow_kind(server: &TestServer, admin: &str, after: &str, want: usize, kind: &str) -> (Vec<Value>, String) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let (mut seen, mut cursor) = (Vec::new(), after.to_string());
     while seen.len() < want {
@@ -31,7 +36,7 @@ async fn follow(server: &TestServer, admin: &str, after: &str, want: usize) -> (
         if changes.is_empty() {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
-        seen.extend(changes.iter().cloned());
+        seen.extend(changes.iter().filter(|c| c["type"] == kind).cloned());
         cursor = page["next"].as_str().unwrap().to_string();
     }
     (seen, cursor)
@@ -81,4 +86,34 @@ async fn the_feed_wants_the_admin_key_and_a_cursor_it_gave() {
         let field = bad.split('=').next().unwrap();
         assert!(r.text.contains(field), "{bad}: names the parameter: {}", r.text);
     }
+}
+
+#[tokio::test]
+async fn reviews_money_moves_expiries_and_tracking_confirmations_are_changes_too() {
+    let server = TestServer::start_money().await;
+    let admin = server.admin_key().await;
+    let start = server.get(CHANGES, Some(&admin)).await.json()["next"].as_str().unwrap().to_string();
+    let w = World::fixed(&server, 700).await;
+    let (confirmed, _) = follow_kind(&server, &admin, &start, 1, "campaign.tracking_confirmed").await;
+    assert_eq!(confirmed[0]["id"], w.campaign_id.as_str());
+    w.fund(&server, 10_000).await;
+    let lead = w.submit_lead(&server).await;
+    let lead_id = lead["id"].as_str().unwrap();
+    assert_eq!(w.review(&server, lead_id, "verify", json!({})).await.status, 200);
+    let (reviewed, _) = follow_kind(&server, &admin, &start, 1, "lead.verified").await;
+    assert_eq!((reviewed[0]["id"].as_str(), reviewed[0]["data"]["status"].as_str()), (Some(lead_id), Some("verified")));
+    let (escrowed, _) = follow_kind(&server, &admin, &start, 1, "payout.escrowed").await;
+    assert_eq!(escrowed[0]["data"]["source"].as_str(), Some(lead_id), "{escrowed:?}");
+    let r = w.reverse(&server, lead_id, "chargeback").await;
+    assert!(r.status.is_success(), "{}", r.text);
+    let (cancelled, _) = follow_kind(&server, &admin, &start, 1, "payout.cancelled").await;
+    assert_eq!(cancelled[0]["data"]["status"], "reversed", "{cancelled:?}");
+    let (all, _) = follow_kind(&server, &admin, &start, 1, "payout.escrowed").await;
+    assert_eq!(all.len(), 1, "each move once");
+
+    let referral = w.referral(&server, json!({})).await;
+    assert!(referral["id"].as_str().unwrap().starts_with("ref_"), "{referral}");
+    server.advance_days(400).await;
+    let (expired, _) = follow_kind(&server, &admin, &start, 1, "referral.expired").await;
+    assert_eq!(expired[0]["id"], referral["id"], "{expired:?}");
 }

@@ -214,10 +214,17 @@ async fn two_nodes_deliver_each_event_and_repeat_one_only_under_its_own_id() {
     let a = TestServer::start_with(OUTBOX_FAST).await;
     let b = TestServer::start_with(OUTBOX_FAST).await;
     let world = World::fixed(&a, 500).await;
-    let r = a.post("/api/v1/webhooks", Some(&world.key), json!({"url": receiver.url("/"), "events": ["conversion.recorded"]})).await;
+    let r = a
+        .post(
+            "/api/v1/webhooks",
+            Some(&world.key),
+            json!({"url": receiver.url("/"), "events": ["conversion.recorded"]}),
+        )
+        .await;
     assert_eq!(r.status, 201, "{}", r.text);
     let externals: Vec<String> = (0..20).map(|i| format!("two-{i}")).collect();
-    let leads = join_all(externals.iter().enumerate().map(|(i, e)| world.postback(node(i, &a, &b), e, Some(1000)))).await;
+    let leads =
+        join_all(externals.iter().enumerate().map(|(i, e)| world.postback(node(i, &a, &b), e, Some(1000)))).await;
     let ids: std::collections::BTreeSet<String> =
         leads.iter().map(|l| l.json()["leadId"].as_str().unwrap().to_string()).collect();
     // Each event once delivered (at least 20 requests, 3 of them failed ones).
@@ -250,7 +257,13 @@ async fn an_event_claimed_by_a_node_that_dies_is_delivered_by_another() {
     let slow = [OUTBOX_FAST, &[("CLICKLEDGER_WEBHOOKS_TIMEOUT_MS", "20000")]].concat();
     let mut a = TestServer::start_with(&slow).await;
     let world = World::fixed(&a, 500).await;
-    let r = a.post("/api/v1/webhooks", Some(&world.key), json!({"url": receiver.url("/"), "events": ["conversion.recorded"]})).await;
+    let r = a
+        .post(
+            "/api/v1/webhooks",
+            Some(&world.key),
+            json!({"url": receiver.url("/"), "events": ["conversion.recorded"]}),
+        )
+        .await;
     assert_eq!(r.status, 201, "{}", r.text);
     let lead = world.postback(&a, "dies-1", Some(1000)).await.json();
     receiver.until(1, 60).await;

@@ -41,7 +41,10 @@ async fn a_conversion_fires_the_affiliates_postback_with_its_macros_and_hostile_
     assert_eq!((saved["method"].clone(), saved["events"].clone()), (json!("GET"), json!(["conversion.recorded"])));
 
     let hostile = "a&b=c d#x?y/%";
-    let query = format!("sub1={}&sub2=%E2%82%AC", percent_encoding::utf8_percent_encode(hostile, percent_encoding::NON_ALPHANUMERIC));
+    let query = format!(
+        "sub1={}&sub2=%E2%82%AC",
+        percent_encoding::utf8_percent_encode(hostile, percent_encoding::NON_ALPHANUMERIC)
+    );
     let r = server.get(&format!("/r/{}?{query}", w.code), None).await;
     let token = query_param(r.header("location").unwrap(), "irw_id").unwrap();
     let conversion = w.convert(&server, &token).await.json();
@@ -89,7 +92,9 @@ async fn a_campaigns_own_postback_wins_over_the_affiliate_wide_one_and_post_send
     assert!(global.received().is_empty(), "the campaign's own URL replaced the affiliate-wide one");
 
     let del = format!("{PATH}?campaignId={}", w.campaign_id);
-    let r = server.send(hyper::Method::DELETE, &del, &[("authorization", &format!("Bearer {}", w.affiliate_key))], vec![]).await;
+    let r = server
+        .send(hyper::Method::DELETE, &del, &[("authorization", &format!("Bearer {}", w.affiliate_key))], vec![])
+        .await;
     assert_eq!(r.status, 204, "{}", r.text);
     w.postback(&server, "order-10", Some(1000)).await;
     let got = global.until(1, WAIT_SECS).await;
@@ -115,4 +120,34 @@ async fn a_bad_template_is_refused_by_name_and_only_affiliates_set_one() {
     let r = server.json_request(hyper::Method::PUT, PATH, Some(&w.key), json!({"url": "http://t.example/"})).await;
     assert_eq!(r.status, 403, "an advertiser key: {}", r.text);
     assert_eq!(server.get(PATH, Some(&w.affiliate_key)).await.json()["postbackUrls"], json!([]), "nothing stored");
+}
+
+#[tokio::test]
+async fn a_refund_fires_the_postback_again_with_status_reversed() {
+    let server = TestServer::start_with(&[FAST, MONEY_ENV].concat()).await;
+    let w = World::fixed(&server, 300).await;
+    w.fund(&server, 10_000).await;
+    let receiver = Receiver::start(vec![]).await;
+    let events = ["conversion.recorded", "conversion.reversed"];
+    put(
+        &server,
+        &w.affiliate_key,
+        json!({"url": receiver.url("/pb?e={external_id}&st={status}&p={payout_cents}"), "events": events}),
+    )
+    .await;
+    assert_eq!(w.postback(&server, "order-r", Some(1000)).await.status, 201);
+    receiver.until(1, WAIT_SECS).await;
+    // The refund reverses the escrowed payout (escrow follows the postback).
+    let refund = json!({"swarm_ref": w.code, "externalId": "order-r", "eventType": "REFUND"});
+    let r = server
+        .until("the payout escrowed, so the refund reverses it", || async {
+            let r = server.post("/api/v1/postback", Some(&w.key), refund.clone()).await;
+            (r.status == 200).then_some(r)
+        })
+        .await;
+    assert_eq!(r.json()["status"], "reversed", "{}", r.text);
+    let got = receiver.until(2, WAIT_SECS).await;
+    let mut paths: Vec<&str> = got.iter().map(|r| r.path.as_str()).collect();
+    paths.sort();
+    assert_eq!(paths, ["/pb?e=order-r&st=recorded&p=300", "/pb?e=order-r&st=reversed&p=300"]);
 }

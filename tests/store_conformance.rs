@@ -156,7 +156,11 @@ async fn cql_store_passes_the_conformance_suite() {
     let refused = ScyllaStore::connect(&config).await.err().expect("serving an unmigrated keyspace must be refused");
     assert!(refused.message().contains("run `clickledger migrate`"), "{refused}");
     assert_eq!(ScyllaStore::migrate(&config).await.unwrap(), clickledger::store::cql::schema::latest());
-    assert_eq!(ScyllaStore::migrate(&config).await.unwrap(), clickledger::store::cql::schema::latest(), "migrate is idempotent");
+    assert_eq!(
+        ScyllaStore::migrate(&config).await.unwrap(),
+        clickledger::store::cql::schema::latest(),
+        "migrate is idempotent"
+    );
     a_migration_that_died_after_its_alter_statements_runs_again(&config).await;
     a_migration_indexes_keys_from_before_key_records(&config).await;
     let cql = Arc::new(ScyllaStore::connect(&config).await.unwrap());

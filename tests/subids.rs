@@ -16,8 +16,11 @@ async fn records(server: &TestServer, w: &World, want: usize) -> Vec<Value> {
         .until("the recorded changes", || async {
             let page = server.get("/api/v1/admin/changes?limit=1000", Some(&admin)).await.json();
             let changes = page["changes"].as_array().cloned().unwrap_or_default();
-            let mine: Vec<Value> =
-                changes.into_iter().map(|c| c["data"].clone()).filter(|d| d["campaignId"] == w.campaign_id.as_str()).collect();
+            let mine: Vec<Value> = changes
+                .into_iter()
+                .map(|c| c["data"].clone())
+                .filter(|d| d["campaignId"] == w.campaign_id.as_str())
+                .collect();
             (mine.len() >= want).then_some(mine)
         })
         .await

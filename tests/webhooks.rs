@@ -81,7 +81,8 @@ async fn a_failing_receiver_gets_the_event_again_under_one_id_until_it_succeeds(
     let failed = server.get(&format!("{path}?status=failed"), Some(&w.key)).await.json();
     assert_eq!(failed["deliveries"], json!([]), "{failed}");
 
-    let again = server.post(&format!("{path}/{}/redeliver", delivery["id"].as_str().unwrap()), Some(&w.key), json!({})).await;
+    let again =
+        server.post(&format!("{path}/{}/redeliver", delivery["id"].as_str().unwrap()), Some(&w.key), json!({})).await;
     assert_eq!(again.status, 202, "{}", again.text);
     let got = receiver.until(5, WAIT_SECS).await;
     assert_eq!(got[4].header("webhook-id"), id, "a redelivery is the same event");
@@ -122,7 +123,10 @@ async fn endpoints_are_managed_by_their_owner_and_bad_ones_are_refused_by_field(
 
     let changed = server.patch(&path, Some(&w.key), json!({"enabled": false, "events": ["lead.submitted"]})).await;
     assert_eq!(changed.status, 200, "{}", changed.text);
-    assert_eq!((changed.json()["enabled"].clone(), changed.json()["events"].clone()), (json!(false), json!(["lead.submitted"])));
+    assert_eq!(
+        (changed.json()["enabled"].clone(), changed.json()["events"].clone()),
+        (json!(false), json!(["lead.submitted"]))
+    );
     let rotated = server.post(&format!("{path}/rotate-secret"), Some(&w.key), json!({})).await.json();
     assert!(rotated["secret"].as_str().unwrap().starts_with("whsec_") && rotated["secret"] != hook["secret"]);
 
@@ -133,7 +137,8 @@ async fn endpoints_are_managed_by_their_owner_and_bad_ones_are_refused_by_field(
     assert_eq!(r.status, 404);
 
     create(&server, &w.key, url, &["conversion.recorded"]).await;
-    let third = server.post("/api/v1/webhooks", Some(&w.key), json!({"url": url, "events": ["conversion.recorded"]})).await;
+    let third =
+        server.post("/api/v1/webhooks", Some(&w.key), json!({"url": url, "events": ["conversion.recorded"]})).await;
     assert_eq!(third.status, 400, "webhooks.max_per_tenant: {}", third.text);
 
     let r = server.send(hyper::Method::DELETE, &path, &[("authorization", &format!("Bearer {}", w.key))], vec![]).await;
@@ -145,8 +150,15 @@ async fn endpoints_are_managed_by_their_owner_and_bad_ones_are_refused_by_field(
 async fn private_and_metadata_targets_are_refused_unless_allowed() {
     let server = TestServer::start().await;
     let w = World::fixed(&server, 300).await;
-    for url in ["http://127.0.0.1:8080/x", "http://169.254.169.254/latest/meta-data", "http://localhost/", "http://[::1]/", "http://10.0.0.7/"] {
-        let r = server.post("/api/v1/webhooks", Some(&w.key), json!({"url": url, "events": ["conversion.recorded"]})).await;
+    for url in [
+        "http://127.0.0.1:8080/x",
+        "http://169.254.169.254/latest/meta-data",
+        "http://localhost/",
+        "http://[::1]/",
+        "http://10.0.0.7/",
+    ] {
+        let r =
+            server.post("/api/v1/webhooks", Some(&w.key), json!({"url": url, "events": ["conversion.recorded"]})).await;
         assert_eq!(r.status, 400, "{url}: {}", r.text);
         assert!(r.text.contains("url") && r.text.contains("private"), "{url}: {}", r.text);
     }
@@ -157,8 +169,12 @@ async fn each_tenant_hears_only_its_own_events() {
     let server = TestServer::start_with(FAST).await;
     let a = World::fixed(&server, 300).await;
     let b = World::fixed(&server, 300).await;
-    let (rx_a, rx_b, rx_aff_a, rx_aff_b) =
-        (Receiver::start(vec![]).await, Receiver::start(vec![]).await, Receiver::start(vec![]).await, Receiver::start(vec![]).await);
+    let (rx_a, rx_b, rx_aff_a, rx_aff_b) = (
+        Receiver::start(vec![]).await,
+        Receiver::start(vec![]).await,
+        Receiver::start(vec![]).await,
+        Receiver::start(vec![]).await,
+    );
     create(&server, &a.key, &rx_a.url("/"), &["conversion.recorded"]).await;
     create(&server, &b.key, &rx_b.url("/"), &["conversion.recorded"]).await;
     create(&server, &a.affiliate_key, &rx_aff_a.url("/"), &["conversion.recorded"]).await;
@@ -167,7 +183,9 @@ async fn each_tenant_hears_only_its_own_events() {
     let token = a.click_token(&server).await;
     let conversion = a.convert(&server, &token).await.json();
 
-    let ids = |got: Vec<common::receiver::Received>| -> Vec<Value> { got.iter().map(|r| r.json()["data"]["id"].clone()).collect() };
+    let ids = |got: Vec<common::receiver::Received>| -> Vec<Value> {
+        got.iter().map(|r| r.json()["data"]["id"].clone()).collect()
+    };
     let mut seen = ids(rx_a.until(2, WAIT_SECS).await);
     seen.sort_by_key(|v| v.to_string());
     let mut want = vec![lead["leadId"].clone(), conversion["conversionId"].clone()];
@@ -185,11 +203,16 @@ async fn a_test_event_reaches_the_endpoint_it_names() {
     let w = World::fixed(&server, 300).await;
     let receiver = Receiver::start(vec![]).await;
     let hook = create(&server, &w.affiliate_key, &receiver.url("/t"), &["conversion.recorded"]).await;
-    let r = server.post(&format!("/api/v1/webhooks/{}/test", hook["id"].as_str().unwrap()), Some(&w.affiliate_key), json!({})).await;
+    let r = server
+        .post(&format!("/api/v1/webhooks/{}/test", hook["id"].as_str().unwrap()), Some(&w.affiliate_key), json!({}))
+        .await;
     assert_eq!(r.status, 202, "{}", r.text);
     let got = receiver.until(1, WAIT_SECS).await;
     let event = got[0].json();
-    assert_eq!((event["type"].clone(), event["data"]["webhookId"].clone()), (json!("webhook.test"), hook["id"].clone()));
+    assert_eq!(
+        (event["type"].clone(), event["data"]["webhookId"].clone()),
+        (json!("webhook.test"), hook["id"].clone())
+    );
     if let Some(verdicts) = verify_independently(hook["secret"].as_str().unwrap(), &got) {
         assert_eq!(verdicts, ["ok"]);
     }
@@ -215,4 +238,42 @@ async fn events_acknowledged_before_a_kill_9_are_delivered_after_the_restart() {
     want.sort_by_key(|v| v.to_string());
     assert_eq!(seen, want);
     drop(server);
+}
+
+#[tokio::test]
+async fn reviews_money_and_reversals_reach_the_advertiser_and_the_affiliate() {
+    let env = [FAST, MONEY_ENV].concat();
+    let server = TestServer::start_with(&env).await;
+    let w = World::fixed(&server, 700).await;
+    let (adv, aff) = (Receiver::start(vec![]).await, Receiver::start(vec![]).await);
+    let events = ["lead.submitted", "lead.verified", "conversion.recorded", "payout.escrowed", "conversion.reversed"];
+    create(&server, &w.key, &adv.url("/adv"), &events).await;
+    create(&server, &w.affiliate_key, &aff.url("/aff"), &["lead.verified", "payout.escrowed", "conversion.reversed"])
+        .await;
+    w.fund(&server, 10_000).await;
+    let lead = w.submit_lead(&server).await;
+    let lead_id = lead["id"].as_str().unwrap();
+    assert_eq!(w.review(&server, lead_id, "verify", json!({})).await.status, 200);
+    // submitted, verified, recorded (the verified lead), escrowed
+    let got = adv.until(4, WAIT_SECS).await;
+    let kinds = |got: &[common::receiver::Received]| -> Vec<String> {
+        let mut k: Vec<String> = got.iter().map(|r| r.json()["type"].as_str().unwrap().to_string()).collect();
+        k.sort();
+        k
+    };
+    assert_eq!(kinds(&got), ["conversion.recorded", "lead.submitted", "lead.verified", "payout.escrowed"]);
+    let escrowed = got.iter().find(|r| r.json()["type"] == "payout.escrowed").unwrap().json();
+    assert_eq!(
+        (escrowed["data"]["source"].as_str(), escrowed["data"]["amountCents"].as_u64()),
+        (Some(lead_id), Some(700))
+    );
+
+    let r = w.reverse(&server, lead_id, "chargeback").await;
+    assert!(r.status.is_success(), "{}", r.text);
+    let got = adv.until(5, WAIT_SECS).await;
+    let reversed = got.iter().find(|r| r.json()["type"] == "conversion.reversed").expect("reversed").json();
+    assert_eq!(reversed["data"]["id"].as_str(), Some(lead_id), "the record itself: {reversed}");
+    assert_eq!(reversed["data"]["reversal"]["amountCents"], 700, "{reversed}");
+    let got = aff.until(3, WAIT_SECS).await;
+    assert_eq!(kinds(&got), ["conversion.reversed", "lead.verified", "payout.escrowed"], "the affiliate's own");
 }

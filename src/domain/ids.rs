@@ -118,6 +118,11 @@ fn time_ordered() -> u128 {
     (ms & 0xFFFF_FFFF_FFFF) << 80 | u128::from_be_bytes(random)
 }
 
+/// A fresh time-ordered 128-bit id (the ULID layout above).
+pub fn time_ordered_id() -> u128 {
+    time_ordered()
+}
+
 impl ClickId {
     pub fn new() -> Self {
         Self(time_ordered())

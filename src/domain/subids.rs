@@ -146,7 +146,10 @@ mod tests {
     fn the_values_that_would_pass_the_total_are_dropped() {
         let big = "é".repeat(255); // 510 bytes
         let subs = SubIds::lenient(query(&[("sub1", &big), ("sub2", &big), ("sub3", &big), ("sub4", "k")]));
-        assert_eq!((subs.get(0).is_some(), subs.get(1).is_some(), subs.get(2), subs.get(3)), (true, true, None, Some("k")));
+        assert_eq!(
+            (subs.get(0).is_some(), subs.get(1).is_some(), subs.get(2), subs.get(3)),
+            (true, true, None, Some("k"))
+        );
     }
 
     #[test]

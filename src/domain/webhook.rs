@@ -150,9 +150,10 @@ pub fn postback_template(field: &str, template: &str) -> Result<url::Url, Invali
     }
     let filled = fill(template, |_| "x".into());
     let url = target_url(field, &filled)?;
-    let authority_end = template.find("://").map(|i| i + 3).map_or(0, |start| {
-        template[start..].find(['/', '?', '#']).map_or(template.len(), |i| start + i)
-    });
+    let authority_end = template
+        .find("://")
+        .map(|i| i + 3)
+        .map_or(0, |start| template[start..].find(['/', '?', '#']).map_or(template.len(), |i| start + i));
     if template[..authority_end].contains('{') {
         return Err(invalid(field, "macros may not stand in the scheme, host or port"));
     }
@@ -493,7 +494,18 @@ mod tests {
 
     #[test]
     fn private_and_metadata_addresses_are_not_public() {
-        for ip in ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "::1", "fd00::1", "0.0.0.0", "::ffff:127.0.0.1", "100.64.0.1"] {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "::1",
+            "fd00::1",
+            "0.0.0.0",
+            "::ffff:127.0.0.1",
+            "100.64.0.1",
+        ] {
             assert!(!public_address(ip.parse().unwrap()), "{ip}");
         }
         for ip in ["93.184.216.34", "2606:4700::1111"] {

@@ -22,8 +22,11 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 
 use super::Engine;
-use crate::domain::ids::{DeliveryId, WebhookId};
-use crate::domain::model::LeadSource;
+use serde_json::{json, Value};
+
+use crate::domain::ids::{AffiliateId, CampaignId, ConversionId, DeliveryId, LeadId, WebhookId};
+use crate::domain::model::{LeadSource, LeadStatus};
+use crate::domain::money::{Payout, Step};
 use crate::domain::webhook::{self, Attempt, Audience, Delivery, DeliveryStatus, Endpoint, EndpointKind, Event};
 use crate::metrics;
 use crate::store::{Change, ChangeEvent, Due, DueItem, Keyed, Queue, StoreResult};
@@ -33,35 +36,28 @@ mod send;
 /// Changes read per dispatch page.
 const PAGE: usize = 500;
 
-/// The events a change stands for, with who they concern.
-fn events_of(change: &Change) -> Vec<(Event, Option<crate::domain::ids::CampaignId>, Audience)> {
-    let ChangeEvent::Recorded { record } = &change.event;
-    let (kinds, about, affiliate): (&[&str], String, _) = match record {
-        Keyed::Conversion(c) => (&["conversion.recorded"], c.id.to_string(), c.affiliate_id),
-        Keyed::Lead(l) => match l.source {
-            LeadSource::Postback => (&["conversion.recorded"], l.id.to_string(), l.affiliate_id),
-            LeadSource::Referral => (&["referral.confirmed", "conversion.recorded"], l.id.to_string(), l.affiliate_id),
-            LeadSource::Direct => (&["lead.submitted"], l.id.to_string(), l.affiliate_id),
-        },
-    };
-    let data = match record {
-        Keyed::Conversion(c) => serde_json::to_value(c),
-        Keyed::Lead(l) => serde_json::to_value(l),
-    }
-    .expect("records serialize");
-    let audience = Audience { campaign: Some(record.campaign()), advertiser: None, affiliate: Some(affiliate) };
-    kinds
-        .iter()
-        .map(|kind| {
-            let event = Event {
-                id: webhook::event_id(kind, &about),
-                kind: kind.to_string(),
-                created_at: change.at,
-                data: data.clone(),
-            };
-            (event, Some(record.campaign()), audience)
-        })
-        .collect()
+/// One event about to be enqueued, and whose it is: the campaign's
+/// advertiser always, the affiliate when there is one.
+struct Outgoing {
+    event: Event,
+    campaign: CampaignId,
+    affiliate: Option<AffiliateId>,
+}
+
+fn outgoing(
+    kind: &str,
+    about: &str,
+    at: u64,
+    data: Value,
+    campaign: CampaignId,
+    affiliate: Option<AffiliateId>,
+) -> Outgoing {
+    let event = Event { id: webhook::event_id(kind, about), kind: kind.to_string(), created_at: at, data };
+    Outgoing { event, campaign, affiliate }
+}
+
+fn json_of<T: serde::Serialize>(value: &T) -> Value {
+    serde_json::to_value(value).expect("records serialize")
 }
 
 /// Whether `endpoint`, a postback URL for `scope` (one campaign, or all),
@@ -148,12 +144,94 @@ impl Outbox {
         }
     }
 
+    /// The events a change stands for (its event ids derived from what
+    /// they are about, so a change read twice makes the same events).
+    async fn events_of(&self, change: &Change) -> StoreResult<Vec<Outgoing>> {
+        let at = change.at;
+        Ok(match &change.event {
+            ChangeEvent::Recorded { record: Keyed::Conversion(c) } => {
+                vec![outgoing(
+                    "conversion.recorded",
+                    &c.id.to_string(),
+                    at,
+                    json_of(c),
+                    c.campaign_id,
+                    Some(c.affiliate_id),
+                )]
+            }
+            ChangeEvent::Recorded { record: Keyed::Lead(l) } => {
+                let (id, data, aff) = (l.id.to_string(), json_of(l), Some(l.affiliate_id));
+                let kinds: &[&str] = match l.source {
+                    LeadSource::Postback => &["conversion.recorded"],
+                    LeadSource::Referral => &["referral.confirmed", "conversion.recorded"],
+                    LeadSource::Direct => &["lead.submitted"],
+                };
+                kinds.iter().map(|k| outgoing(k, &id, at, data.clone(), l.campaign_id, aff)).collect()
+            }
+            ChangeEvent::Reviewed { lead } => {
+                let (id, data, aff) = (lead.id.to_string(), json_of(lead), Some(lead.affiliate_id));
+                let kinds: &[&str] = match lead.status {
+                    LeadStatus::Verified => &["lead.verified", "conversion.recorded"],
+                    _ => &["lead.rejected"],
+                };
+                kinds.iter().map(|k| outgoing(k, &id, at, data.clone(), lead.campaign_id, aff)).collect()
+            }
+            ChangeEvent::Moved { payout, step } => {
+                let (id, aff) = (payout.id.to_string(), Some(payout.affiliate_id));
+                let kind = match step {
+                    Step::Escrow => "payout.escrowed",
+                    Step::Release => "payout.released",
+                    Step::Credit => "payout.credited",
+                    Step::Cancel | Step::Clawback => {
+                        let data = self.reversed(payout).await?;
+                        return Ok(vec![outgoing("conversion.reversed", &id, at, data, payout.campaign_id, aff)]);
+                    }
+                };
+                vec![outgoing(kind, &id, at, json_of(payout), payout.campaign_id, aff)]
+            }
+            ChangeEvent::Expired { referral: r } => {
+                vec![outgoing(
+                    "referral.expired",
+                    &r.id.to_string(),
+                    at,
+                    json_of(r),
+                    r.campaign_id,
+                    Some(r.affiliate_id),
+                )]
+            }
+            ChangeEvent::TrackingConfirmed { campaign: c } => {
+                vec![outgoing("campaign.tracking_confirmed", &c.id.to_string(), at, json_of(c), c.id, None)]
+            }
+        })
+    }
+
+    /// A reversed conversion's data: the record as the API shows it, with
+    /// its reversal (the payout's) under `reversal`.
+    async fn reversed(&self, payout: &Payout) -> StoreResult<Value> {
+        let ledger = &self.engine.ledger;
+        let record = if let Ok(id) = payout.source.parse::<ConversionId>() {
+            ledger.get_conversion_by_id(id).await?.map(|c| json_of(&c))
+        } else if let Ok(id) = payout.source.parse::<LeadId>() {
+            ledger.get_lead_by_id(id).await?.map(|l| json_of(&l))
+        } else {
+            None
+        };
+        let mut data = record.unwrap_or_else(|| json!({"id": payout.source}));
+        data["reversal"] = json!({
+            "payoutId": payout.id,
+            "amountCents": payout.amount_cents,
+            "reversedAt": payout.reversed_at,
+            "reason": payout.reversal_reason,
+        });
+        Ok(data)
+    }
+
     async fn deliveries_for(&self, change: &Change, endpoints: &[Endpoint]) -> StoreResult<Vec<Delivery>> {
         let mut out = Vec::new();
-        for (event, campaign, mut audience) in events_of(change) {
-            if let Some(id) = campaign {
-                audience.advertiser = self.engine.catalog.campaign(id).await?.map(|c| c.advertiser_id);
-            }
+        for Outgoing { event, campaign, affiliate } in self.events_of(change).await? {
+            let advertiser = self.engine.catalog.campaign(campaign).await?.map(|c| c.advertiser_id);
+            let audience = Audience { campaign: Some(campaign), advertiser, affiliate };
+            let campaign = Some(campaign);
             let now = self.engine.now();
             let wanted = endpoints.iter().filter(|e| e.wants(&event.kind) && audience.includes(e.owner));
             for endpoint in wanted {

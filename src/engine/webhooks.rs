@@ -7,10 +7,10 @@
 use std::net::IpAddr;
 
 use super::Engine;
+use crate::domain::ids::CampaignId;
 use crate::domain::ids::{DeliveryId, WebhookId};
 use crate::domain::keys::{Owner, Principal};
 use crate::domain::validate::{self, invalid};
-use crate::domain::ids::CampaignId;
 use crate::domain::webhook::{self, Delivery, DeliveryStatus, Endpoint, EndpointKind, Event, PostbackMethod};
 use crate::error::{Error, Result};
 
@@ -56,7 +56,11 @@ impl Engine {
         let mine = mine.count();
         let max = self.config.webhooks.max_per_tenant;
         if mine >= max {
-            return Err(invalid("url", format!("at most {max} webhook endpoints per account (webhooks.max_per_tenant)")).into());
+            return Err(invalid(
+                "url",
+                format!("at most {max} webhook endpoints per account (webhooks.max_per_tenant)"),
+            )
+            .into());
         }
         let endpoint = Endpoint {
             id: WebhookId::new(),
@@ -102,7 +106,9 @@ impl Engine {
         };
         let events = change.events.map(|e| webhook::event_list("events", &e)).transpose()?;
         if self.webhook(who, id).await?.kind != EndpointKind::Webhook {
-            return Err(invalid("id", "is a partner postback URL; change it with PUT /api/v1/affiliate/postback-url").into());
+            return Err(
+                invalid("id", "is a partner postback URL; change it with PUT /api/v1/affiliate/postback-url").into()
+            );
         }
         let described = change.description.is_some();
         let description = description(change.description)?;
@@ -244,7 +250,8 @@ impl Engine {
     async fn postback_campaign(&self, who: &Principal, campaign: Option<&str>) -> Result<Option<CampaignId>> {
         let Some(text) = campaign else { return Ok(None) };
         let Principal::Affiliate { id } = who else { unreachable!("checked by postback_owner") };
-        let not_yours = || invalid("campaignId", format!("'{}' is not a campaign you are approved on", validate::excerpt(text)));
+        let not_yours =
+            || invalid("campaignId", format!("'{}' is not a campaign you are approved on", validate::excerpt(text)));
         let campaign: CampaignId = text.parse().map_err(|_| not_yours())?;
         self.catalog.approval(campaign, *id).await?.ok_or_else(not_yours)?;
         Ok(Some(campaign))
@@ -302,7 +309,10 @@ impl Engine {
         endpoint.version += 1;
         let expected = existing.as_ref().map(|e| e.version);
         if !self.hooks.put_endpoint(&endpoint, expected).await? {
-            return Err(Error::Conflict { code: "edit_conflict", message: "the postback URL changed meanwhile; retry".into() });
+            return Err(Error::Conflict {
+                code: "edit_conflict",
+                message: "the postback URL changed meanwhile; retry".into(),
+            });
         }
         Ok(endpoint)
     }

@@ -13,6 +13,8 @@ use super::auth::require_admin;
 use super::body::{json_response, Resp};
 use super::query::Query;
 use super::Ctx;
+use crate::domain::model::LeadStatus;
+use crate::domain::money::Step;
 use crate::domain::validate::invalid;
 use crate::error::Result;
 use crate::store::{Change, ChangeEvent, FeedCursor, Keyed};
@@ -30,13 +32,32 @@ pub async fn list(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp> {
     Ok(json_response(StatusCode::OK, &json!({ "changes": changes, "next": encode(&page.next) })))
 }
 
+/// A change as the feed shows it: its type, the id of the object it is
+/// about, when, and that object as the API shows it.
 fn change_json(change: &Change) -> serde_json::Value {
-    let ChangeEvent::Recorded { record } = &change.event;
-    let (kind, id, data) = match record {
-        Keyed::Conversion(c) => ("conversion", c.id.to_string(), json!(c)),
-        Keyed::Lead(l) => ("lead", l.id.to_string(), json!(l)),
+    let (kind, id, data) = match &change.event {
+        ChangeEvent::Recorded { record: Keyed::Conversion(c) } => ("conversion.recorded", c.id.to_string(), json!(c)),
+        ChangeEvent::Recorded { record: Keyed::Lead(l) } => ("lead.recorded", l.id.to_string(), json!(l)),
+        ChangeEvent::Reviewed { lead } => {
+            let kind = if lead.status == LeadStatus::Verified { "lead.verified" } else { "lead.rejected" };
+            (kind, lead.id.to_string(), json!(lead))
+        }
+        ChangeEvent::Moved { payout, step } => {
+            let kind = match step {
+                Step::Escrow => "payout.escrowed",
+                Step::Release => "payout.released",
+                Step::Credit => "payout.credited",
+                Step::Cancel => "payout.cancelled",
+                Step::Clawback => "payout.clawed_back",
+            };
+            (kind, payout.id.to_string(), json!(payout))
+        }
+        ChangeEvent::Expired { referral } => ("referral.expired", referral.id.to_string(), json!(referral)),
+        ChangeEvent::TrackingConfirmed { campaign } => {
+            ("campaign.tracking_confirmed", campaign.id.to_string(), json!(campaign))
+        }
     };
-    json!({ "type": format!("{kind}.recorded"), "id": id, "at": change.at, "data": data })
+    json!({ "type": kind, "id": id, "at": change.at, "data": data })
 }
 
 fn encode(cursor: &FeedCursor) -> String {

@@ -83,7 +83,8 @@ pub async fn item(ctx: &Ctx, req: Request<Incoming>, id: &str) -> Result<Resp> {
         return Ok(resp);
     }
     let body: PatchBody = read_body(ctx, req).await?;
-    let change = WebhookChange { url: body.url, events: body.events, enabled: body.enabled, description: body.description };
+    let change =
+        WebhookChange { url: body.url, events: body.events, enabled: body.enabled, description: body.description };
     Ok(json_response(StatusCode::OK, &ctx.engine.change_webhook(&who, id, change).await?.public()))
 }
 

@@ -26,6 +26,9 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::{Keyed, StoreResult};
+use crate::domain::model::{Campaign, Lead, LeadStatus};
+use crate::domain::money::{Move, Payout, Step};
+use crate::domain::referral::{Referral, ReferralStatus};
 
 /// CQL: a read stops this far behind the wall clock, so a node whose clock
 /// runs up to this much behind never writes below a cursor already passed.
@@ -38,19 +41,31 @@ pub const SHARDS: u32 = 16;
 /// One committed change.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Change {
-    /// Stable across reads: the cause's id (a conversion's or lead's).
+    /// Stable across reads. A recorded record's change has the record's id;
+    /// the others a fresh time-ordered id, minted when the change is made
+    /// (on CQL that places it at the feed's head, never behind a cursor).
     pub id: u128,
     /// When the cause happened (unix seconds).
     pub at: u64,
     pub event: ChangeEvent,
 }
 
-/// What changed. Later issues add reviews and money moves.
+/// What changed. Each kind after `Recorded` is written by the store method
+/// that makes the change: in its transaction (embedded), or before its
+/// conditional write and confirmed against the stored object when read (CQL).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum ChangeEvent {
     /// A keyed event went in at intake (a click's conversion, a postback's lead).
     Recorded { record: Keyed },
+    /// A direct lead's review decided it: verified or rejected.
+    Reviewed { lead: Lead },
+    /// A payout took a step (escrow, release, credit, cancel, clawback).
+    Moved { payout: Payout, step: Step },
+    /// A referral expired unconfirmed.
+    Expired { referral: Referral },
+    /// A campaign's test postback confirmed its tracking.
+    TrackingConfirmed { campaign: Campaign },
 }
 
 impl Change {
@@ -60,6 +75,44 @@ impl Change {
             Keyed::Lead(l) => (l.id.0, l.created_at),
         };
         Self { id, at, event: ChangeEvent::Recorded { record: record.clone() } }
+    }
+
+    /// Any other change, made now, at `at` (the engine's time of it).
+    pub fn new(at: u64, event: ChangeEvent) -> Self {
+        Self { id: crate::domain::ids::time_ordered_id(), at, event }
+    }
+
+    /// A lead's review, if this replacement of `before` is one.
+    pub fn review(lead: &Lead, before: LeadStatus) -> Option<Self> {
+        let decided = matches!(lead.status, LeadStatus::Verified | LeadStatus::Rejected);
+        (decided && before == LeadStatus::PendingReview).then(|| {
+            Self::new(lead.reviewed_at.unwrap_or(lead.created_at), ChangeEvent::Reviewed { lead: lead.clone() })
+        })
+    }
+
+    /// A referral's expiry, if this replacement is one.
+    pub fn expiry(referral: &Referral) -> Option<Self> {
+        (referral.status == ReferralStatus::Expired)
+            .then(|| Self::new(referral.expires_at, ChangeEvent::Expired { referral: referral.clone() }))
+    }
+
+    pub fn moved(mv: &Move) -> Self {
+        let p = &mv.after;
+        let at = match mv.step {
+            Step::Escrow => p.escrowed_at,
+            Step::Release => p.released_at,
+            Step::Credit => p.credited_at,
+            Step::Cancel | Step::Clawback => p.reversed_at,
+        };
+        Self::new(at.unwrap_or(p.created_at), ChangeEvent::Moved { payout: p.clone(), step: mv.step })
+    }
+
+    /// Tracking confirmation, if `campaign` replaces one (`before`) that had none.
+    pub fn tracking(campaign: &Campaign, before: Option<&Campaign>) -> Option<Self> {
+        let confirmed = campaign.tracking_confirmed_at?;
+        before
+            .is_some_and(|b| b.tracking_confirmed_at.is_none())
+            .then(|| Self::new(confirmed, ChangeEvent::TrackingConfirmed { campaign: campaign.clone() }))
     }
 }
 

@@ -32,7 +32,13 @@ pub trait Hooks: Send + Sync + 'static {
     /// Takes the delivery's lease until `until_ms` if it is free at
     /// `now_ms` (unix ms): one node at a time attempts a delivery. `false`:
     /// another holds it. The embedded store has one process: always `true`.
-    async fn claim_delivery(&self, endpoint: WebhookId, id: DeliveryId, now_ms: i64, until_ms: i64) -> StoreResult<bool>;
+    async fn claim_delivery(
+        &self,
+        endpoint: WebhookId,
+        id: DeliveryId,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> StoreResult<bool>;
     /// Gives a lease back without an attempt (the claimed item was stale).
     async fn release_delivery(&self, endpoint: WebhookId, id: DeliveryId) -> StoreResult<()>;
     /// Stores a delivery after an attempt (its lease given back), schedules

@@ -60,7 +60,9 @@ impl Receiver {
                 let (seen, script) = (s.clone(), q.clone());
                 tokio::spawn(async move {
                     let service = service_fn(move |req| answer(req, seen.clone(), script.clone()));
-                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
                 });
             }
         });
@@ -99,11 +101,8 @@ async fn answer(
     script: Arc<Mutex<VecDeque<Answer>>>,
 ) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
     let path = req.uri().to_string();
-    let headers = req
-        .headers()
-        .iter()
-        .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
-        .collect();
+    let headers =
+        req.headers().iter().map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string())).collect();
     let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     let body = String::from_utf8_lossy(&body).into_owned();
     seen.lock().unwrap().push(Received { path, headers, body });

@@ -96,7 +96,9 @@ async fn target(url: &url::Url, allow_private: bool) -> Result<SocketAddr, Strin
     let pick = addrs.iter().find(|ip| allow_private || webhook::public_address(**ip));
     match pick {
         Some(ip) => Ok(SocketAddr::new(*ip, port)),
-        None => Err(format!("refused: {} resolves only to private or reserved addresses", url.host_str().unwrap_or(""))),
+        None => {
+            Err(format!("refused: {} resolves only to private or reserved addresses", url.host_str().unwrap_or("")))
+        }
     }
 }
 

@@ -8,8 +8,10 @@ use scylla::DeserializeRow;
 
 use super::statements::{prepare, Kind};
 use super::{blob, json, parse, session::Profiles, ScyllaStore};
+use crate::domain::money::{Payout, Step};
+use crate::domain::referral::ReferralStatus;
 use crate::store::feed::{GRACE_SECS, LAG_SECS, SHARDS};
-use crate::store::{get_keyed, Change, ChangeEvent, Feed, FeedCursor, FeedPage, Keyed, StoreResult};
+use crate::store::{get_keyed, Change, ChangeEvent, Feed, FeedCursor, FeedPage, Keyed, Ledger, Store, StoreResult};
 
 pub struct FeedStatements {
     insert: PreparedStatement,
@@ -87,7 +89,11 @@ impl ScyllaStore {
     /// Writes the change row of `record` (before its insert). Retrying
     /// the insert rewrites the same row.
     pub(super) async fn write_change(&self, record: &Keyed) -> StoreResult<()> {
-        let change = Change::recorded(record);
+        self.write_change_row(&Change::recorded(record)).await
+    }
+
+    /// Writes a change row (before the write that makes the change).
+    pub(super) async fn write_change_row(&self, change: &Change) -> StoreResult<()> {
         let (shard, minute) = (shard(change.id) as i32, minute(change.id));
         let ttl = self.change_ttl_secs.load(std::sync::atomic::Ordering::Relaxed) as i32;
         // The directory row before the change: never a row in an unlisted minute.
@@ -96,7 +102,7 @@ impl ScyllaStore {
             self.exec(&self.st.feed.insert_bucket, (shard, minute, ttl)).await?;
             self.change_listed.mark(&unseen);
         }
-        self.exec(&self.st.feed.insert, (shard, minute, blob(change.id), json(&change), ttl)).await?;
+        self.exec(&self.st.feed.insert, (shard, minute, blob(change.id), json(change), ttl)).await?;
         Ok(())
     }
 
@@ -147,14 +153,46 @@ impl ScyllaStore {
         Ok(at.max(horizon))
     }
 
+    /// Whether the change's cause is stored: the stored object shows it.
+    /// `None` from `found` is "not there (yet)".
     async fn cause(&self, change: &Change, now: u64) -> StoreResult<Cause> {
-        let ChangeEvent::Recorded { record } = &change.event;
-        let stored = get_keyed(self, record.campaign(), &record.dedup_key()).await?;
-        let stored_id = stored.map(|s| Change::recorded(&s).id);
-        Ok(match stored_id {
-            Some(id) if id == change.id => Cause::Stored,
-            Some(_) => Cause::Gone,
-            None if now.saturating_sub(change.at) <= GRACE_SECS => Cause::Pending,
+        let found: Option<bool> = match &change.event {
+            ChangeEvent::Recorded { record } => {
+                let stored = get_keyed(self, record.campaign(), &record.dedup_key()).await?;
+                stored.map(|s| Change::recorded(&s).id == change.id)
+            }
+            ChangeEvent::Reviewed { lead } => {
+                let stored = Ledger::get_lead_by_id(self, lead.id).await?;
+                stored.map(|l| l.status == lead.status && l.reviewed_at == lead.reviewed_at)
+            }
+            ChangeEvent::Moved { payout, step } => {
+                let stored = Ledger::get_payout(self, payout.id).await?;
+                let step_at = |p: &Payout| match step {
+                    Step::Escrow => p.escrowed_at,
+                    Step::Release => p.released_at,
+                    Step::Credit => p.credited_at,
+                    Step::Cancel | Step::Clawback => p.reversed_at,
+                };
+                // Not stepped yet reads as not there, so the grace applies.
+                stored.filter(|p| step_at(p).is_some()).map(|p| step_at(&p) == step_at(payout))
+            }
+            ChangeEvent::Expired { referral } => {
+                let stored = Ledger::get_referral(self, referral.id).await?;
+                stored.filter(|r| r.status != ReferralStatus::Active).map(|r| r.status == ReferralStatus::Expired)
+            }
+            ChangeEvent::TrackingConfirmed { campaign } => {
+                let stored = Store::get_campaign(self, campaign.id).await?;
+                let at = stored.and_then(|c| c.tracking_confirmed_at);
+                at.map(|at| Some(at) == campaign.tracking_confirmed_at)
+            }
+        };
+        // The row's own id says when it was written (`at` is the engine's
+        // time of the change, which a test clock may have moved).
+        let written = millis(change.id) / 1000;
+        Ok(match found {
+            Some(true) => Cause::Stored,
+            Some(false) => Cause::Gone,
+            None if now.saturating_sub(written) <= GRACE_SECS => Cause::Pending,
             None => Cause::Gone,
         })
     }

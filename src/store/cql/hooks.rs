@@ -115,9 +115,9 @@ impl Hooks for ScyllaStore {
         let due: Vec<Due> = deliveries.iter().filter_map(next_due).collect();
         self.put_due(&due).await?;
         let st = &self.st.hooks;
-        let inserts = deliveries.iter().map(|d| {
-            self.exec(&st.insert_delivery_if_absent, (blob(d.endpoint_id.0), blob(d.id.0), json(d)))
-        });
+        let inserts = deliveries
+            .iter()
+            .map(|d| self.exec(&st.insert_delivery_if_absent, (blob(d.endpoint_id.0), blob(d.id.0), json(d))));
         for done in futures::future::join_all(inserts).await {
             done?;
         }
@@ -131,7 +131,13 @@ impl Hooks for ScyllaStore {
         self.body(&self.st.hooks.select_delivery, (blob(endpoint.0), blob(id.0))).await
     }
 
-    async fn claim_delivery(&self, endpoint: WebhookId, id: DeliveryId, now_ms: i64, until_ms: i64) -> StoreResult<bool> {
+    async fn claim_delivery(
+        &self,
+        endpoint: WebhookId,
+        id: DeliveryId,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> StoreResult<bool> {
         let owner = self.node_name.clone();
         let values = (until_ms, owner, blob(endpoint.0), blob(id.0), now_ms);
         super::schema::applied(self.exec(&self.st.hooks.claim, values).await?)

@@ -85,11 +85,16 @@ impl ScyllaStore {
     }
 
     async fn replace_lead_if(&self, lead: &Lead, expected: LeadStatus) -> StoreResult<bool> {
+        // The review's change row before the write (see `store::feed`).
+        let mut change = Change::review(lead, expected);
         for _ in 0..MAX_ROUNDS {
             let Some(body) = self.lead_body(lead.campaign_id, &lead.external_id).await? else { return Ok(false) };
             let current: Lead = parse(&body)?;
             if current.status != expected || current.id != lead.id {
                 return Ok(false);
+            }
+            if let Some(change) = change.take() {
+                self.write_change_row(&change).await?;
             }
             let values = (json(lead), lead.campaign_id.0 as i64, lead.external_id.clone(), body);
             // Not applied: the body changed since the read; the next round
@@ -196,6 +201,9 @@ impl Ledger for ScyllaStore {
     }
 
     async fn replace_referral(&self, referral: &Referral, expected: ReferralStatus) -> StoreResult<bool> {
+        if let Some(change) = Change::expiry(referral).filter(|_| expected != ReferralStatus::Expired) {
+            self.write_change_row(&change).await?;
+        }
         let values = (referral_status(referral.status), json(referral), blob(referral.id.0), referral_status(expected));
         schema::applied(self.exec(&self.st.ledger.update_referral_if, values).await?)
     }

@@ -126,7 +126,11 @@ impl ScyllaStore {
             change_listed: Default::default(),
             due_listed: Default::default(),
             money_turns: Default::default(),
-            node_name: format!("pid{}-{:08x}", std::process::id(), u32::from_be_bytes(crate::domain::ids::random_bytes())),
+            node_name: format!(
+                "pid{}-{:08x}",
+                std::process::id(),
+                u32::from_be_bytes(crate::domain::ids::random_bytes())
+            ),
         })
     }
 
@@ -356,6 +360,14 @@ impl Store for ScyllaStore {
     }
 
     async fn replace_campaign(&self, campaign: &Campaign, expected_version: u64) -> StoreResult<bool> {
+        // Confirming tracking is a change of its own (campaign edits are
+        // rare, so the read that tells is cheap).
+        if campaign.tracking_confirmed_at.is_some() {
+            let before: Option<Campaign> = self.body(&self.st.select_campaign, (campaign.id.0 as i64,)).await?;
+            if let Some(change) = Change::tracking(campaign, before.as_ref()) {
+                self.write_change_row(&change).await?;
+            }
+        }
         let values = (campaign.version as i64, json(campaign), campaign.id.0 as i64, expected_version as i64);
         let result = self.exec(&self.st.update_campaign_if, values).await?;
         schema::applied(result)

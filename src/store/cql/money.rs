@@ -17,6 +17,7 @@ use super::{json, parse, schema, ScyllaStore};
 use crate::domain::ids::*;
 use crate::domain::money::*;
 use crate::store::due::scheduled_by;
+use crate::store::Change;
 use crate::store::{Due, DueItem, FundOutcome, MoveOutcome, Queue, StoreError, StoreResult};
 
 pub(super) type Write<'a> = (&'a PreparedStatement, Box<dyn SerializeRow + Send + Sync>);
@@ -173,7 +174,8 @@ impl ScyllaStore {
                 return Ok(MoveOutcome::InsufficientFunds);
             }
             if !intents_written {
-                self.put_due_items(&intents(mv)).await?;
+                let (due, change) = (intents(mv), Change::moved(mv));
+                tokio::try_join!(self.put_due_items(&due), self.write_change_row(&change))?;
                 intents_written = true;
             }
             let update = PayoutUpdate {

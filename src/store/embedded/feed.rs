@@ -15,16 +15,21 @@ const NEXT_KEY: &str = "change_next";
 
 /// Numbers `records` and writes them, in the caller's transaction.
 pub(super) fn append(txn: &WriteTransaction, records: &[&Keyed]) -> StoreResult<()> {
-    if records.is_empty() {
+    let changes: Vec<Change> = records.iter().map(|r| Change::recorded(r)).collect();
+    append_changes(txn, &changes)
+}
+
+/// Numbers `changes` and writes them, in the caller's transaction.
+pub(super) fn append_changes(txn: &WriteTransaction, changes: &[Change]) -> StoreResult<()> {
+    if changes.is_empty() {
         return Ok(());
     }
     let mut meta = txn.open_table(META)?;
     let mut next = meta.get(NEXT_KEY)?.map_or(1, |v| v.value());
     let mut table = txn.open_table(CHANGES)?;
-    for record in records {
-        let change = Change::recorded(record);
+    for change in changes {
         let mut row = change.at.to_be_bytes().to_vec();
-        serde_json::to_writer(&mut row, &change)?;
+        serde_json::to_writer(&mut row, change)?;
         table.insert(next, row.as_slice())?;
         next += 1;
     }

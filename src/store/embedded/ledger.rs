@@ -31,6 +31,8 @@ impl Ledger for EmbeddedStore {
                 return Ok(false);
             }
             leads.insert(key, enc(&lead).as_slice())?;
+            drop(leads);
+            super::feed::append_changes(txn, &Change::review(&lead, expected).into_iter().collect::<Vec<_>>())?;
             Ok(true)
         })
         .await
@@ -56,6 +58,7 @@ impl Ledger for EmbeddedStore {
 
     async fn replace_referral(&self, referral: &Referral, expected: ReferralStatus) -> StoreResult<bool> {
         let (id, value) = (referral.id, enc(referral));
+        let change = Change::expiry(referral).filter(|_| expected != ReferralStatus::Expired);
         self.write(move |txn| {
             let mut table = txn.open_table(REFERRALS)?;
             let current: Option<Referral> = table.get(id.0)?.map(|v| dec(v.value())).transpose()?;
@@ -63,6 +66,8 @@ impl Ledger for EmbeddedStore {
                 return Ok(false);
             }
             table.insert(id.0, value.as_slice())?;
+            drop(table);
+            super::feed::append_changes(txn, change.as_slice())?;
             Ok(true)
         })
         .await

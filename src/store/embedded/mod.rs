@@ -266,14 +266,16 @@ impl Store for EmbeddedStore {
     }
 
     async fn replace_campaign(&self, campaign: &Campaign, expected_version: u64) -> StoreResult<bool> {
-        let (id, value) = (campaign.id.0, enc(campaign));
+        let (id, value, next) = (campaign.id.0, enc(campaign), campaign.clone());
         self.write(move |txn| {
             let mut table = txn.open_table(CAMPAIGNS)?;
             let current: Option<Campaign> = table.get(id)?.map(|v| dec(v.value())).transpose()?;
-            if current.map(|c| c.version) != Some(expected_version) {
+            if current.as_ref().map(|c| c.version) != Some(expected_version) {
                 return Ok(false);
             }
             table.insert(id, value.as_slice())?;
+            drop(table);
+            feed::append_changes(txn, Change::tracking(&next, current.as_ref()).as_slice())?;
             Ok(true)
         })
         .await

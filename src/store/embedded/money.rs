@@ -225,6 +225,7 @@ pub fn apply_move(txn: &WriteTransaction, mv: &Move) -> StoreResult<MoveOutcome>
         .map_err(|e| crate::store::StoreError::Failed(format!("payout {}: {e}", p.id)))?;
     post_wallet(txn, &mv.wallet)?;
     put_due(txn, &scheduled_by(mv))?;
+    super::feed::append_changes(txn, &[crate::store::Change::moved(mv)])?;
     Ok(MoveOutcome::Applied)
 }
 
