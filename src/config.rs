@@ -52,6 +52,7 @@ pub struct WebhooksConfig {
     pub poll_ms: u64,
     pub allow_private_targets: bool,
     pub currency: String,
+    pub extra_ca_file: String,
 }
 
 /// The retry rule in seconds, parsed once.

@@ -94,7 +94,7 @@ pub async fn run(
     let supervisor = crate::engine::supervisor::start(engine.money.clone()).await?;
     let engine = Arc::new(engine);
     crate::engine::retention::spawn(engine.clone());
-    crate::engine::outbox::Outbox::new(engine.clone()).spawn();
+    crate::engine::outbox::Outbox::new(engine.clone())?.spawn();
     let readiness = Arc::new(Readiness::new(engine.clone(), supervisor.clone()));
     readiness.spawn_watch();
     let ctx = Arc::new(Ctx { engine, prometheus, readiness: readiness.clone() });

@@ -277,3 +277,33 @@ async fn reviews_money_and_reversals_reach_the_advertiser_and_the_affiliate() {
     let got = aff.until(3, WAIT_SECS).await;
     assert_eq!(kinds(&got), ["conversion.reversed", "lead.verified", "payout.escrowed"], "the affiliate's own");
 }
+
+#[tokio::test]
+async fn an_https_endpoint_gets_its_events_over_verified_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    let receiver = Receiver::start_tls(vec![], &ca).await;
+    let env = [FAST, &[("CLICKLEDGER_WEBHOOKS_EXTRA_CA_FILE", ca.to_str().unwrap())]].concat();
+    let server = TestServer::start_with(&env).await;
+    let w = World::fixed(&server, 300).await;
+    let hook = create(&server, &w.key, &receiver.url("/tls"), &["conversion.recorded"]).await;
+    assert!(hook["url"].as_str().unwrap().starts_with("https://"));
+    postback(&server, &w, "tls-1").await;
+    let got = receiver.until(1, WAIT_SECS).await;
+    assert_eq!(got[0].json()["data"]["externalId"], "tls-1");
+
+    // Without the CA the certificate is not trusted: the attempt fails.
+    let other = TestServer::start_with(FAST).await;
+    let w2 = World::fixed(&other, 300).await;
+    let hook = create(&other, &w2.key, &receiver.url("/untrusted"), &["conversion.recorded"]).await;
+    postback(&other, &w2, "tls-2").await;
+    let path = format!("/api/v1/webhooks/{}/deliveries", hook["id"].as_str().unwrap());
+    let log = other
+        .until("a failed TLS attempt in the log", || async {
+            let page = other.get(&path, Some(&w2.key)).await.json();
+            page["deliveries"][0]["attempts"][0]["error"].as_str().map(str::to_string)
+        })
+        .await;
+    assert!(log.contains("TLS") || log.contains("certificate"), "{log}");
+    assert_eq!(receiver.received().len(), 1, "nothing reached the receiver untrusted");
+}

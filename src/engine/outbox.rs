@@ -91,14 +91,17 @@ pub struct Outbox {
     permits: Arc<Semaphore>,
     in_flight: Mutex<InFlight>,
     retry: crate::config::RetryRule,
+    tls: tokio_rustls::TlsConnector,
 }
 
 impl Outbox {
-    pub fn new(engine: Arc<Engine>) -> Arc<Self> {
+    /// Fails on an unreadable `webhooks.extra_ca_file`.
+    pub fn new(engine: Arc<Engine>) -> Result<Arc<Self>, String> {
         let config = &engine.config.webhooks;
-        let retry = config.retry().expect("checked when the configuration loaded");
+        let retry = config.retry()?;
+        let tls = send::tls_connector(&config.extra_ca_file)?;
         let permits = Arc::new(Semaphore::new(config.max_in_flight));
-        Arc::new(Self { engine, permits, in_flight: Mutex::default(), retry })
+        Ok(Arc::new(Self { engine, permits, in_flight: Mutex::default(), retry, tls }))
     }
 
     /// Runs both loops until the process ends. An attempt cut short by the
@@ -233,7 +236,10 @@ impl Outbox {
             let audience = Audience { campaign: Some(campaign), advertiser, affiliate };
             let campaign = Some(campaign);
             let now = self.engine.now();
-            let wanted = endpoints.iter().filter(|e| e.wants(&event.kind) && audience.includes(e.owner));
+            // An endpoint hears what happened from its creation on.
+            let wanted = endpoints
+                .iter()
+                .filter(|e| e.wants(&event.kind) && audience.includes(e.owner) && event.created_at >= e.created_at);
             for endpoint in wanted {
                 match &endpoint.kind {
                     EndpointKind::Webhook => out.push(Delivery::new(&event, endpoint.id, now)),
@@ -318,7 +324,7 @@ impl Outbox {
         let number = delivery.attempts.len() as u32 + 1;
         let (outcome, attempt) = match &endpoint {
             Some(e) if e.enabled => {
-                let sent = send::send(e, &delivery, &self.engine.config.webhooks).await;
+                let sent = send::send(e, &delivery, &self.engine.config.webhooks, &self.tls).await;
                 metrics::webhook_delivery(sent.outcome(), sent.duration);
                 let ok = sent.ok();
                 (ok, sent.into_attempt(number, now))

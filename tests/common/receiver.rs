@@ -44,33 +44,78 @@ pub struct Receiver {
     pub addr: SocketAddr,
     seen: Arc<Mutex<Vec<Received>>>,
     script: Arc<Mutex<VecDeque<Answer>>>,
+    https: bool,
+}
+
+/// A CA's PEM and a TLS acceptor with a certificate it issued for 127.0.0.1.
+fn test_tls() -> (String, tokio_rustls::TlsAcceptor) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair, SanType};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.subject_alt_names = vec![SanType::IpAddress("127.0.0.1".parse().unwrap())];
+    let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
+    let chain = vec![cert.der().clone()];
+    let key = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+    (ca.pem(), tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
 impl Receiver {
     /// Answers from `script` in order, then 200 to everything.
     pub async fn start(script: Vec<Answer>) -> Self {
+        Self::start_inner(script, None).await
+    }
+
+    /// The same over HTTPS, with a certificate for 127.0.0.1 from a CA of
+    /// its own, whose PEM goes to `ca_file` (the engine's
+    /// `webhooks.extra_ca_file`).
+    pub async fn start_tls(script: Vec<Answer>, ca_file: &std::path::Path) -> Self {
+        let (ca_pem, acceptor) = test_tls();
+        std::fs::write(ca_file, ca_pem).unwrap();
+        Self::start_inner(script, Some(acceptor)).await
+    }
+
+    async fn start_inner(script: Vec<Answer>, tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let script = Arc::new(Mutex::new(VecDeque::from(script)));
         let (s, q) = (seen.clone(), script.clone());
+        let https = tls.is_some();
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else { return };
-                let (seen, script) = (s.clone(), q.clone());
+                let (seen, script, tls) = (s.clone(), q.clone(), tls.clone());
                 tokio::spawn(async move {
                     let service = service_fn(move |req| answer(req, seen.clone(), script.clone()));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    let http = hyper::server::conn::http1::Builder::new();
+                    match tls {
+                        None => drop(http.serve_connection(TokioIo::new(stream), service).await),
+                        Some(tls) => {
+                            if let Ok(stream) = tls.accept(stream).await {
+                                drop(http.serve_connection(TokioIo::new(stream), service).await);
+                            }
+                        }
+                    }
                 });
             }
         });
-        Self { addr, seen, script }
+        Self { addr, seen, script, https }
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}{path}", self.addr)
     }
 
     pub fn received(&self) -> Vec<Received> {

@@ -13,6 +13,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::header::{HeaderValue, CONTENT_TYPE, HOST, USER_AGENT};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
+use tokio_rustls::TlsConnector;
 
 use crate::config::WebhooksConfig;
 use crate::domain::webhook::{self, Attempt, Delivery, Endpoint, PostbackMethod};
@@ -50,10 +51,10 @@ impl Sent {
     }
 }
 
-pub async fn send(endpoint: &Endpoint, delivery: &Delivery, config: &WebhooksConfig) -> Sent {
+pub async fn send(endpoint: &Endpoint, delivery: &Delivery, config: &WebhooksConfig, tls: &TlsConnector) -> Sent {
     let started = Instant::now();
     let total = Duration::from_millis(config.timeout_ms);
-    let result = tokio::time::timeout(total, exchange(endpoint, delivery, config)).await;
+    let result = tokio::time::timeout(total, exchange(endpoint, delivery, config, tls)).await;
     let (status, error) = match result {
         Ok(Ok(status)) => (Some(status), None),
         Ok(Err(why)) => (None, Some(why)),
@@ -62,23 +63,76 @@ pub async fn send(endpoint: &Endpoint, delivery: &Delivery, config: &WebhooksCon
     Sent { status, error, duration: started.elapsed() }
 }
 
-async fn exchange(endpoint: &Endpoint, delivery: &Delivery, config: &WebhooksConfig) -> Result<u16, String> {
+async fn exchange(
+    endpoint: &Endpoint,
+    delivery: &Delivery,
+    config: &WebhooksConfig,
+    tls: &TlsConnector,
+) -> Result<u16, String> {
     let target_url = delivery.url.as_deref().unwrap_or(&endpoint.url);
     let url = url::Url::parse(target_url).map_err(|e| format!("bad URL: {e}"))?;
-    if url.scheme() != "http" {
-        return Err("https targets need TLS, which this build does not send yet".into());
-    }
-    let addr = target(&url, config.allow_private_targets).await?;
-    let connect = tokio::net::TcpStream::connect(addr);
+    let addrs = targets(&url, config.allow_private_targets).await?;
+    let connect = async {
+        let tcp = connect_any(&addrs).await?;
+        let _ = tcp.set_nodelay(true);
+        if url.scheme() == "https" {
+            let host = url.host_str().unwrap_or("").trim_start_matches('[').trim_end_matches(']').to_string();
+            let name = rustls::pki_types::ServerName::try_from(host).map_err(|e| format!("TLS server name: {e}"))?;
+            let tls = tls.connect(name, tcp).await.map_err(|e| format!("TLS handshake: {e}"))?;
+            Ok::<_, String>(Stream::Tls(Box::new(tls)))
+        } else {
+            Ok(Stream::Plain(tcp))
+        }
+    };
     let stream = tokio::time::timeout(Duration::from_millis(config.connect_timeout_ms), connect)
         .await
-        .map_err(|_| format!("connecting timed out after {} ms", config.connect_timeout_ms))?
-        .map_err(|e| format!("could not connect to {addr}: {e}"))?;
+        .map_err(|_| format!("connecting timed out after {} ms", config.connect_timeout_ms))??;
+    match stream {
+        Stream::Plain(s) => exchange_on(s, &url, endpoint, delivery, config).await,
+        Stream::Tls(s) => exchange_on(*s, &url, endpoint, delivery, config).await,
+    }
+}
+
+enum Stream {
+    Plain(tokio::net::TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>),
+}
+
+/// The TLS client: Mozilla's roots (webpki-roots) plus the PEM file
+/// `webhooks.extra_ca_file` names (a private CA), ring, TLS 1.2 and 1.3.
+pub fn tls_connector(extra_ca_file: &str) -> Result<TlsConnector, String> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+    if !extra_ca_file.is_empty() {
+        let what = |e: &dyn std::fmt::Display| format!("webhooks.extra_ca_file {extra_ca_file}: {e}");
+        for cert in CertificateDer::pem_file_iter(extra_ca_file).map_err(|e| what(&e))? {
+            roots.add(cert.map_err(|e| what(&e))?).map_err(|e| what(&e))?;
+        }
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(TlsConnector::from(std::sync::Arc::new(config)))
+}
+
+async fn exchange_on<S>(
+    stream: S,
+    url: &url::Url,
+    endpoint: &Endpoint,
+    delivery: &Delivery,
+    config: &WebhooksConfig,
+) -> Result<u16, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let (mut sender, conn) =
         hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| format!("handshake: {e}"))?;
     let conn = tokio::spawn(conn);
     let answer = async {
-        let resp = sender.send_request(request(&url, endpoint, delivery)?).await.map_err(|e| format!("{e}"))?;
+        let resp = sender.send_request(request(url, endpoint, delivery)?).await.map_err(|e| format!("{e}"))?;
         let status = resp.status().as_u16();
         drain(resp.into_body(), config.response_max_bytes).await;
         Ok(status)
@@ -88,18 +142,35 @@ async fn exchange(endpoint: &Endpoint, delivery: &Delivery, config: &WebhooksCon
     answer
 }
 
-/// The address to connect to: the first the host resolves to, which must be
-/// public unless private targets are allowed.
-async fn target(url: &url::Url, allow_private: bool) -> Result<SocketAddr, String> {
+/// The addresses to try, in the resolver's order: those the host resolves
+/// to that are public, unless private targets are allowed. The connection
+/// goes to one of these very addresses, so a second DNS answer cannot
+/// slip a private one in between check and use.
+async fn targets(url: &url::Url, allow_private: bool) -> Result<Vec<SocketAddr>, String> {
     let port = url.port_or_known_default().unwrap_or(80);
     let addrs: Vec<IpAddr> = resolve(url).await?;
-    let pick = addrs.iter().find(|ip| allow_private || webhook::public_address(**ip));
-    match pick {
-        Some(ip) => Ok(SocketAddr::new(*ip, port)),
-        None => {
-            Err(format!("refused: {} resolves only to private or reserved addresses", url.host_str().unwrap_or("")))
+    let allowed: Vec<SocketAddr> = addrs
+        .into_iter()
+        .filter(|ip| allow_private || webhook::public_address(*ip))
+        .map(|ip| SocketAddr::new(ip, port))
+        .collect();
+    if allowed.is_empty() {
+        let host = url.host_str().unwrap_or("");
+        return Err(format!("refused: {host} resolves only to private or reserved addresses"));
+    }
+    Ok(allowed)
+}
+
+/// The first of `addrs` that accepts a connection.
+async fn connect_any(addrs: &[SocketAddr]) -> Result<tokio::net::TcpStream, String> {
+    let mut last = String::new();
+    for addr in addrs {
+        match tokio::net::TcpStream::connect(addr).await {
+            Ok(tcp) => return Ok(tcp),
+            Err(e) => last = format!("could not connect to {addr}: {e}"),
         }
     }
+    Err(last)
 }
 
 /// A webhook is the signed JSON event; a partner postback is its filled-in

@@ -118,6 +118,13 @@ fn tls(builder: SessionBuilder, config: &ScyllaConfig) -> StoreResult<SessionBui
         let cert = cert.map_err(|e| StoreError::Failed(format!("{file}: {e}")))?;
         roots.add(cert).map_err(|e| StoreError::Failed(format!("{file}: {e}")))?;
     }
-    let tls = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+    // ring, named: with this feature rustls has a second provider (the
+    // driver's aws-lc), and neither is the process default.
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| StoreError::Failed(format!("TLS setup: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
     Ok(builder.tls_context(Some(Arc::new(tls))))
 }
