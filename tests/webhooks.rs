@@ -307,3 +307,37 @@ async fn an_https_endpoint_gets_its_events_over_verified_tls() {
     assert!(log.contains("TLS") || log.contains("certificate"), "{log}");
     assert_eq!(receiver.received().len(), 1, "nothing reached the receiver untrusted");
 }
+
+#[tokio::test]
+async fn an_endpoint_failing_event_after_event_is_disabled_and_says_why() {
+    let receiver = Receiver::start((0..20).map(|_| Answer::Status(500)).collect()).await;
+    let env = [
+        FAST,
+        &[
+            ("CLICKLEDGER_WEBHOOKS_RETRY_SCHEDULE", "1s"),
+            ("CLICKLEDGER_WEBHOOKS_GIVE_UP_AFTER", "1s"),
+            ("CLICKLEDGER_WEBHOOKS_DISABLE_AFTER_FAILURES", "2"),
+        ],
+    ]
+    .concat();
+    let server = TestServer::start_with(&env).await;
+    let w = World::fixed(&server, 300).await;
+    let hook = create(&server, &w.key, &receiver.url("/down"), &["conversion.recorded"]).await;
+    let path = format!("/api/v1/webhooks/{}", hook["id"].as_str().unwrap());
+    postback(&server, &w, "down-1").await;
+    postback(&server, &w, "down-2").await;
+    let shown = server
+        .until("the endpoint disabled", || async {
+            let e = server.get(&path, Some(&w.key)).await.json();
+            (e["enabled"] == false).then_some(e)
+        })
+        .await;
+    assert!(shown["disabledReason"].as_str().unwrap().contains("2 events in a row"), "{shown}");
+    let log = server.get(&format!("{path}/deliveries?status=failed"), Some(&w.key)).await.json();
+    assert_eq!(log["deliveries"].as_array().unwrap().len(), 2, "{log}");
+    assert_eq!(log["deliveries"][0]["attempts"].as_array().unwrap().len(), 2, "tried, retried, given up: {log}");
+    let metrics = server.metrics().await;
+    assert!(metrics.contains("clickledger_webhook_endpoints_disabled_total 1"), "{metrics}");
+    let again = server.patch(&path, Some(&w.key), json!({"enabled": true})).await.json();
+    assert_eq!((again["enabled"].clone(), again.get("disabledReason")), (json!(true), None), "{again}");
+}
