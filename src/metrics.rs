@@ -152,6 +152,7 @@ fn register_at_zero() {
         counter!(WEBHOOK_DELIVERIES, "outcome" => outcome).increment(0);
     }
     counter!(WEBHOOKS_DISABLED).increment(0);
+    counter!(OUTBOX_ENQUEUED).increment(0);
     gauge!(OUTBOX_OLDEST).set(0.0);
     ready(false);
 }
