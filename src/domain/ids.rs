@@ -101,9 +101,21 @@ impl WebhookId {
     }
 }
 
+impl Default for WebhookId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl DeliveryId {
     pub fn new() -> Self {
         Self(time_ordered())
+    }
+}
+
+impl Default for DeliveryId {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
