@@ -104,12 +104,26 @@ async fn reviews_money_moves_expiries_and_tracking_confirmations_are_changes_too
     assert_eq!((reviewed[0]["id"].as_str(), reviewed[0]["data"]["status"].as_str()), (Some(lead_id), Some("verified")));
     let (escrowed, _) = follow_kind(&server, &admin, &start, 1, "payout.escrowed").await;
     assert_eq!(escrowed[0]["data"]["source"].as_str(), Some(lead_id), "{escrowed:?}");
-    let r = w.reverse(&server, lead_id, "chargeback").await;
+    // A second lead is reversed while escrowed (cancel); the first after
+    // the hold (release, credit, then clawback).
+    let second = w.submit_lead(&server).await;
+    let second_id = second["id"].as_str().unwrap();
+    assert_eq!(w.review(&server, second_id, "verify", json!({})).await.status, 200);
+    follow_kind(&server, &admin, &start, 2, "payout.escrowed").await;
+    let r = w.reverse(&server, second_id, "chargeback").await;
     assert!(r.status.is_success(), "{}", r.text);
     let (cancelled, _) = follow_kind(&server, &admin, &start, 1, "payout.cancelled").await;
-    assert_eq!(cancelled[0]["data"]["status"], "reversed", "{cancelled:?}");
-    let (all, _) = follow_kind(&server, &admin, &start, 1, "payout.escrowed").await;
-    assert_eq!(all.len(), 1, "each move once");
+    assert_eq!(cancelled[0]["data"]["source"].as_str(), Some(second_id), "{cancelled:?}");
+    server.advance_days(31).await;
+    let (released, _) = follow_kind(&server, &admin, &start, 1, "payout.released").await;
+    let (credited, _) = follow_kind(&server, &admin, &start, 1, "payout.credited").await;
+    assert_eq!((released[0]["id"].clone(), credited[0]["id"].clone()), (escrowed[0]["id"].clone(), escrowed[0]["id"].clone()));
+    let r = w.reverse(&server, lead_id, "chargeback").await;
+    assert!(r.status.is_success(), "{}", r.text);
+    let (clawed, _) = follow_kind(&server, &admin, &start, 1, "payout.clawed_back").await;
+    assert_eq!(clawed[0]["data"]["status"], "reversed", "{clawed:?}");
+    let (all, _) = follow_kind(&server, &admin, &start, 2, "payout.escrowed").await;
+    assert_eq!(all.len(), 2, "each move once");
 
     let referral = w.referral(&server, json!({})).await;
     assert!(referral["id"].as_str().unwrap().starts_with("ref_"), "{referral}");
