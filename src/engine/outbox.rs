@@ -35,6 +35,8 @@ mod send;
 
 /// Changes read per dispatch page.
 const PAGE: usize = 500;
+/// How often a cursor moved past pages that made no delivery is stored.
+const CURSOR_EVERY: Duration = Duration::from_secs(5);
 
 /// One event about to be enqueued, and whose it is: the campaign's
 /// advertiser always, the affiliate when there is one.
@@ -92,6 +94,14 @@ pub struct Outbox {
     in_flight: Mutex<InFlight>,
     retry: crate::config::RetryRule,
     tls: tokio_rustls::TlsConnector,
+    cursor: tokio::sync::Mutex<CursorState>,
+}
+
+/// The dispatcher's place in the feed, and whether the store has it yet.
+struct CursorState {
+    cursor: Option<crate::store::FeedCursor>,
+    dirty: bool,
+    saved: std::time::Instant,
 }
 
 impl Outbox {
@@ -101,7 +111,8 @@ impl Outbox {
         let retry = config.retry()?;
         let tls = send::tls_connector(&config.extra_ca_file)?;
         let permits = Arc::new(Semaphore::new(config.max_in_flight));
-        Ok(Arc::new(Self { engine, permits, in_flight: Mutex::default(), retry, tls }))
+        let cursor = tokio::sync::Mutex::new(CursorState { cursor: None, dirty: false, saved: std::time::Instant::now() });
+        Ok(Arc::new(Self { engine, permits, in_flight: Mutex::default(), retry, tls, cursor }))
     }
 
     /// Runs both loops until the process ends. An attempt cut short by the
@@ -122,29 +133,55 @@ impl Outbox {
         });
     }
 
-    /// Follows the feed to its end, a page at a time.
+    /// Follows the feed, a page at a time, while pages come full (so a
+    /// tick under steady load reads what came since the last one, not one
+    /// tiny page after another). The cursor is stored with the deliveries
+    /// a page makes; a run of pages that make none (no endpoint wants them)
+    /// stores it at most every `CURSOR_EVERY`, since reading such pages
+    /// again after a crash makes nothing either.
     pub async fn dispatch(&self) -> StoreResult<usize> {
         let hooks = &self.engine.hooks;
-        let mut cursor = hooks.outbox_cursor().await?;
+        let mut state = self.cursor.lock().await;
+        if state.cursor.is_none() {
+            state.cursor = Some(hooks.outbox_cursor().await?);
+        }
         let mut total = 0;
         loop {
+            let cursor = state.cursor.clone().unwrap_or_default();
             let page = self.engine.feed.changes(&cursor, crate::domain::unix_now(), PAGE).await?;
             if page.changes.is_empty() {
-                if page.next != cursor {
-                    hooks.enqueue(&[], Some(&page.next)).await?;
-                }
-                return Ok(total);
+                state.dirty |= page.next != cursor;
+                state.cursor = Some(page.next);
+                break;
             }
             let endpoints = hooks.list_endpoints().await?;
             let mut deliveries = Vec::new();
-            for change in &page.changes {
-                deliveries.extend(self.deliveries_for(change, &endpoints).await?);
+            if !endpoints.is_empty() {
+                for change in &page.changes {
+                    deliveries.extend(self.deliveries_for(change, &endpoints).await?);
+                }
             }
-            total += deliveries.len();
-            hooks.enqueue(&deliveries, Some(&page.next)).await?;
-            metrics::outbox_enqueued(deliveries.len());
-            cursor = page.next;
+            let full = page.changes.len() >= PAGE;
+            if deliveries.is_empty() {
+                state.dirty = true;
+            } else {
+                total += deliveries.len();
+                hooks.enqueue(&deliveries, Some(&page.next)).await?;
+                metrics::outbox_enqueued(deliveries.len());
+                state.dirty = false;
+                state.saved = std::time::Instant::now();
+            }
+            state.cursor = Some(page.next);
+            if !full {
+                break;
+            }
         }
+        if state.dirty && state.saved.elapsed() >= CURSOR_EVERY {
+            hooks.enqueue(&[], state.cursor.as_ref()).await?;
+            state.dirty = false;
+            state.saved = std::time::Instant::now();
+        }
+        Ok(total)
     }
 
     /// The events a change stands for (its event ids derived from what

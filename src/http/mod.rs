@@ -285,6 +285,23 @@ async fn dispatch(ctx: &Ctx, route: Route<'_>, req: Request<Incoming>, remote: S
         Route::Readyz => Ok(ops::readyz(ctx).await),
         Route::Metrics => Ok(ops::metrics(ctx)),
         Route::Redirect(code) => ingest::redirect(ctx, &req, code, remote).await,
+        Route::Conversions if m == Method::OPTIONS => Ok(ingest::preflight(&req)),
+        Route::Conversions => ingest::conversion(ctx, req, remote).await,
+        Route::Snippet => Ok(snippet::serve(&req)),
+        Route::Postback => ingest::postback(ctx, req).await,
+        Route::PostbackBatch => ingest::postback_batch(ctx, req).await,
+        Route::ConversionsBatch => ingest::conversion_batch(ctx, req, remote).await,
+        // Every other route's future lives on the heap: inline, the largest
+        // of them would size (and be copied with) every request's future,
+        // the redirect's and the postback's included.
+        cold => Box::pin(dispatch_cold(ctx, cold, req)).await,
+    }
+}
+
+/// The routes off the hot path (management, money, webhooks, admin).
+async fn dispatch_cold(ctx: &Ctx, route: Route<'_>, req: Request<Incoming>) -> Result<Resp> {
+    let m = req.method().clone();
+    match route {
         Route::AdminAdvertisers => admin::create_advertiser(ctx, req).await,
         Route::AdminAffiliates => admin::create_affiliate(ctx, req).await,
         Route::AdminClockAdvance => admin::advance_clock(ctx, req).await,
@@ -320,12 +337,15 @@ async fn dispatch(ctx: &Ctx, route: Route<'_>, req: Request<Incoming>, remote: S
         Route::Leads => leads::submit(ctx, req).await,
         Route::LeadVerify(id) => leads::decide(ctx, req, id, LeadStatus::Verified).await,
         Route::LeadReject(id) => leads::decide(ctx, req, id, LeadStatus::Rejected).await,
-        Route::Conversions if m == Method::OPTIONS => Ok(ingest::preflight(&req)),
-        Route::Conversions => ingest::conversion(ctx, req, remote).await,
-        Route::Snippet => Ok(snippet::serve(&req)),
-        Route::Postback => ingest::postback(ctx, req).await,
-        Route::PostbackBatch => ingest::postback_batch(ctx, req).await,
-        Route::ConversionsBatch => ingest::conversion_batch(ctx, req, remote).await,
+        Route::Healthz
+        | Route::Readyz
+        | Route::Metrics
+        | Route::Redirect(_)
+        | Route::Conversions
+        | Route::Snippet
+        | Route::Postback
+        | Route::PostbackBatch
+        | Route::ConversionsBatch => unreachable!("answered by dispatch"),
     }
 }
 
