@@ -4,7 +4,7 @@
 # Usage: N=6 loadtest/scripts/alternate-redirects.sh OLD_BIN NEW_BIN
 # Redirect-only A/B: each binary started once, then alternated N times (5 s each).
 set -u
-cd /work/main
+cd "$(dirname "$0")/../.."
 export CLICKLEDGER_ADMIN_KEY=bench-admin-key-0123456789abcdef
 UA="Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"
 N=${N:-6}; Q=${Q:-}
