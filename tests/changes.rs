@@ -117,7 +117,10 @@ async fn reviews_money_moves_expiries_and_tracking_confirmations_are_changes_too
     server.advance_days(31).await;
     let (released, _) = follow_kind(&server, &admin, &start, 1, "payout.released").await;
     let (credited, _) = follow_kind(&server, &admin, &start, 1, "payout.credited").await;
-    assert_eq!((released[0]["id"].clone(), credited[0]["id"].clone()), (escrowed[0]["id"].clone(), escrowed[0]["id"].clone()));
+    assert_eq!(
+        (released[0]["id"].clone(), credited[0]["id"].clone()),
+        (escrowed[0]["id"].clone(), escrowed[0]["id"].clone())
+    );
     let r = w.reverse(&server, lead_id, "chargeback").await;
     assert!(r.status.is_success(), "{}", r.text);
     let (clawed, _) = follow_kind(&server, &admin, &start, 1, "payout.clawed_back").await;

@@ -111,7 +111,8 @@ impl Outbox {
         let retry = config.retry()?;
         let tls = send::tls_connector(&config.extra_ca_file)?;
         let permits = Arc::new(Semaphore::new(config.max_in_flight));
-        let cursor = tokio::sync::Mutex::new(CursorState { cursor: None, dirty: false, saved: std::time::Instant::now() });
+        let cursor =
+            tokio::sync::Mutex::new(CursorState { cursor: None, dirty: false, saved: std::time::Instant::now() });
         Ok(Arc::new(Self { engine, permits, in_flight: Mutex::default(), retry, tls, cursor }))
     }
 
