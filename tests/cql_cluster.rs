@@ -204,6 +204,13 @@ const OUTBOX_FAST: &[(&str, &str)] = &[
     ("CLICKLEDGER_WEBHOOKS_POLL_MS", "50"),
 ];
 
+/// Subscribes `receiver` to the world's conversions, through node `a`.
+async fn subscribe(a: &TestServer, world: &World, receiver: &common::receiver::Receiver) {
+    let body = json!({"url": receiver.url("/"), "events": ["conversion.recorded"]});
+    let r = a.post("/api/v1/webhooks", Some(&world.key), body).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_nodes_deliver_each_event_and_repeat_one_only_under_its_own_id() {
     use common::receiver::{Answer, Receiver};
@@ -214,14 +221,7 @@ async fn two_nodes_deliver_each_event_and_repeat_one_only_under_its_own_id() {
     let a = TestServer::start_with(OUTBOX_FAST).await;
     let b = TestServer::start_with(OUTBOX_FAST).await;
     let world = World::fixed(&a, 500).await;
-    let r = a
-        .post(
-            "/api/v1/webhooks",
-            Some(&world.key),
-            json!({"url": receiver.url("/"), "events": ["conversion.recorded"]}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text);
+    subscribe(&a, &world, &receiver).await;
     let externals: Vec<String> = (0..20).map(|i| format!("two-{i}")).collect();
     let leads =
         join_all(externals.iter().enumerate().map(|(i, e)| world.postback(node(i, &a, &b), e, Some(1000)))).await;
@@ -257,14 +257,7 @@ async fn an_event_claimed_by_a_node_that_dies_is_delivered_by_another() {
     let slow = [OUTBOX_FAST, &[("CLICKLEDGER_WEBHOOKS_TIMEOUT_MS", "20000")]].concat();
     let mut a = TestServer::start_with(&slow).await;
     let world = World::fixed(&a, 500).await;
-    let r = a
-        .post(
-            "/api/v1/webhooks",
-            Some(&world.key),
-            json!({"url": receiver.url("/"), "events": ["conversion.recorded"]}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text);
+    subscribe(&a, &world, &receiver).await;
     let lead = world.postback(&a, "dies-1", Some(1000)).await.json();
     receiver.until(1, 60).await;
     a.signal(libc::SIGKILL);

@@ -73,6 +73,16 @@ pub struct Payout {
 }
 
 impl Payout {
+    /// When this payout took `step`, if it has.
+    pub fn step_at(&self, step: Step) -> Option<u64> {
+        match step {
+            Step::Escrow => self.escrowed_at,
+            Step::Release => self.released_at,
+            Step::Credit => self.credited_at,
+            Step::Cancel | Step::Clawback => self.reversed_at,
+        }
+    }
+
     pub fn new(
         id: PayoutId,
         campaign: CampaignId,

@@ -52,8 +52,7 @@ impl Engine {
         let url = self.check_target(&url).await?;
         let events = webhook::event_list("events", &new.events.ok_or_else(|| invalid("events", "is required"))?)?;
         let description = description(new.description)?;
-        let mine = self.hooks.list_endpoints().await?.into_iter().filter(|e| e.owner == owner && e.kind.is_webhook());
-        let mine = mine.count();
+        let mine = self.owned_endpoints(owner, true).await?.len();
         let max = self.config.webhooks.max_per_tenant;
         if mine >= max {
             return Err(invalid(
@@ -84,10 +83,15 @@ impl Engine {
 
     pub async fn list_webhooks(&self, who: &Principal) -> Result<Vec<Endpoint>> {
         let owner = owner(who)?;
-        let all = self.hooks.list_endpoints().await?.into_iter();
-        let mut mine: Vec<Endpoint> = all.filter(|e| e.owner == owner && e.kind.is_webhook()).collect();
+        let mut mine = self.owned_endpoints(owner, true).await?;
         mine.sort_by_key(|e| std::cmp::Reverse(e.id));
         Ok(mine)
+    }
+
+    /// `owner`'s webhooks (`webhooks`) or partner postback URLs.
+    async fn owned_endpoints(&self, owner: Owner, webhooks: bool) -> Result<Vec<Endpoint>> {
+        let all = self.hooks.list_endpoints().await?.into_iter();
+        Ok(all.filter(|e| e.owner == owner && e.kind.is_webhook() == webhooks).collect())
     }
 
     /// The caller's endpoint `id`: unknown or another tenant's is 404.
@@ -319,8 +323,7 @@ impl Engine {
 
     pub async fn postback_urls(&self, who: &Principal) -> Result<Vec<Endpoint>> {
         let owner = Self::postback_owner(who)?;
-        let all = self.hooks.list_endpoints().await?.into_iter();
-        Ok(all.filter(|e| e.owner == owner && !e.kind.is_webhook()).collect())
+        self.owned_endpoints(owner, false).await
     }
 
     /// Removes the postback URL of one campaign, or the affiliate-wide one.

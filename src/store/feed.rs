@@ -98,13 +98,7 @@ impl Change {
 
     pub fn moved(mv: &Move) -> Self {
         let p = &mv.after;
-        let at = match mv.step {
-            Step::Escrow => p.escrowed_at,
-            Step::Release => p.released_at,
-            Step::Credit => p.credited_at,
-            Step::Cancel | Step::Clawback => p.reversed_at,
-        };
-        Self::new(at.unwrap_or(p.created_at), ChangeEvent::Moved { payout: p.clone(), step: mv.step })
+        Self::new(p.step_at(mv.step).unwrap_or(p.created_at), ChangeEvent::Moved { payout: p.clone(), step: mv.step })
     }
 
     /// Tracking confirmation, if `campaign` replaces one (`before`) that had none.

@@ -8,7 +8,6 @@ use scylla::DeserializeRow;
 
 use super::statements::{prepare, Kind};
 use super::{blob, json, parse, session::Profiles, ScyllaStore};
-use crate::domain::money::{Payout, Step};
 use crate::domain::referral::ReferralStatus;
 use crate::store::feed::{GRACE_SECS, LAG_SECS, SHARDS};
 use crate::store::{get_keyed, Change, ChangeEvent, Feed, FeedCursor, FeedPage, Keyed, Ledger, Store, StoreResult};
@@ -167,14 +166,9 @@ impl ScyllaStore {
             }
             ChangeEvent::Moved { payout, step } => {
                 let stored = Ledger::get_payout(self, payout.id).await?;
-                let step_at = |p: &Payout| match step {
-                    Step::Escrow => p.escrowed_at,
-                    Step::Release => p.released_at,
-                    Step::Credit => p.credited_at,
-                    Step::Cancel | Step::Clawback => p.reversed_at,
-                };
                 // Not stepped yet reads as not there, so the grace applies.
-                stored.filter(|p| step_at(p).is_some()).map(|p| step_at(&p) == step_at(payout))
+                let at = stored.and_then(|p| p.step_at(*step));
+                at.map(|at| Some(at) == payout.step_at(*step))
             }
             ChangeEvent::Expired { referral } => {
                 let stored = Ledger::get_referral(self, referral.id).await?;
