@@ -1,6 +1,7 @@
 //! Pure types and rules: no I/O, unit-tested beside the code.
 
 pub mod bot;
+pub mod caps;
 pub mod ids;
 pub mod keyed;
 pub mod keys;
@@ -10,6 +11,7 @@ pub mod payout;
 pub mod redirect;
 pub mod referral;
 pub mod review;
+pub mod rules;
 pub mod subids;
 pub mod token;
 pub mod validate;
