@@ -41,6 +41,9 @@ pub const WEBHOOKS_DISABLED: &str = "clickledger_webhook_endpoints_disabled_tota
 pub const OUTBOX_ENQUEUED: &str = "clickledger_outbox_enqueued_total";
 pub const OUTBOX_DUE: &str = "clickledger_outbox_due_deliveries";
 pub const OUTBOX_OLDEST: &str = "clickledger_outbox_oldest_due_seconds";
+pub const CONVERSION_STATUSES: &str = "clickledger_conversion_statuses_total";
+pub const CAPS_REACHED: &str = "clickledger_caps_reached_total";
+pub const RULE_HITS: &str = "clickledger_rule_hits_total";
 
 /// Request latency: a redirect takes tens of microseconds, a conversion waits
 /// for an fsync (hundreds of microseconds to milliseconds), so the buckets
@@ -87,6 +90,12 @@ pub fn spawn_upkeep(handle: PrometheusHandle) {
 
 fn describe() {
     describe_counter!(HTTP_REQUESTS, "HTTP requests by route template, method and status.");
+    describe_counter!(
+        CONVERSION_STATUSES,
+        "Recorded conversions and leads by status (approved, pending_review, rejected) and reason."
+    );
+    describe_counter!(CAPS_REACHED, "Conversions rejected by a cap, by kind (conversions, payout_cents) and period.");
+    describe_counter!(RULE_HITS, "Fraud rule hits by rule and action (flag, reject).");
     describe_counter!(LOG_LINES_DROPPED, "Log lines dropped: the log queue was full or stderr refused them.");
     describe_histogram!(HTTP_DURATION, Unit::Seconds, "HTTP request duration by route template.");
     describe_gauge!(HTTP_CONNECTIONS, "Open HTTP connections.");
@@ -376,4 +385,17 @@ pub fn outbox_enqueued(n: usize) {
 pub fn outbox_due(due: usize, oldest_secs: u64) {
     gauge!(OUTBOX_DUE).set(due as f64);
     gauge!(OUTBOX_OLDEST).set(oldest_secs as f64);
+}
+
+/// A newly recorded conversion or lead's status; `reason` "none" unless rejected.
+pub fn conversion_status(status: &'static str, reason: &str) {
+    counter!(CONVERSION_STATUSES, "status" => status, "reason" => reason.to_string()).increment(1);
+}
+
+pub fn cap_reached(kind: &'static str, period: &'static str) {
+    counter!(CAPS_REACHED, "kind" => kind, "period" => period).increment(1);
+}
+
+pub fn rule_hit(rule: &'static str, action: &'static str) {
+    counter!(RULE_HITS, "rule" => rule, "action" => action).increment(1);
 }

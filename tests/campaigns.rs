@@ -83,7 +83,9 @@ fn zero_stats() -> Value {
     json!({
         "clicks": 0,
         "botClicks": 0,
-        "conversions": {"recorded": 0, "duplicate": 0, "fromBotClicks": 0, "ignored": {}},
+        "conversions": {
+            "recorded": 0, "duplicate": 0, "fromBotClicks": 0, "ignored": {}, "byStatus": {}, "rejectedByReason": {},
+        },
         "postbacks": {"recorded": 0, "duplicate": 0},
         "payoutCents": 0,
     })
@@ -214,6 +216,7 @@ async fn the_stats_count_clicks_bot_clicks_conversions_and_postbacks() {
     assert_eq!(stats["postbacks"]["recorded"], 1, "{stats}");
     assert_eq!(stats["postbacks"]["duplicate"], 1, "{stats}");
     assert_eq!(stats["payoutCents"], 1000, "the FIXED conversion and the postback each earn 500: {stats}");
+    assert_eq!(stats["conversions"]["byStatus"], json!({"approved": 2}), "{stats}");
 }
 
 #[tokio::test]

@@ -110,6 +110,10 @@ fn campaign(id: CampaignId, hold_days: u32) -> Campaign {
         tracking_confirmed_at: None,
         created_at: 0,
         version: 0,
+        rules: Default::default(),
+        caps: Default::default(),
+        affiliate_caps: Default::default(),
+        fallback_url: None,
     }
 }
 

@@ -45,7 +45,8 @@ async fn a_conversion_fires_the_affiliates_postback_with_its_macros_and_hostile_
         "sub1={}&sub2=%E2%82%AC",
         percent_encoding::utf8_percent_encode(hostile, percent_encoding::NON_ALPHANUMERIC)
     );
-    let r = server.get(&format!("/r/{}?{query}", w.code), None).await;
+    let ua = [("user-agent", "Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0")];
+    let r = server.send(hyper::Method::GET, &format!("/r/{}?{query}", w.code), &ua, vec![]).await;
     let token = query_param(r.header("location").unwrap(), "irw_id").unwrap();
     let conversion = w.convert(&server, &token).await.json();
 

@@ -12,6 +12,8 @@ use clickledger::store::cql::ScyllaStore;
 use clickledger::store::embedded::EmbeddedStore;
 use clickledger::store::*;
 
+#[path = "store_conformance/caps.rs"]
+mod caps;
 #[path = "store_conformance/feed.rs"]
 mod feed;
 #[path = "store_conformance/hooks.rs"]
@@ -55,6 +57,10 @@ fn campaign(id: u64, advertiser: u64) -> Campaign {
         tracking_confirmed_at: None,
         created_at: 0,
         version: 0,
+        rules: Default::default(),
+        caps: Default::default(),
+        affiliate_caps: Default::default(),
+        fallback_url: None,
     }
 }
 
@@ -80,6 +86,11 @@ fn conversion(campaign: u64, click: u128) -> Keyed {
         payout_cents: 0,
         bot_click: false,
         subs: Default::default(),
+        status: Default::default(),
+        reason: None,
+        flags: vec![],
+        reviewed_at: None,
+        counted: false,
     })
 }
 
@@ -114,6 +125,7 @@ async fn embedded_store_passes_the_conformance_suite() {
     feed::suite(&backend, true).await;
     feed::expired_changes_go_and_numbering_carries_on(&backend).await;
     hooks::suite(&backend, true).await;
+    caps::suite(&backend).await;
     drop((store, backend));
     let reopened: Arc<dyn Backend> = open_embedded(dir.path()).await;
     everything_survives_a_reopen(&reopened).await;
@@ -173,6 +185,7 @@ async fn cql_store_passes_the_conformance_suite() {
     keys::suite(&backend).await;
     feed::suite(&backend, false).await;
     hooks::suite(&backend, false).await;
+    caps::suite(&backend).await;
     drop((store, backend));
     let reopened: Arc<dyn Backend> = Arc::new(ScyllaStore::connect(&config).await.unwrap());
     everything_survives_a_reopen(&reopened).await;
@@ -348,6 +361,7 @@ async fn stats_count_only_what_was_inserted(store: &Arc<dyn Store>) {
         clicks: vec![click(c, 1, false), click(c, 2, true), click(c, 1, false)],
         keyed: vec![lead(c, "a", 300), lead(c, "a", 300), conversion(c, 1)],
         stats: vec![(CampaignId(c), delta)],
+        claims: vec![],
     };
     commit(store, batch).await;
     let s = store.get_stats(CampaignId(c)).await.unwrap();

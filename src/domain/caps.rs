@@ -169,8 +169,38 @@ impl Bound {
     /// Whether one more conversion paying `cents` fits on top of `used`.
     /// A payout that would cross the cap is refused whole.
     pub fn admits(&self, used: Usage, cents: u64) -> bool {
-        let fits = |limit: Option<u64>, used: u64, add: u64| limit.is_none_or(|l| used.checked_add(add).is_some_and(|n| n <= l));
-        fits(self.conversions, used.conversions, 1) && fits(self.payout_cents, used.payout_cents, cents)
+        self.refusal(used, cents).is_none()
+    }
+}
+
+impl Bound {
+    /// Which limit refuses one more conversion paying `cents` on `used`
+    /// (`conversions` or `payout_cents`), if one does.
+    pub fn refusal(&self, used: Usage, cents: u64) -> Option<&'static str> {
+        let over = |limit: Option<u64>, used: u64, add: u64| limit.is_some_and(|l| used.checked_add(add).is_none_or(|n| n > l));
+        if over(self.conversions, used.conversions, 1) {
+            Some("conversions")
+        } else if over(self.payout_cents, used.payout_cents, cents) {
+            Some("payout_cents")
+        } else {
+            None
+        }
+    }
+
+    pub fn period(&self) -> &'static str {
+        if self.window.day.is_some() { "daily" } else { "total" }
+    }
+}
+
+impl Usage {
+    /// Saturating: a claim admitted under a limit of at most 10^18 cents
+    /// cannot push a window near the top of 64 bits.
+    pub fn plus(self, cents: u64) -> Usage {
+        Usage { conversions: self.conversions.saturating_add(1), payout_cents: self.payout_cents.saturating_add(cents) }
+    }
+
+    pub fn minus(self, cents: u64) -> Usage {
+        Usage { conversions: self.conversions.saturating_sub(1), payout_cents: self.payout_cents.saturating_sub(cents) }
     }
 }
 
@@ -205,6 +235,18 @@ impl Claim {
             }
         }
         (!bounds.is_empty()).then_some(Claim { bounds, cents })
+    }
+
+    /// Checks the claim against its windows' usage (in `bounds` order):
+    /// `Err` names the first refusing bound and limit, and counts it.
+    pub fn check(&self, used: &[Usage]) -> Result<(), (Bound, &'static str)> {
+        for (bound, used) in self.bounds.iter().zip(used) {
+            if let Some(kind) = bound.refusal(*used, self.cents) {
+                crate::metrics::cap_reached(kind, bound.period());
+                return Err((*bound, kind));
+            }
+        }
+        Ok(())
     }
 }
 

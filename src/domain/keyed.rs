@@ -6,6 +6,7 @@
 use super::ids::*;
 use super::model::*;
 use super::money::Payout;
+use super::rules::Reason;
 
 /// A write whose key must be recorded at most once per campaign.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -37,13 +38,89 @@ impl Keyed {
     /// Its id is the record's own, so a record has at most one payout.
     pub fn payout(&self, now: u64) -> Option<Payout> {
         let (id, source, affiliate, cents) = match self {
-            Keyed::Conversion(c) => (c.id.0, c.id.to_string(), c.affiliate_id, c.payout_cents),
+            Keyed::Conversion(c) if c.status == ConversionStatus::Approved => {
+                (c.id.0, c.id.to_string(), c.affiliate_id, c.payout_cents)
+            }
+            Keyed::Conversion(_) => return None,
             Keyed::Lead(l) if l.status == LeadStatus::Verified => {
                 (l.id.0, l.id.to_string(), l.affiliate_id, l.payout_cents)
             }
             Keyed::Lead(_) => return None,
         };
         (cents > 0).then(|| Payout::new(PayoutId(id), self.campaign(), affiliate, source, cents, now))
+    }
+}
+
+impl Keyed {
+    /// `approved`, `pending_review` or `rejected` (a lead's `verified` is
+    /// its `approved`).
+    pub fn status(&self) -> &'static str {
+        match self {
+            Keyed::Conversion(c) => c.status.as_str(),
+            Keyed::Lead(l) => lead_status(l.status),
+        }
+    }
+
+    /// Why it was rejected, if it was.
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Keyed::Conversion(c) => c.reason.as_deref(),
+            Keyed::Lead(l) => l.rejection_reason.as_deref(),
+        }
+    }
+
+    /// What a cap claim counts: the record's payout (0 for a REV_SHARE click
+    /// conversion, which carries no revenue).
+    pub fn cents(&self) -> u64 {
+        match self {
+            Keyed::Conversion(c) => c.payout_cents,
+            Keyed::Lead(l) => l.payout_cents,
+        }
+    }
+
+    pub fn created_at(&self) -> u64 {
+        match self {
+            Keyed::Conversion(c) => c.created_at,
+            Keyed::Lead(l) => l.created_at,
+        }
+    }
+
+    /// Whether it holds a claim on its campaign's caps.
+    pub fn counted(&self) -> bool {
+        match self {
+            Keyed::Conversion(c) => c.counted,
+            Keyed::Lead(l) => l.counted,
+        }
+    }
+
+    /// The record as stored after its cap claim: counted if the caps
+    /// admitted it, else rejected with `cap_reached` (paying nothing).
+    pub fn claimed(&self, admitted: bool) -> Keyed {
+        let mut k = self.clone();
+        let cap = Reason::CapReached.as_str().to_string();
+        match &mut k {
+            Keyed::Conversion(c) if admitted => c.counted = true,
+            Keyed::Lead(l) if admitted => l.counted = true,
+            Keyed::Conversion(c) => {
+                c.status = ConversionStatus::Rejected;
+                c.reason = Some(cap.clone());
+                c.flags.push(cap);
+            }
+            Keyed::Lead(l) => {
+                l.status = LeadStatus::Rejected;
+                l.rejection_reason = Some(cap.clone());
+                l.flags.push(cap);
+            }
+        }
+        k
+    }
+}
+
+pub fn lead_status(status: LeadStatus) -> &'static str {
+    match status {
+        LeadStatus::Verified => "approved",
+        LeadStatus::PendingReview => "pending_review",
+        LeadStatus::Rejected => "rejected",
     }
 }
 
@@ -54,22 +131,45 @@ pub enum DedupKey {
     External(String),
 }
 
+impl DedupKey {
+    /// The key as text (`c:` and 32 hex digits, or `e:` and the externalId),
+    /// where a store needs it as one string.
+    pub fn text(&self) -> String {
+        match self {
+            DedupKey::Click(id) => format!("c:{:032x}", id.0),
+            DedupKey::External(e) => format!("e:{e}"),
+        }
+    }
+}
+
 /// What inserting `keyed` adds to its campaign's counters.
 pub fn recorded_delta(keyed: &Keyed) -> CampaignStats {
+    let mut delta = counted_delta(keyed);
+    delta.statuses.insert(keyed.status().to_string(), 1);
+    if let Some(reason) = keyed.reason().filter(|_| keyed.status() == "rejected") {
+        delta.rejected.insert(reason.to_string(), 1);
+    }
+    delta
+}
+
+/// The counters a record adds by its kind; a payout only if it is approved.
+fn counted_delta(keyed: &Keyed) -> CampaignStats {
+    let pays = keyed.status() == "approved";
+    let paid = |cents: u64| if pays { u128::from(cents) } else { 0 };
     match keyed {
         Keyed::Conversion(c) => CampaignStats {
             conversions_recorded: 1,
             conversions_from_bot_clicks: u64::from(c.bot_click),
-            payout_cents: c.payout_cents.into(),
+            payout_cents: paid(c.payout_cents),
             ..Default::default()
         },
         Keyed::Lead(l) => match l.source {
             LeadSource::Postback => {
-                CampaignStats { postbacks_recorded: 1, payout_cents: l.payout_cents.into(), ..Default::default() }
+                CampaignStats { postbacks_recorded: 1, payout_cents: paid(l.payout_cents), ..Default::default() }
             }
             // A confirmed referral earns at once; a direct lead only once its
             // review verifies it (the ledger, not these counters, has that).
-            LeadSource::Referral => CampaignStats { payout_cents: l.payout_cents.into(), ..Default::default() },
+            LeadSource::Referral => CampaignStats { payout_cents: paid(l.payout_cents), ..Default::default() },
             LeadSource::Direct => CampaignStats::default(),
         },
     }
@@ -113,7 +213,9 @@ mod tests {
     fn a_postback_counts_once_and_a_direct_lead_counts_nothing_until_reviewed() {
         let postback = recorded_delta(&lead(LeadStatus::Verified, LeadSource::Postback, 500));
         assert_eq!((postback.postbacks_recorded, postback.payout_cents), (1, 500));
-        assert!(recorded_delta(&lead(LeadStatus::PendingReview, LeadSource::Direct, 500)).is_empty());
+        let direct = recorded_delta(&lead(LeadStatus::PendingReview, LeadSource::Direct, 500));
+        assert_eq!((direct.postbacks_recorded, direct.payout_cents), (0, 0));
+        assert_eq!(direct.statuses.get("pending_review"), Some(&1));
     }
 
     #[test]

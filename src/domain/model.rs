@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::caps::{Caps, Claim};
 use super::ids::*;
+use super::rules::Rules;
 use super::subids::SubIds;
 
 pub type Fields = BTreeMap<String, serde_json::Value>;
@@ -29,6 +31,9 @@ pub struct Affiliate {
     pub id: AffiliateId,
     pub name: String,
     pub created_at: u64,
+    /// The affiliate's own address, for the `selfReferral` rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
     /// Set by an operator: every key refused, the affiliate's links dead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disabled_at: Option<u64>,
@@ -77,6 +82,26 @@ pub struct Campaign {
     /// two requests) editing one campaign never lose each other's change.
     #[serde(default)]
     pub version: u64,
+    /// Fraud rules (`domain::rules`); campaigns stored before have the defaults.
+    #[serde(default)]
+    pub rules: Rules,
+    /// The campaign's caps (`domain::caps`).
+    #[serde(default, skip_serializing_if = "Caps::is_empty")]
+    pub caps: Caps,
+    /// Caps of single affiliates on this campaign.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub affiliate_caps: BTreeMap<AffiliateId, Caps>,
+    /// Where a capped click goes (else the 404 page).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_url: Option<String>,
+}
+
+impl Campaign {
+    /// The claim a conversion of `affiliate` at `at` paying `cents` makes on
+    /// the campaign's caps, if any conversion or payout cap applies.
+    pub fn claim(&self, affiliate: AffiliateId, at: u64, cents: u64) -> Option<Claim> {
+        Claim::for_conversion(&self.caps, self.affiliate_caps.get(&affiliate), affiliate, at, cents)
+    }
 }
 
 /// An approved affiliate's code (or a campaign's test code, with no affiliate).
@@ -161,6 +186,41 @@ pub struct Conversion {
     /// Its click's sub-IDs.
     #[serde(flatten)]
     pub subs: SubIds,
+    /// Approved (paid), held for review, or rejected (paid nothing).
+    #[serde(default)]
+    pub status: ConversionStatus,
+    /// Why it was rejected (a rule's code, `cap_reached`, or the reviewer's words).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Every rule that hit it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flags: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reviewed_at: Option<u64>,
+    /// It holds a claim on its campaign's caps (given back on reversal or
+    /// rejection); the stores use it to tell a claim's owner from a stray.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub counted: bool,
+}
+
+/// A click conversion's review state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConversionStatus {
+    #[default]
+    Approved,
+    PendingReview,
+    Rejected,
+}
+
+impl ConversionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Approved => "approved",
+            Self::PendingReview => "pending_review",
+            Self::Rejected => "rejected",
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -221,6 +281,12 @@ pub struct Lead {
     /// The postback's `sub1`…`sub5`.
     #[serde(flatten)]
     pub subs: SubIds,
+    /// Every fraud rule that hit it (`rejectionReason` says which rejected it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flags: Vec<String>,
+    /// It holds a claim on its campaign's caps (see `Conversion::counted`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub counted: bool,
 }
 
 /// Leads keyed by something other than an advertiser's externalId use this
@@ -257,6 +323,8 @@ impl Lead {
             reviewed_at: None,
             rejection_reason: None,
             subs: SubIds::default(),
+            flags: vec![],
+            counted: false,
         }
     }
 
@@ -347,6 +415,13 @@ pub struct CampaignStats {
     pub conversions_ignored: BTreeMap<String, u64>,
     pub postbacks_recorded: u64,
     pub postbacks_duplicate: u64,
+    /// Recorded conversions and leads by status (`approved`,
+    /// `pending_review`, `rejected`), moved along by review decisions.
+    #[serde(default)]
+    pub statuses: BTreeMap<String, u64>,
+    /// Rejected ones by reason code.
+    #[serde(default)]
+    pub rejected: BTreeMap<String, u64>,
     /// 128 bits: a campaign's lifetime payouts have no bound but the number
     /// of its records (each at most `payout::MAX_CENTS`).
     pub payout_cents: u128,
@@ -367,10 +442,28 @@ impl CampaignStats {
         }
         add(&mut self.postbacks_recorded, other.postbacks_recorded);
         add(&mut self.postbacks_duplicate, other.postbacks_duplicate);
+        for (status, n) in &other.statuses {
+            add(self.statuses.entry(status.clone()).or_default(), *n);
+        }
+        for (reason, n) in &other.rejected {
+            add(self.rejected.entry(reason.clone()).or_default(), *n);
+        }
         self.payout_cents = self.payout_cents.saturating_add(other.payout_cents);
     }
 
     pub fn is_empty(&self) -> bool {
         *self == CampaignStats::default()
+    }
+
+    /// A review decision moves one record from `from` to `to`.
+    pub fn review(&mut self, from: &str, to: &str, reason: Option<&str>) {
+        let n = self.statuses.entry(from.to_string()).or_default();
+        *n = n.saturating_sub(1);
+        let n = self.statuses.entry(to.to_string()).or_default();
+        *n = n.saturating_add(1);
+        if let Some(reason) = reason {
+            let n = self.rejected.entry(reason.to_string()).or_default();
+            *n = n.saturating_add(1);
+        }
     }
 }

@@ -19,8 +19,11 @@ use super::keys::Owner;
 use super::validate::{invalid, Invalid};
 
 /// Every event type an endpoint may subscribe to.
-pub const EVENTS: [&str; 12] = [
+pub const EVENTS: [&str; 15] = [
     "conversion.recorded",
+    "conversion.held",
+    "conversion.approved",
+    "conversion.rejected",
     "conversion.reversed",
     "lead.submitted",
     "lead.verified",

@@ -24,6 +24,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, ActorStatus, RpcReplyPort};
 use super::dedup::{Filter, Window};
 use super::rebuild::{self, Rebuilt};
 use crate::config::EngineConfig;
+use crate::domain::caps::Claim;
 use crate::domain::ids::CampaignId;
 use crate::domain::model::{CampaignStats, Click};
 use crate::metrics;
@@ -34,8 +35,9 @@ pub struct CampaignActor;
 pub enum CampaignMsg {
     /// Log a click; the visitor has already been redirected.
     Click(Click),
-    /// Record a conversion or lead unless its key is already on record.
-    Keyed(Keyed, RpcReplyPort<KeyedReply>),
+    /// Record a conversion or lead unless its key is already on record,
+    /// with the claim it makes on the campaign's caps (checked in the commit).
+    Keyed(Keyed, Option<Claim>, RpcReplyPort<KeyedReply>),
     /// Count a conversion ignored for `reason` (for the campaign's stats).
     Ignored(&'static str),
     /// Start a commit if none is running and anything is pending.
@@ -107,7 +109,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 #[derive(Default)]
 struct Pending {
     clicks: Vec<Click>,
-    keyed: Vec<(Keyed, RpcReplyPort<KeyedReply>)>,
+    keyed: Vec<(Keyed, Option<Claim>, RpcReplyPort<KeyedReply>)>,
     stats: CampaignStats,
 }
 
@@ -166,9 +168,9 @@ impl Actor for CampaignActor {
                     state.arm_timer(&me);
                 }
             }
-            CampaignMsg::Keyed(keyed, reply) => {
+            CampaignMsg::Keyed(keyed, claim, reply) => {
                 state.received();
-                state.on_keyed(keyed, reply, &me).await;
+                state.on_keyed(keyed, claim, reply, &me).await;
             }
             CampaignMsg::Ignored(reason) => {
                 state.received();
@@ -211,7 +213,13 @@ impl CampaignState {
         metrics::mailbox(-1.0);
     }
 
-    async fn on_keyed(&mut self, keyed: Keyed, reply: RpcReplyPort<KeyedReply>, me: &ActorRef<CampaignMsg>) {
+    async fn on_keyed(
+        &mut self,
+        keyed: Keyed,
+        claim: Option<Claim>,
+        reply: RpcReplyPort<KeyedReply>,
+        me: &ActorRef<CampaignMsg>,
+    ) {
         let key = keyed.dedup_key();
         if let Some(found) = self.window.get(&key, Instant::now()) {
             metrics::dedup_path("window_hit");
@@ -243,7 +251,7 @@ impl CampaignState {
         }
         self.filter.set(&key);
         self.waiters.insert(key, Vec::new());
-        self.pending.keyed.push((keyed, reply));
+        self.pending.keyed.push((keyed, claim, reply));
         self.load.pending.fetch_add(1, Ordering::Relaxed);
         self.post_flush(me);
     }
@@ -298,9 +306,14 @@ impl CampaignState {
         let take_keyed = self.pending.keyed.len().min(self.config.max_batch);
         let take_clicks = self.pending.clicks.len().min(self.config.max_batch - take_keyed);
         let clicks: Vec<Click> = self.pending.clicks.drain(..take_clicks).collect();
-        let (keyed, replies): (Vec<Keyed>, Vec<_>) = self.pending.keyed.drain(..take_keyed).unzip();
+        let (mut keyed, mut claims, mut replies) = (Vec::new(), Vec::new(), Vec::new());
+        for (i, (k, claim, reply)) in self.pending.keyed.drain(..take_keyed).enumerate() {
+            keyed.push(k);
+            claims.extend(claim.map(|c| (i, c)));
+            replies.push(reply);
+        }
         let stats = std::mem::take(&mut self.pending.stats);
-        (Arc::new(Batch { clicks, keyed, stats: vec![(self.id, stats)] }), replies)
+        (Arc::new(Batch { clicks, keyed, claims, stats: vec![(self.id, stats)] }), replies)
     }
 
     /// Hands a batch to the store on its own task; the answer comes back as
@@ -370,6 +383,10 @@ impl CampaignState {
                 Outcome::Inserted => {
                     let _ = reply.send(KeyedReply::Recorded(mine.clone()));
                     mine.clone()
+                }
+                Outcome::InsertedAs(stored) => {
+                    let _ = reply.send(KeyedReply::Recorded(stored.clone()));
+                    stored
                 }
                 Outcome::Existing(found) => {
                     self.count_duplicate(&found);

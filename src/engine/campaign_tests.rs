@@ -151,7 +151,7 @@ fn reopen(dir: &tempfile::TempDir) -> FlakyStore {
 
 async fn send(actor: &ractor::ActorRef<CampaignMsg>, keyed: Keyed) -> KeyedReply {
     let (tx, rx) = oneshot::channel();
-    actor.send_message(CampaignMsg::Keyed(keyed, tx.into())).unwrap();
+    actor.send_message(CampaignMsg::Keyed(keyed, None, tx.into())).unwrap();
     rx.await.unwrap()
 }
 

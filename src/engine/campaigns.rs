@@ -23,6 +23,9 @@ pub struct Terms {
     pub field_mapping: std::collections::BTreeMap<String, String>,
     pub attribution_window_days: u32,
     pub hold_days: u32,
+    pub rules: crate::domain::rules::Rules,
+    pub caps: crate::domain::caps::Caps,
+    pub fallback_url: Option<String>,
 }
 
 impl Engine {
@@ -49,6 +52,10 @@ impl Engine {
             tracking_confirmed_at: None,
             created_at: self.now(),
             version: 0,
+            rules: terms.rules,
+            caps: terms.caps,
+            affiliate_caps: Default::default(),
+            fallback_url: terms.fallback_url,
         };
         let test_code = TrackingCode {
             code: campaign.test_tracking_code.clone(),

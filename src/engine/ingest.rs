@@ -9,6 +9,8 @@ use std::time::Instant;
 use tokio::sync::oneshot;
 
 use super::campaign::{CampaignMsg, KeyedReply};
+use super::guard::Context;
+use crate::domain::caps::Claim;
 use super::Engine;
 use crate::domain::ids::*;
 use crate::domain::keys::{KeyHash, Owner, Principal, Scope};
@@ -55,7 +57,8 @@ enum Caller {
 
 #[derive(Debug)]
 pub enum ConversionAnswer {
-    Recorded(ConversionId),
+    /// Recorded with its status: approved, held for review, or rejected.
+    Recorded(Box<Conversion>),
     Duplicate(ConversionId),
     Ignored(&'static str),
 }
@@ -211,10 +214,21 @@ impl Engine {
             },
             bot_click: claims.flagged,
             subs,
+            status: ConversionStatus::Approved,
+            reason: None,
+            flags: vec![],
+            reviewed_at: None,
+            counted: false,
         };
         let path = if claims.flagged { Path::BotClickConversion } else { Path::Conversion };
-        match self.record(Keyed::Conversion(conversion), path).await? {
-            (true, Keyed::Conversion(c)) => Ok(ConversionAnswer::Recorded(c.id)),
+        let ctx = Context {
+            seconds_since_click: Some(conversion.created_at.saturating_sub(claims.issued_at)),
+            bot_click: claims.flagged,
+            paid_traffic: false,
+        };
+        let (keyed, claim) = self.guard(&campaign, Keyed::Conversion(conversion), ctx).await?;
+        match self.record(keyed, claim, path).await? {
+            (true, Keyed::Conversion(c)) => Ok(ConversionAnswer::Recorded(Box::new(c))),
             (false, Keyed::Conversion(c)) => Ok(ConversionAnswer::Duplicate(c.id)),
             _ => unreachable!("a conversion key only ever holds a conversion"),
         }
@@ -329,7 +343,8 @@ impl Engine {
             subs: input.subs,
             ..Lead::verified(campaign.id, affiliate, code.code.clone(), external_id, self.now())
         };
-        match self.record(Keyed::Lead(lead), Path::Postback).await? {
+        let (keyed, claim) = self.guard(&campaign, Keyed::Lead(lead), Context::default()).await?;
+        match self.record(keyed, claim, Path::Postback).await? {
             (true, Keyed::Lead(l)) => Ok(PostbackAnswer::Recorded(l)),
             (false, Keyed::Lead(l)) => Ok(PostbackAnswer::Duplicate(l)),
             _ => unreachable!("a lead key only ever holds a lead"),
@@ -354,8 +369,14 @@ impl Engine {
     /// Records a direct or referral lead through its campaign's actor (the
     /// same dedup path as postbacks) and waits until it is durable. Returns
     /// (newly recorded?, the lead on file under its key).
-    pub(crate) async fn record_lead(&self, lead: Lead) -> Result<(bool, Lead)> {
-        match self.record(Keyed::Lead(lead), Path::Lead).await? {
+    /// With `guard`, the campaign's rules and caps apply (referral
+    /// confirmations); direct leads have their review instead.
+    pub(crate) async fn record_lead(&self, lead: Lead, guard: Option<&Campaign>) -> Result<(bool, Lead)> {
+        let (keyed, claim) = match guard {
+            Some(campaign) => self.guard(campaign, Keyed::Lead(lead), Context::default()).await?,
+            None => (Keyed::Lead(lead), None),
+        };
+        match self.record(keyed, claim, Path::Lead).await? {
             (fresh, Keyed::Lead(l)) => Ok((fresh, l)),
             _ => unreachable!("a lead key only ever holds a lead"),
         }
@@ -379,9 +400,10 @@ impl Engine {
 
     /// Sends a keyed write to its campaign's actor and waits until it is
     /// durable. Returns (newly recorded?, the record on file).
-    async fn record(&self, keyed: Keyed, path: Path) -> Result<(bool, Keyed)> {
+    async fn record(&self, keyed: Keyed, claim: Option<Claim>, path: Path) -> Result<(bool, Keyed)> {
         let (tx, rx) = oneshot::channel();
-        self.registry.send(keyed.campaign(), CampaignMsg::Keyed(keyed, tx.into())).await.inspect_err(|_| {
+        let msg = CampaignMsg::Keyed(keyed, claim, tx.into());
+        self.registry.send(msg_campaign(&msg), msg).await.inspect_err(|_| {
             path.outcome("rejected", "overloaded");
         })?;
         let reply = rx
@@ -390,6 +412,8 @@ impl Engine {
         match reply {
             KeyedReply::Recorded(k) => {
                 path.outcome("recorded", "none");
+                metrics::conversion_status(k.status(), k.reason().filter(|_| k.status() == "rejected").unwrap_or("none"));
+                super::guard::log_outcome(&k);
                 Ok((true, k))
             }
             KeyedReply::Duplicate(k) => {
@@ -401,6 +425,13 @@ impl Engine {
                 Err(e.into())
             }
         }
+    }
+}
+
+fn msg_campaign(msg: &CampaignMsg) -> CampaignId {
+    match msg {
+        CampaignMsg::Keyed(k, ..) => k.campaign(),
+        _ => unreachable!("only keyed writes are recorded"),
     }
 }
 

@@ -79,7 +79,7 @@ impl Engine {
             evidence,
             ..verified
         };
-        let (_, lead) = self.record_lead(lead).await?;
+        let (_, lead) = self.record_lead(lead, None).await?;
         metrics::lead("submitted");
         Ok(lead)
     }

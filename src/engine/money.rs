@@ -88,7 +88,14 @@ impl Money {
             let payout = match record {
                 Some(record) => record.payout(now),
                 None if self.in_grace(due.at, now) => continue,
-                None => None,
+                None => {
+                    // Its record never landed (CQL: the node died between
+                    // the claim and the insert): give any claim back.
+                    if let DueItem::Record(campaign, key) = &due.item {
+                        self.ledger.release_claim(*campaign, key).await?;
+                    }
+                    None
+                }
             };
             let hold_days = match &payout {
                 Some(p) => self.hold_days(&mut holds, p.campaign_id).await?,
@@ -290,7 +297,15 @@ impl Money {
 
     /// Reverses the record's payout: cancel before credit, clawback after.
     /// Reversing twice answers the reversed payout again.
+    /// A reversal gives the record's cap capacity back (once: the claim
+    /// goes with it).
     pub async fn reverse(&self, record: &Keyed, reason: &str) -> Result<Payout> {
+        let payout = self.reverse_payout(record, reason).await?;
+        self.ledger.release_claim(record.campaign(), &record.dedup_key()).await?;
+        Ok(payout)
+    }
+
+    async fn reverse_payout(&self, record: &Keyed, reason: &str) -> Result<Payout> {
         let Some(mut p) = self.pay(record).await? else {
             return Err(Error::Conflict {
                 code: "nothing_to_reverse",

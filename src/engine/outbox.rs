@@ -25,7 +25,7 @@ use super::Engine;
 use serde_json::{json, Value};
 
 use crate::domain::ids::{AffiliateId, CampaignId, ConversionId, DeliveryId, LeadId, WebhookId};
-use crate::domain::model::{LeadSource, LeadStatus};
+use crate::domain::model::{ConversionStatus, LeadSource, LeadStatus};
 use crate::domain::money::{Payout, Step};
 use crate::domain::webhook::{self, Attempt, Audience, Delivery, DeliveryStatus, Endpoint, EndpointKind, Event};
 use crate::metrics;
@@ -191,21 +191,22 @@ impl Outbox {
         let at = change.at;
         Ok(match &change.event {
             ChangeEvent::Recorded { record: Keyed::Conversion(c) } => {
-                vec![outgoing(
-                    "conversion.recorded",
-                    &c.id.to_string(),
-                    at,
-                    json_of(c),
-                    c.campaign_id,
-                    Some(c.affiliate_id),
-                )]
+                let kind = match c.status {
+                    ConversionStatus::Approved => "conversion.recorded",
+                    ConversionStatus::PendingReview => "conversion.held",
+                    ConversionStatus::Rejected => "conversion.rejected",
+                };
+                vec![outgoing(kind, &c.id.to_string(), at, json_of(c), c.campaign_id, Some(c.affiliate_id))]
             }
             ChangeEvent::Recorded { record: Keyed::Lead(l) } => {
                 let (id, data, aff) = (l.id.to_string(), json_of(l), Some(l.affiliate_id));
-                let kinds: &[&str] = match l.source {
-                    LeadSource::Postback => &["conversion.recorded"],
-                    LeadSource::Referral => &["referral.confirmed", "conversion.recorded"],
-                    LeadSource::Direct => &["lead.submitted"],
+                // Held or rejected by the rules or caps: no conversion yet.
+                let kinds: &[&str] = match (l.source, l.status) {
+                    (LeadSource::Direct, _) => &["lead.submitted"],
+                    (_, LeadStatus::PendingReview) => &["conversion.held"],
+                    (_, LeadStatus::Rejected) => &["conversion.rejected"],
+                    (LeadSource::Postback, _) => &["conversion.recorded"],
+                    (LeadSource::Referral, _) => &["referral.confirmed", "conversion.recorded"],
                 };
                 kinds.iter().map(|k| outgoing(k, &id, at, data.clone(), l.campaign_id, aff)).collect()
             }
@@ -216,6 +217,14 @@ impl Outbox {
                     _ => &["lead.rejected"],
                 };
                 kinds.iter().map(|k| outgoing(k, &id, at, data.clone(), lead.campaign_id, aff)).collect()
+            }
+            ChangeEvent::ConversionReviewed { conversion: c } => {
+                let (id, data, aff) = (c.id.to_string(), json_of(c), Some(c.affiliate_id));
+                let kinds: &[&str] = match c.status {
+                    ConversionStatus::Approved => &["conversion.approved", "conversion.recorded"],
+                    _ => &["conversion.rejected"],
+                };
+                kinds.iter().map(|k| outgoing(k, &id, at, data.clone(), c.campaign_id, aff)).collect()
             }
             ChangeEvent::Moved { payout, step } => {
                 let (id, aff) = (payout.id.to_string(), Some(payout.affiliate_id));

@@ -151,7 +151,7 @@ impl Engine {
             referral_id: Some(id),
             ..Lead::verified(campaign.id, referral.affiliate_id, tracking_code, Lead::referral_key(id), self.now())
         };
-        let (fresh, lead) = self.record_lead(lead).await?;
+        let (fresh, lead) = self.record_lead(lead, Some(&campaign)).await?;
         // Whoever recorded the lead, the referral must end up naming it: a
         // request that lost the race, or a retry after a crash between the
         // two writes, repairs it before answering 409.

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 
 use super::*;
 use crate::config::{Config, Overrides};
+use crate::domain::caps::{Usage, Window};
 use crate::domain::ids::*;
 use crate::domain::model::*;
 use crate::domain::money::*;
@@ -36,6 +37,10 @@ impl Ledger for FailingLedger {
     async fn get_conversion_by_id(&self, id: ConversionId) -> StoreResult<Option<Conversion>> { self.inner.get_conversion_by_id(id).await }
     async fn replace_lead(&self, l: &Lead, s: LeadStatus) -> StoreResult<bool> { self.inner.replace_lead(l, s).await }
     async fn list_leads(&self, q: &LeadQuery) -> StoreResult<Vec<Lead>> { self.inner.list_leads(q).await }
+    async fn replace_conversion(&self, c: &Conversion, s: ConversionStatus) -> StoreResult<bool> { self.inner.replace_conversion(c, s).await }
+    async fn list_conversions(&self, q: &ConversionQuery) -> StoreResult<Vec<Conversion>> { self.inner.list_conversions(q).await }
+    async fn release_claim(&self, c: CampaignId, k: &DedupKey) -> StoreResult<bool> { self.inner.release_claim(c, k).await }
+    async fn cap_usage(&self, c: CampaignId, w: &[Window]) -> StoreResult<Vec<Usage>> { self.inner.cap_usage(c, w).await }
     async fn put_referral(&self, r: &Referral) -> StoreResult<()> { self.inner.put_referral(r).await }
     async fn get_referral(&self, id: ReferralId) -> StoreResult<Option<Referral>> { self.inner.get_referral(id).await }
     async fn replace_referral(&self, r: &Referral, s: ReferralStatus) -> StoreResult<bool> { self.inner.replace_referral(r, s).await }

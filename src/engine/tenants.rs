@@ -51,9 +51,9 @@ impl Engine {
         Ok((advertiser, secret))
     }
 
-    pub async fn create_affiliate(&self, name: String) -> Result<(Affiliate, NewKey)> {
+    pub async fn create_affiliate(&self, name: String, email: Option<String>) -> Result<(Affiliate, NewKey)> {
         let now = self.now();
-        let affiliate = Affiliate { id: AffiliateId::random(), name, created_at: now, disabled_at: None };
+        let affiliate = Affiliate { id: AffiliateId::random(), name, created_at: now, disabled_at: None, email };
         let secret = NewKey::mint(Principal::Affiliate { id: affiliate.id }, new_secret_key(), now);
         self.keys.put_affiliate(&affiliate, &[secret.stored()]).await?;
         Ok((affiliate, secret))

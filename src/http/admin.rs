@@ -28,6 +28,9 @@ struct Advance {
 #[derive(Deserialize)]
 struct NewParty {
     name: String,
+    /// Affiliates only: their own address, which the `selfReferral` rule
+    /// compares conversions' emails with.
+    email: Option<String>,
 }
 
 pub async fn create_advertiser(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp> {
@@ -50,12 +53,14 @@ pub async fn create_advertiser(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp
 pub async fn create_affiliate(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp> {
     require_admin(&ctx.engine, req.headers())?;
     let input: NewParty = read_body(ctx, req).await?;
-    let (affiliate, secret) = ctx.engine.create_affiliate(validate::name("name", &input.name)?).await?;
+    let email = input.email.as_deref().map(|e| validate::email("email", e)).transpose()?;
+    let (affiliate, secret) = ctx.engine.create_affiliate(validate::name("name", &input.name)?, email).await?;
     Ok(json_response(
         StatusCode::CREATED,
         &json!({
             "id": affiliate.id,
             "name": affiliate.name,
+            "email": affiliate.email,
             "apiKey": secret.key,
             "keyId": secret.record.id,
         }),

@@ -14,7 +14,9 @@ use super::{read_body, Ctx};
 use crate::domain::ids::*;
 use crate::domain::keys::{Principal, Scope};
 use crate::domain::model::*;
+use crate::domain::caps::Caps;
 use crate::domain::payout::{bounded_cents, bp_to_percentage, percentage_to_bp};
+use crate::domain::rules::Rules;
 
 /// 2000 bp renders as `20`, 1250 as `12.5`: what the advertiser sent.
 fn percentage_json(bp: u32) -> Value {
@@ -42,6 +44,9 @@ struct NewCampaign {
     field_mapping: Option<BTreeMap<String, String>>,
     attribution_window_days: Option<u32>,
     hold_days: Option<u32>,
+    rules: Option<Value>,
+    caps: Option<Value>,
+    fallback_url: Option<String>,
 }
 
 /// Every field optional; `promoCode: null` removes the promo code.
@@ -58,6 +63,13 @@ struct CampaignPatch {
     field_mapping: Option<BTreeMap<String, String>>,
     attribution_window_days: Option<u32>,
     hold_days: Option<u32>,
+    /// Merged into the campaign's rules: only the rules named change.
+    rules: Option<Value>,
+    /// Replaces the campaign's caps whole (`null` or `{}` removes them).
+    #[serde(default, deserialize_with = "present")]
+    caps: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    fallback_url: Option<Value>,
 }
 
 /// Tells "absent" (`None`) from "null" (`Some(Null)`), which plain
@@ -109,6 +121,12 @@ pub async fn create(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp> {
         field_mapping: mapping,
         attribution_window_days: days("attributionWindowDays", input.attribution_window_days, 90, 1)?,
         hold_days: days("holdDays", input.hold_days, 30, 0)?,
+        rules: match &input.rules {
+            Some(r) => Rules::default().patched(r)?,
+            None => Rules::default(),
+        },
+        caps: input.caps.as_ref().map(|c| Caps::parse("caps", c)).transpose()?.unwrap_or_default(),
+        fallback_url: input.fallback_url.as_deref().map(|u| validate::landing_url("fallbackUrl", u)).transpose()?,
     };
     let campaign = ctx.engine.create_campaign(owner, terms).await?;
     Ok(json_response(StatusCode::CREATED, &campaign_json(&campaign, None)))
@@ -118,7 +136,10 @@ pub async fn show(ctx: &Ctx, req: Request<Incoming>, id: &str) -> Result<Resp> {
     let owner = advertiser(ctx, &req).await?;
     let campaign = owned(ctx, owner, id).await?;
     let stats = ctx.engine.campaign_stats(campaign.id).await?;
-    Ok(json_response(StatusCode::OK, &campaign_json(&campaign, Some(&stats))))
+    let usage = ctx.engine.cap_views(&campaign).await?;
+    let mut view = campaign_json(&campaign, Some(&stats));
+    view.campaign["capUsage"] = usage.iter().map(cap_view_json).collect();
+    Ok(json_response(StatusCode::OK, &view))
 }
 
 pub async fn update(ctx: &Ctx, req: Request<Incoming>, id: &str) -> Result<Resp> {
@@ -165,6 +186,18 @@ fn apply_patch(ctx: &Ctx, c: &mut Campaign, p: &CampaignPatch) -> Result<()> {
     }
     if p.hold_days.is_some() {
         c.hold_days = days("holdDays", p.hold_days, 30, 0)?;
+    }
+    if let Some(rules) = &p.rules {
+        c.rules = c.rules.patched(rules)?;
+    }
+    if let Some(caps) = &p.caps {
+        c.caps = Caps::parse("caps", caps)?;
+    }
+    match &p.fallback_url {
+        None => {}
+        Some(Value::Null) => c.fallback_url = None,
+        Some(Value::String(u)) => c.fallback_url = Some(validate::landing_url("fallbackUrl", u)?),
+        Some(_) => return Err(invalid("fallbackUrl", "must be an absolute http(s) URL, or null to remove it").into()),
     }
     Ok(())
 }
@@ -298,11 +331,17 @@ fn campaign_json(c: &Campaign, stats: Option<&CampaignStats>) -> CampaignView {
         "publishableKey": c.publishable_key,
         "trackingConfirmedAt": c.tracking_confirmed_at,
         "createdAt": c.created_at,
+        "rules": c.rules,
+        "caps": c.caps,
+        "affiliateCaps": c.affiliate_caps,
+        "fallbackUrl": c.fallback_url,
     });
     let stats = stats.map(|s| StatsView {
         clicks: s.clicks,
         bot_clicks: s.bot_clicks,
         conversions: json!({
+            "byStatus": s.statuses,
+            "rejectedByReason": s.rejected,
             "recorded": s.conversions_recorded,
             "duplicate": s.conversions_duplicate,
             "fromBotClicks": s.conversions_from_bot_clicks,
@@ -312,4 +351,23 @@ fn campaign_json(c: &Campaign, stats: Option<&CampaignStats>) -> CampaignView {
         payout_cents: s.payout_cents,
     });
     CampaignView { campaign: v, stats }
+}
+
+/// One capped window: whose, which period, its limits and what it took.
+fn cap_view_json(v: &crate::engine::review::CapView) -> Value {
+    use crate::domain::caps::Scope;
+    let mut out = json!({
+        "scope": match v.window.scope { Scope::Campaign => "campaign", Scope::Affiliate(_) => "affiliate" },
+        "period": if v.window.day.is_some() { "daily" } else { "total" },
+        "conversions": { "limit": v.limit_conversions, "used": v.used.conversions },
+        "payoutCents": { "limit": v.limit_cents, "used": v.used.payout_cents },
+    });
+    if let Scope::Affiliate(a) = v.window.scope {
+        out["affiliateId"] = json!(a);
+    }
+    if let Some(day) = v.window.day {
+        let date = chrono::NaiveDate::default() + chrono::Duration::days(day);
+        out["day"] = json!(date.to_string());
+    }
+    out
 }

@@ -13,7 +13,7 @@ use super::auth::require_admin;
 use super::body::{json_response, Resp};
 use super::query::Query;
 use super::Ctx;
-use crate::domain::model::LeadStatus;
+use crate::domain::model::{ConversionStatus, LeadStatus};
 use crate::domain::money::Step;
 use crate::domain::validate::invalid;
 use crate::error::Result;
@@ -41,6 +41,10 @@ fn change_json(change: &Change) -> serde_json::Value {
         ChangeEvent::Reviewed { lead } => {
             let kind = if lead.status == LeadStatus::Verified { "lead.verified" } else { "lead.rejected" };
             (kind, lead.id.to_string(), json!(lead))
+        }
+        ChangeEvent::ConversionReviewed { conversion: c } => {
+            let kind = if c.status == ConversionStatus::Approved { "conversion.approved" } else { "conversion.rejected" };
+            (kind, c.id.to_string(), json!(c))
         }
         ChangeEvent::Moved { payout, step } => {
             let kind = match step {

@@ -14,6 +14,7 @@ use super::body::{json_response, text_response, Resp};
 use super::{read_body, Ctx};
 use crate::domain::ids::{ConversionId, LeadId};
 use crate::domain::keys::{hash_key, KeyHash, Principal};
+use crate::domain::model::{Conversion, ConversionStatus};
 use crate::domain::subids::SubIds;
 use crate::domain::validate::invalid;
 use crate::engine::ingest::{ClickInput, ConversionAnswer, ConversionInput, PostbackAnswer, PostbackInput};
@@ -101,9 +102,7 @@ pub async fn conversion(ctx: &Ctx, req: Request<Incoming>, remote: SocketAddr) -
     let answer = ctx.engine.convert(&who, input).await?;
     let allowed = !matches!(answer, ConversionAnswer::Ignored("origin_not_allowed"));
     let resp = match answer {
-        ConversionAnswer::Recorded(id) => {
-            json_response(StatusCode::CREATED, &json!({"status": "recorded", "conversionId": id}))
-        }
+        ConversionAnswer::Recorded(c) => recorded_json(&c),
         ConversionAnswer::Duplicate(id) => {
             json_response(StatusCode::OK, &json!({"status": "duplicate", "conversionId": id}))
         }
@@ -277,7 +276,12 @@ pub async fn conversion_batch(ctx: &Ctx, req: Request<Incoming>, remote: SocketA
             key,
         };
         Ok(match ctx.engine.convert(who, input).await? {
-            ConversionAnswer::Recorded(id) => conversion_item("recorded", id),
+            ConversionAnswer::Recorded(c) if c.status == ConversionStatus::Rejected => ItemResult {
+                status: "ignored",
+                id: Some(("conversionId", c.id.to_string())),
+                reason: Some(static_reason(c.reason.as_deref())),
+            },
+            ConversionAnswer::Recorded(c) => conversion_item("recorded", c.id),
             ConversionAnswer::Duplicate(id) => conversion_item("duplicate", id),
             ConversionAnswer::Ignored(reason) => ItemResult { status: "ignored", id: None, reason: Some(reason) },
         })
@@ -320,4 +324,28 @@ pub(crate) fn whole_cents(n: &Number) -> Result<i64> {
         Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(f as i64),
         _ => Err(invalid("revenueCents", "must be a whole number of cents").into()),
     }
+}
+
+/// A recorded conversion's answer: 201 `recorded` (with `review` and
+/// `flags` when held for review), or, when the rules or a cap rejected it,
+/// the lenient 200 `ignored` with its reason (a browser never sees an error).
+fn recorded_json(c: &Conversion) -> Resp {
+    match c.status {
+        ConversionStatus::Approved => {
+            json_response(StatusCode::CREATED, &json!({"status": "recorded", "conversionId": c.id}))
+        }
+        ConversionStatus::PendingReview => json_response(
+            StatusCode::CREATED,
+            &json!({"status": "recorded", "conversionId": c.id, "review": "pending_review", "flags": c.flags}),
+        ),
+        ConversionStatus::Rejected => json_response(
+            StatusCode::OK,
+            &json!({"status": "ignored", "reason": c.reason, "conversionId": c.id, "flags": c.flags}),
+        ),
+    }
+}
+
+/// A rejection reason as the batch answer's static text.
+fn static_reason(reason: Option<&str>) -> &'static str {
+    crate::domain::rules::Reason::ALL.iter().map(|r| r.as_str()).find(|r| Some(*r) == reason).unwrap_or("rejected")
 }

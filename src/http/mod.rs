@@ -17,6 +17,7 @@ pub mod ops;
 pub mod query;
 pub mod referrals;
 pub mod request_id;
+pub mod review;
 pub mod snippet;
 pub mod webhooks;
 
@@ -70,6 +71,11 @@ enum Route<'a> {
     Conversions,
     ConversionsBatch,
     ConversionReverse(&'a str),
+    ConversionList,
+    ConversionApprove(&'a str),
+    ConversionReject(&'a str),
+    /// The campaign's id, the affiliate's.
+    CampaignAffiliateCaps(&'a str, &'a str),
     Postback,
     PostbackBatch,
     Referrals,
@@ -117,6 +123,10 @@ impl Route<'_> {
             Route::Conversions => "/api/v1/affiliate/conversions",
             Route::ConversionsBatch => "/api/v1/affiliate/conversions/batch",
             Route::ConversionReverse(_) => "/api/v1/conversions/{id}/reverse",
+            Route::ConversionList => "/api/v1/conversions",
+            Route::ConversionApprove(_) => "/api/v1/conversions/{id}/approve",
+            Route::ConversionReject(_) => "/api/v1/conversions/{id}/reject",
+            Route::CampaignAffiliateCaps(..) => "/api/v1/campaigns/{id}/affiliates/{affiliateId}/caps",
             Route::Postback => "/api/v1/postback",
             Route::PostbackBatch => "/api/v1/postback/batch",
             Route::Referrals => "/api/v1/referrals",
@@ -145,6 +155,8 @@ impl Route<'_> {
             Route::Metrics | Route::Wallet | Route::CampaignBalance(_) | Route::AdminChanges => "GET",
             Route::Campaign(_) => "GET, PATCH",
             Route::Leads | Route::Keys => "GET, POST",
+            Route::ConversionList => "GET",
+            Route::CampaignAffiliateCaps(..) => "PUT",
             Route::Key(_) => "DELETE",
             Route::Webhooks => "GET, POST",
             Route::PostbackUrl => "GET, PUT, DELETE",
@@ -197,6 +209,10 @@ fn match_route(path: &str) -> Option<Route<'_>> {
             ["affiliate", "conversions", "batch"] => Route::ConversionsBatch,
             ["affiliate", "postback-url"] => Route::PostbackUrl,
             ["conversions", id, "reverse"] => Route::ConversionReverse(id),
+            ["conversions"] => Route::ConversionList,
+            ["conversions", id, "approve"] => Route::ConversionApprove(id),
+            ["conversions", id, "reject"] => Route::ConversionReject(id),
+            ["campaigns", id, "affiliates", aff, "caps"] => Route::CampaignAffiliateCaps(id, aff),
             ["postback"] => Route::Postback,
             ["postback", "batch"] => Route::PostbackBatch,
             ["referrals"] => Route::Referrals,
@@ -322,6 +338,10 @@ async fn dispatch_cold(ctx: &Ctx, route: Route<'_>, req: Request<Incoming>) -> R
         Route::CampaignFund(id) => money::fund(ctx, req, id).await,
         Route::CampaignBalance(id) => money::balance(ctx, req, id).await,
         Route::ConversionReverse(id) => money::reverse(ctx, req, id).await,
+        Route::ConversionList => review::list(ctx, req).await,
+        Route::ConversionApprove(id) => review::decide(ctx, req, id, true).await,
+        Route::ConversionReject(id) => review::decide(ctx, req, id, false).await,
+        Route::CampaignAffiliateCaps(id, aff) => review::put_affiliate_caps(ctx, req, id, aff).await,
         Route::Wallet => money::wallet(ctx, req).await,
         Route::Webhooks => webhooks::collection(ctx, req).await,
         Route::PostbackUrl => webhooks::postback_url(ctx, req).await,

@@ -26,7 +26,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::{Keyed, StoreResult};
-use crate::domain::model::{Campaign, Lead, LeadStatus};
+use crate::domain::model::{Campaign, Conversion, ConversionStatus, Lead, LeadStatus};
 use crate::domain::money::{Move, Payout, Step};
 use crate::domain::referral::{Referral, ReferralStatus};
 
@@ -60,6 +60,8 @@ pub enum ChangeEvent {
     Recorded { record: Keyed },
     /// A direct lead's review decided it: verified or rejected.
     Reviewed { lead: Lead },
+    /// A click conversion held for review was approved or rejected.
+    ConversionReviewed { conversion: Conversion },
     /// A payout took a step (escrow, release, credit, cancel, clawback).
     Moved { payout: Payout, step: Step },
     /// A referral expired unconfirmed.
@@ -87,6 +89,14 @@ impl Change {
         let decided = matches!(lead.status, LeadStatus::Verified | LeadStatus::Rejected);
         (decided && before == LeadStatus::PendingReview).then(|| {
             Self::new(lead.reviewed_at.unwrap_or(lead.created_at), ChangeEvent::Reviewed { lead: lead.clone() })
+        })
+    }
+
+    /// A held conversion's review decision, if this replacement is one.
+    pub fn conversion_review(c: &Conversion, before: ConversionStatus) -> Option<Self> {
+        let decided = c.status != ConversionStatus::PendingReview;
+        (decided && before == ConversionStatus::PendingReview).then(|| {
+            Self::new(c.reviewed_at.unwrap_or(c.created_at), ChangeEvent::ConversionReviewed { conversion: c.clone() })
         })
     }
 

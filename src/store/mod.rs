@@ -45,6 +45,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 
+use crate::domain::caps::{Claim, Usage, Window};
 use crate::domain::ids::*;
 use crate::domain::keys::{ApiKey, KeyHash, Owner};
 use crate::domain::model::*;
@@ -111,6 +112,16 @@ pub struct LeadQuery {
     pub limit: usize,
 }
 
+/// Where a page of conversions starts and how long it is.
+#[derive(Clone, Debug)]
+pub struct ConversionQuery {
+    pub campaign: CampaignId,
+    pub status: Option<ConversionStatus>,
+    /// Only conversions older than this one (the previous page's last id).
+    pub before: Option<ConversionId>,
+    pub limit: usize,
+}
+
 /// What became of one keyed write.
 // Short-lived (one per keyed write, consumed by the actor that sent it), so
 // boxing the record would cost an allocation per duplicate and save nothing.
@@ -118,6 +129,9 @@ pub struct LeadQuery {
 #[derive(Clone, Debug)]
 pub enum Outcome {
     Inserted,
+    /// Inserted as this: its cap claim changed it (counted, or rejected
+    /// with `cap_reached`).
+    InsertedAs(Keyed),
     /// The key was already there; this is the record that won.
     Existing(Keyed),
 }
@@ -130,10 +144,18 @@ pub enum Outcome {
 pub struct Batch {
     pub clicks: Vec<Click>,
     pub keyed: Vec<Keyed>,
+    /// Cap claims of some of `keyed` (by index): the store admits each in
+    /// the record's own commit, or stores the record rejected.
+    pub claims: Vec<(usize, Claim)>,
     pub stats: Vec<(CampaignId, CampaignStats)>,
 }
 
 impl Batch {
+    /// The claim of `keyed[i]`, if it makes one.
+    pub fn claim(&self, i: usize) -> Option<&Claim> {
+        self.claims.iter().find(|(j, _)| *j == i).map(|(_, c)| c)
+    }
+
     pub fn len(&self) -> usize {
         self.clicks.len() + self.keyed.len()
     }
@@ -233,6 +255,16 @@ pub trait Ledger: Send + Sync + 'static {
     async fn get_conversion_by_id(&self, id: ConversionId) -> StoreResult<Option<Conversion>>;
     /// Replaces a lead only if the stored one still has `expected` status.
     async fn replace_lead(&self, lead: &Lead, expected: LeadStatus) -> StoreResult<bool>;
+    /// Replaces a conversion only if the stored one still has `expected`
+    /// status (a review decision), moving its listing row and counters.
+    async fn replace_conversion(&self, conversion: &Conversion, expected: ConversionStatus) -> StoreResult<bool>;
+    /// One campaign's conversions, newest first, optionally of one status.
+    async fn list_conversions(&self, query: &ConversionQuery) -> StoreResult<Vec<Conversion>>;
+    /// Gives back the cap capacity the record under `key` claimed, once:
+    /// `false` if it holds no claim (never made, or already given back).
+    async fn release_claim(&self, campaign: CampaignId, key: &DedupKey) -> StoreResult<bool>;
+    /// What each window has taken (zero for one never used).
+    async fn cap_usage(&self, campaign: CampaignId, windows: &[Window]) -> StoreResult<Vec<Usage>>;
     /// One campaign's leads, newest first, optionally of one status.
     async fn list_leads(&self, query: &LeadQuery) -> StoreResult<Vec<Lead>>;
 

@@ -11,8 +11,11 @@ async fn an_unknown_route_is_a_404_json_no_route() {
         let r = server.get(path, Some(ADMIN_KEY)).await;
         expect_error(&r, 404, "no_route");
     }
-    let r = server.post("/api/v1/conversions", Some(ADMIN_KEY), json!({})).await;
+    let r = server.post("/api/v1/conversion", Some(ADMIN_KEY), json!({})).await;
     expect_error(&r, 404, "no_route");
+    // The review queue is read-only: a POST there is the wrong method.
+    let r = server.post("/api/v1/conversions", Some(ADMIN_KEY), json!({})).await;
+    expect_error(&r, 405, "method_not_allowed");
 }
 
 #[tokio::test]

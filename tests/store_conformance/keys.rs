@@ -38,7 +38,7 @@ fn minted(principal: Principal, key: &str) -> (ApiKey, KeyHash) {
 
 /// An affiliate with `n` secret keys `sk_live_{tag}{i}`; returns their records.
 async fn affiliate_with_keys(store: &Shared, id: u64, n: usize) -> Vec<ApiKey> {
-    let aff = Affiliate { id: AffiliateId(id), name: "b".into(), created_at: 0, disabled_at: None };
+    let aff = Affiliate { id: AffiliateId(id), name: "b".into(), created_at: 0, disabled_at: None, email: None };
     let keys: Vec<_> =
         (0..n).map(|i| minted(Principal::Affiliate { id: aff.id }, &format!("sk_live_{id}_{i}"))).collect();
     store.put_affiliate(&aff, &keys[..1]).await.unwrap();

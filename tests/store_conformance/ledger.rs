@@ -344,6 +344,11 @@ async fn leads_and_conversions_are_found_by_id_after_commit(store: &Shared) {
         payout_cents: 0,
         bot_click: false,
         subs: Default::default(),
+        status: Default::default(),
+        reason: None,
+        flags: vec![],
+        reviewed_at: None,
+        counted: false,
     };
     commit(store, vec![Keyed::Lead(first.clone()), Keyed::Conversion(conversion.clone())]).await;
     commit(store, vec![Keyed::Lead(loser.clone())]).await;
@@ -370,6 +375,11 @@ async fn committing_a_paying_record_schedules_its_escrow(store: &Shared) {
         payout_cents: 300,
         bot_click: false,
         subs: Default::default(),
+        status: Default::default(),
+        reason: None,
+        flags: vec![],
+        reviewed_at: None,
+        counted: false,
     };
     let keyed = vec![Keyed::Lead(pays.clone()), Keyed::Lead(waits.clone()), Keyed::Conversion(conversion.clone())];
     commit(store, keyed).await;

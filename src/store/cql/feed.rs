@@ -164,6 +164,10 @@ impl ScyllaStore {
                 let stored = Ledger::get_lead_by_id(self, lead.id).await?;
                 stored.map(|l| l.status == lead.status && l.reviewed_at == lead.reviewed_at)
             }
+            ChangeEvent::ConversionReviewed { conversion: c } => {
+                let stored = Store::get_conversion(self, c.campaign_id, c.click_id).await?;
+                stored.filter(|s| s.id == c.id).map(|s| s.status == c.status && s.reviewed_at == c.reviewed_at)
+            }
             ChangeEvent::Moved { payout, step } => {
                 let stored = Ledger::get_payout(self, payout.id).await?;
                 // Not stepped yet reads as not there, so the grace applies.

@@ -50,7 +50,9 @@ impl ScyllaStore {
         let campaign = keyed.campaign().0 as i64;
         match keyed {
             Keyed::Conversion(c) => {
-                self.exec(&st.insert_conversion_id, (blob(c.id.0), campaign, blob(c.click_id.0))).await?;
+                let by_id = self.exec(&st.insert_conversion_id, (blob(c.id.0), campaign, blob(c.click_id.0)));
+                let (a, b) = tokio::join!(by_id, self.list_conversion_row(c));
+                a.map(drop).and(b)?;
             }
             Keyed::Lead(l) => {
                 let by_id = self.exec(&st.insert_lead_id, (blob(l.id.0), campaign, l.external_id.clone()));
@@ -186,6 +188,22 @@ impl Ledger for ScyllaStore {
 
     async fn list_leads(&self, query: &LeadQuery) -> StoreResult<Vec<Lead>> {
         self.leads_page(query).await
+    }
+
+    async fn replace_conversion(&self, conversion: &Conversion, expected: ConversionStatus) -> StoreResult<bool> {
+        self.replace_conversion_if(conversion, expected).await
+    }
+
+    async fn list_conversions(&self, query: &ConversionQuery) -> StoreResult<Vec<Conversion>> {
+        self.conversions_page(query).await
+    }
+
+    async fn release_claim(&self, campaign: CampaignId, key: &DedupKey) -> StoreResult<bool> {
+        self.release_cap_claim(campaign, key).await
+    }
+
+    async fn cap_usage(&self, campaign: CampaignId, windows: &[Window]) -> StoreResult<Vec<Usage>> {
+        self.usage_of_windows(campaign, windows).await
     }
 
     async fn put_referral(&self, referral: &Referral) -> StoreResult<()> {

@@ -7,6 +7,7 @@
 //! referrals), `money.rs` (a campaign's money as single-partition conditional
 //! batches), `wallet.rs`, `due.rs` (the due-time index), `ledger_rows.rs`.
 
+mod caps;
 mod cluster;
 mod due;
 mod feed;
@@ -14,6 +15,7 @@ mod hooks;
 mod keys;
 mod ledger;
 pub mod ledger_rows;
+mod review;
 mod listed;
 mod money;
 pub mod rows;
@@ -65,6 +67,12 @@ pub struct ScyllaStore {
     node_name: String,
 }
 
+/// `campaign_ignored` rows that count statuses and rejection reasons.
+use caps::Admit;
+
+const STATUS_PREFIX: &str = "status:";
+const REJECTED_PREFIX: &str = "rejected:";
+
 fn json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("records always serialize")
 }
@@ -87,10 +95,7 @@ fn day_of_id(id: u128) -> i32 {
 }
 
 fn dedup_text(key: &DedupKey) -> String {
-    match key {
-        DedupKey::Click(id) => format!("c:{:032x}", id.0),
-        DedupKey::External(e) => format!("e:{e}"),
-    }
+    key.text()
 }
 
 fn parse_dedup(text: &str) -> Option<DedupKey> {
@@ -220,6 +225,26 @@ impl ScyllaStore {
         Ok(existing.map_or(Outcome::Inserted, Outcome::Existing))
     }
 
+    /// A record's claim: its payout intent (which also reconciles a claim
+    /// whose record never lands: see `Money::pay_records`) before it.
+    async fn claim_for(&self, keyed: &Keyed, claim: &crate::domain::caps::Claim) -> StoreResult<Admit> {
+        let item = DueItem::Record(keyed.campaign(), keyed.dedup_key());
+        self.put_due_items(&[Due::new(Queue::Escrow, keyed.created_at(), item)]).await?;
+        self.admit_claim(keyed.campaign(), &keyed.dedup_key(), claim).await
+    }
+
+    /// Inserts a record; one that took a fresh claim but lost its key to a
+    /// record holding none (stored before caps) gives the claim back.
+    async fn insert_claimed(&self, keyed: &Keyed, admit: Option<Admit>) -> StoreResult<Outcome> {
+        let outcome = self.insert_keyed(keyed).await?;
+        if let (Outcome::Existing(winner), Some(Admit::Fresh)) = (&outcome, admit) {
+            if !winner.counted() {
+                self.release_cap_claim(keyed.campaign(), &keyed.dedup_key()).await?;
+            }
+        }
+        Ok(outcome)
+    }
+
     /// Clicks as log records: one row per campaign in the batch (usually
     /// one), keyed by its first click, with the retention as TTL. Rewriting
     /// a record (a retried batch) writes the same row again.
@@ -289,9 +314,13 @@ impl ScyllaStore {
         let deltas: Vec<_> = deltas.into_iter().filter(|(_, d)| !d.is_empty()).collect();
         let counters = deltas.iter().map(|(c, d)| self.exec(&self.st.add_counters, CounterDelta::new(c.0 as i64, d)));
         let ignored = deltas.iter().flat_map(|(c, d)| {
-            d.conversions_ignored
-                .iter()
-                .map(|(reason, n)| self.exec(&self.st.add_ignored, (Counter(*n as i64), c.0 as i64, reason.clone())))
+            let named = d.conversions_ignored.iter().map(|(r, n)| (r.clone(), *n as i64));
+            let statuses = d.statuses.iter().map(|(s, n)| (format!("{STATUS_PREFIX}{s}"), *n as i64));
+            let rejected = d.rejected.iter().map(|(r, n)| (format!("{REJECTED_PREFIX}{r}"), *n as i64));
+            named
+                .chain(statuses)
+                .chain(rejected)
+                .map(|(name, n)| self.exec(&self.st.add_ignored, (Counter(n), c.0 as i64, name)))
         });
         let (a, b) = tokio::join!(join_all(counters), join_all(ignored));
         a.into_iter().chain(b).try_for_each(|r| r.map(drop))
@@ -405,20 +434,35 @@ impl Store for ScyllaStore {
     }
 
     async fn commit(&self, batch: Arc<Batch>) -> StoreResult<Vec<Outcome>> {
-        let keyed = join_all(batch.keyed.iter().map(|k| self.insert_keyed(k)));
+        // Cap claims first, one at a time (they share their campaign's
+        // partition: run together they would only contend with each other).
+        let mut records: Vec<(Keyed, Option<Admit>)> = Vec::with_capacity(batch.keyed.len());
+        for (i, k) in batch.keyed.iter().enumerate() {
+            records.push(match batch.claim(i) {
+                None => (k.clone(), None),
+                Some(claim) => {
+                    let admit = self.claim_for(k, claim).await?;
+                    (k.claimed(admit != Admit::Refused), Some(admit))
+                }
+            });
+        }
+        let keyed = join_all(records.iter().map(|(k, admit)| self.insert_claimed(k, *admit)));
         let (keyed, clicks) = tokio::join!(keyed, self.write_clicks(&batch.clicks));
         let mut first_error = clicks.as_ref().err().cloned();
         let mut deltas: HashMap<CampaignId, CampaignStats> = HashMap::new();
         let mut outcomes = Vec::with_capacity(keyed.len());
         let mut inserted = Vec::new();
-        for (k, result) in batch.keyed.iter().zip(keyed) {
+        for ((k, admit), result) in records.iter().zip(keyed) {
             match result {
                 Ok(outcome) => {
                     if matches!(outcome, Outcome::Inserted) {
                         deltas.entry(k.campaign()).or_default().add(&recorded_delta(k));
                         inserted.push(k);
                     }
-                    outcomes.push(outcome);
+                    outcomes.push(match (outcome, admit) {
+                        (Outcome::Inserted, Some(_)) => Outcome::InsertedAs(k.clone()),
+                        (other, _) => other,
+                    });
                 }
                 Err(e) => {
                     first_error.get_or_insert(e);
@@ -499,7 +543,15 @@ impl Store for ScyllaStore {
         let rows = self.exec(&self.st.select_ignored, id).await?.into_rows_result()?;
         for row in rows.rows::<IgnoredRow>()? {
             let row = row?;
-            stats.conversions_ignored.insert(row.reason, row.n.map_or(0, |n| n.0.max(0) as u64));
+            let n = row.n.map_or(0, |n| n.0.max(0) as u64);
+            // One counter table holds three maps, told apart by prefix.
+            if let Some(status) = row.reason.strip_prefix(STATUS_PREFIX) {
+                stats.statuses.insert(status.to_string(), n);
+            } else if let Some(reason) = row.reason.strip_prefix(REJECTED_PREFIX) {
+                stats.rejected.insert(reason.to_string(), n);
+            } else {
+                stats.conversions_ignored.insert(row.reason, n);
+            }
         }
         Ok(stats)
     }

@@ -110,6 +110,8 @@ impl CounterRow {
             conversions_duplicate: n(self.conversions_duplicate),
             conversions_from_bot_clicks: n(self.conversions_bot),
             conversions_ignored: Default::default(),
+            statuses: Default::default(),
+            rejected: Default::default(),
             postbacks_recorded: n(self.postbacks_recorded),
             postbacks_duplicate: n(self.postbacks_duplicate),
             payout_cents: u128::from(n(self.payout_cents)) + u128::from(n(self.payout_millions)) * PAYOUT_SPLIT,

@@ -22,6 +22,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (4, "click_log", include_str!("../../../migrations/cql/0004_click_log.cql")),
     (5, "changes", include_str!("../../../migrations/cql/0005_changes.cql")),
     (6, "webhooks", include_str!("../../../migrations/cql/0006_webhooks.cql")),
+    (7, "caps", include_str!("../../../migrations/cql/0007_caps.cql")),
 ];
 
 pub fn latest() -> i32 {

@@ -46,6 +46,7 @@ pub struct Statements {
     pub cluster: super::cluster::ClusterStatements,
     pub feed: super::feed::FeedStatements,
     pub hooks: super::hooks::HookStatements,
+    pub caps: super::caps::CapStatements,
 }
 
 /// The money path, the due-time index, referrals and the lookups by id
@@ -228,6 +229,7 @@ impl Statements {
             cluster: super::cluster::ClusterStatements::prepare(session, profiles, ks).await?,
             feed: super::feed::FeedStatements::prepare(session, profiles, ks).await?,
             hooks: super::hooks::HookStatements::prepare(session, profiles, ks).await?,
+            caps: super::caps::CapStatements::prepare(session, profiles, ks).await?,
         })
     }
 }

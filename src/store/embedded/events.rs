@@ -19,15 +19,22 @@ pub(super) fn apply(txn: &WriteTransaction, batch: &Batch) -> StoreResult<Vec<Ou
         add(*campaign, delta);
     }
     let mut outcomes = Vec::with_capacity(batch.keyed.len());
+    for (i, keyed) in batch.keyed.iter().enumerate() {
+        outcomes.push(match batch.claim(i) {
+            None => insert_keyed(&mut conversions, &mut leads, keyed)?,
+            Some(claim) => insert_claimed(txn, &mut conversions, &mut leads, keyed, claim)?,
+        });
+    }
     let mut inserted = Vec::new();
-    for keyed in &batch.keyed {
-        let outcome = insert_keyed(&mut conversions, &mut leads, keyed)?;
-        if matches!(outcome, Outcome::Inserted) {
-            add(keyed.campaign(), &recorded_delta(keyed));
-            index_keyed(txn, keyed)?;
-            inserted.push(keyed);
-        }
-        outcomes.push(outcome);
+    for (keyed, outcome) in batch.keyed.iter().zip(&outcomes) {
+        let stored = match outcome {
+            Outcome::Inserted => keyed,
+            Outcome::InsertedAs(stored) => stored,
+            Outcome::Existing(_) => continue,
+        };
+        add(stored.campaign(), &recorded_delta(stored));
+        index_keyed(txn, stored)?;
+        inserted.push(stored);
     }
     for (campaign, delta) in deltas {
         add_stats(&mut stats, campaign, &delta)?;
@@ -60,6 +67,28 @@ pub(super) fn insert_keyed(
     Ok(Outcome::Inserted)
 }
 
+/// A record with a cap claim: if its key is new, the claim is checked and
+/// taken in this transaction and the record stored as the claim left it.
+fn insert_claimed(
+    txn: &WriteTransaction,
+    conversions: &mut Table<(u64, u128), &[u8]>,
+    leads: &mut Table<(u64, &str), &[u8]>,
+    keyed: &Keyed,
+    claim: &Claim,
+) -> StoreResult<Outcome> {
+    let existing = match keyed {
+        Keyed::Conversion(c) => conversions.get((c.campaign_id.0, c.click_id.0))?.map(|v| dec(v.value()).map(Keyed::Conversion)),
+        Keyed::Lead(l) => leads.get((l.campaign_id.0, l.external_id.as_str()))?.map(|v| dec(v.value()).map(Keyed::Lead)),
+    };
+    if let Some(found) = existing {
+        return Ok(Outcome::Existing(found?));
+    }
+    let admitted = caps::admit(txn, keyed.campaign(), &keyed.dedup_key(), claim)?;
+    let stored = keyed.claimed(admitted);
+    insert_keyed(conversions, leads, &stored)?;
+    Ok(Outcome::InsertedAs(stored))
+}
+
 /// The lookups by id, and the record's payout intent in the same
 /// transaction, so every stored record that pays is sure to be paid.
 pub(super) fn index_keyed(txn: &WriteTransaction, keyed: &Keyed) -> StoreResult<()> {
@@ -68,6 +97,7 @@ pub(super) fn index_keyed(txn: &WriteTransaction, keyed: &Keyed) -> StoreResult<
         Keyed::Conversion(c) => {
             let mut index = txn.open_table(CONVERSION_INDEX)?;
             index.insert(c.id.0, (campaign.0, c.click_id.0))?;
+            list_conversion(txn, c)?;
         }
         Keyed::Lead(l) => {
             let mut index = txn.open_table(LEAD_INDEX)?;
@@ -124,6 +154,74 @@ pub(super) fn add_stats(table: &mut Table<u64, &[u8]>, campaign: CampaignId, del
         Some(v) => dec(v.value())?,
         None => CampaignStats::default(),
     };
+    current.add(delta);
+    table.insert(campaign.0, enc(&current).as_slice())?;
+    Ok(())
+}
+
+/// The campaign's listing of its conversions by status, newest first.
+pub(super) const CONVERSION_LIST: TableDefinition<(u64, u8, u128), u128> = TableDefinition::new("conversion_list");
+
+fn status_code(status: ConversionStatus) -> u8 {
+    match status {
+        ConversionStatus::Approved => 0,
+        ConversionStatus::PendingReview => 1,
+        ConversionStatus::Rejected => 2,
+    }
+}
+
+pub(super) fn list_conversion(txn: &WriteTransaction, c: &Conversion) -> StoreResult<()> {
+    let mut list = txn.open_table(CONVERSION_LIST)?;
+    list.insert((c.campaign_id.0, status_code(c.status), c.id.0), c.click_id.0)?;
+    Ok(())
+}
+
+pub(super) fn unlist_conversion(txn: &WriteTransaction, c: &Conversion, status: ConversionStatus) -> StoreResult<()> {
+    txn.open_table(CONVERSION_LIST)?.remove((c.campaign_id.0, status_code(status), c.id.0))?;
+    Ok(())
+}
+
+pub(super) fn list_conversions(txn: &redb::ReadTransaction, q: &ConversionQuery) -> StoreResult<Vec<Conversion>> {
+    let list = txn.open_table(CONVERSION_LIST)?;
+    let conversions = txn.open_table(CONVERSIONS)?;
+    let end = q.before.map_or(u128::MAX, |b| b.0);
+    let statuses = match q.status {
+        Some(s) => vec![s],
+        None => vec![ConversionStatus::Approved, ConversionStatus::PendingReview, ConversionStatus::Rejected],
+    };
+    let mut rows: Vec<(u128, u128)> = Vec::new();
+    for status in statuses {
+        let code = status_code(status);
+        for row in list.range((q.campaign.0, code, 0u128)..(q.campaign.0, code, end))?.rev().take(q.limit) {
+            let (key, click) = row?;
+            rows.push((key.value().2, click.value()));
+        }
+    }
+    rows.sort_by_key(|r| std::cmp::Reverse(r.0));
+    rows.truncate(q.limit);
+    let mut out = Vec::with_capacity(rows.len());
+    for (_, click) in rows {
+        if let Some(found) = conversions.get((q.campaign.0, click))? {
+            out.push(dec(found.value())?);
+        }
+    }
+    Ok(out)
+}
+
+/// A review decision's counters: one off `from`, `delta` (the new status) on.
+pub(super) fn move_status(
+    table: &mut Table<u64, &[u8]>,
+    campaign: CampaignId,
+    from: &str,
+    delta: &CampaignStats,
+) -> StoreResult<()> {
+    let mut current: CampaignStats = match table.get(campaign.0)? {
+        Some(v) => dec(v.value())?,
+        None => CampaignStats::default(),
+    };
+    if let Some(n) = current.statuses.get_mut(from) {
+        *n = n.saturating_sub(1);
+    }
     current.add(delta);
     table.insert(campaign.0, enc(&current).as_slice())?;
     Ok(())

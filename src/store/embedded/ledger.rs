@@ -38,6 +38,51 @@ impl Ledger for EmbeddedStore {
         .await
     }
 
+    async fn replace_conversion(&self, conversion: &Conversion, expected: ConversionStatus) -> StoreResult<bool> {
+        let conversion = conversion.clone();
+        self.write(move |txn| {
+            let mut table = txn.open_table(CONVERSIONS)?;
+            let key = (conversion.campaign_id.0, conversion.click_id.0);
+            let current: Option<Conversion> = table.get(key)?.map(|v| dec(v.value())).transpose()?;
+            let Some(current) = current.filter(|c| c.status == expected && c.id == conversion.id) else {
+                return Ok(false);
+            };
+            table.insert(key, enc(&conversion).as_slice())?;
+            drop(table);
+            if current.status != conversion.status {
+                events::unlist_conversion(txn, &current, current.status)?;
+                events::list_conversion(txn, &conversion)?;
+                let mut stats = txn.open_table(STATS)?;
+                let mut delta = CampaignStats::default();
+                let (from, to) = (current.status.as_str(), conversion.status.as_str());
+                delta.statuses.insert(to.to_string(), 1);
+                if let Some(reason) = conversion.reason.as_deref().filter(|_| to == "rejected") {
+                    delta.rejected.insert(reason.to_string(), 1);
+                }
+                // The status it leaves is taken off in place: counters only add.
+                events::move_status(&mut stats, conversion.campaign_id, from, &delta)?;
+            }
+            super::feed::append_changes(txn, &Change::conversion_review(&conversion, expected).into_iter().collect::<Vec<_>>())?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn list_conversions(&self, query: &ConversionQuery) -> StoreResult<Vec<Conversion>> {
+        let query = query.clone();
+        self.read(move |txn| events::list_conversions(txn, &query)).await
+    }
+
+    async fn release_claim(&self, campaign: CampaignId, key: &DedupKey) -> StoreResult<bool> {
+        let key = key.clone();
+        self.write(move |txn| caps::release(txn, campaign, &key)).await
+    }
+
+    async fn cap_usage(&self, campaign: CampaignId, windows: &[Window]) -> StoreResult<Vec<Usage>> {
+        let windows = windows.to_vec();
+        self.read(move |txn| caps::usage(txn, campaign, &windows)).await
+    }
+
     async fn list_leads(&self, query: &LeadQuery) -> StoreResult<Vec<Lead>> {
         let query = query.clone();
         self.read(move |txn| list_leads(txn, &query)).await

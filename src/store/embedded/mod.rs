@@ -26,6 +26,7 @@ type KeySender = tokio::sync::mpsc::Sender<Vec<DedupKey>>;
 
 use super::*;
 
+mod caps;
 mod clickfiles;
 mod clicks;
 mod events;
@@ -173,9 +174,10 @@ fn table_names() -> Vec<String> {
         CONVERSION_INDEX.name(),
         REFERRALS.name(),
         feed::CHANGES.name(),
+        events::CONVERSION_LIST.name(),
     ]
     .map(str::to_string);
-    names.into_iter().chain(money::table_names()).chain(keys::table_names()).chain(hooks::table_names()).collect()
+    names.into_iter().chain(caps::table_names()).chain(money::table_names()).chain(keys::table_names()).chain(hooks::table_names()).collect()
 }
 
 fn open_all_tables(txn: &WriteTransaction) -> StoreResult<()> {
@@ -190,6 +192,8 @@ fn open_all_tables(txn: &WriteTransaction) -> StoreResult<()> {
     txn.open_table(CONVERSION_INDEX)?;
     txn.open_table(REFERRALS)?;
     txn.open_table(feed::CHANGES)?;
+    txn.open_table(events::CONVERSION_LIST)?;
+    caps::open_tables(txn)?;
     money::open_tables(txn)?;
     keys::open_tables(txn)?;
     hooks::open_tables(txn)?;

@@ -1,0 +1,156 @@
+//! The review queue: conversions and postback or referral leads that a
+//! fraud rule held (`pending_review`), listed for the advertiser, who
+//! approves them (the normal escrow path starts) or rejects them (nothing
+//! is paid and their cap capacity goes back). Decisions are one-way;
+//! repeating one is harmless, the opposite one is 409.
+
+use super::Engine;
+use crate::domain::caps::{Usage, Window};
+use crate::domain::ids::*;
+use crate::domain::model::*;
+use crate::domain::money::Payout;
+use crate::error::{Error, Result};
+use crate::metrics;
+use crate::store::{ConversionQuery, DedupKey, Due, DueItem, Keyed, Queue};
+
+const ATTEMPTS: usize = 4;
+
+/// A review decision on a conversion or a lead.
+pub struct Decided {
+    pub record: Keyed,
+    pub payout: Option<Payout>,
+}
+
+/// A window of a campaign's caps with its limits and what it has taken.
+pub struct CapView {
+    pub window: Window,
+    pub limit_conversions: Option<u64>,
+    pub limit_cents: Option<u64>,
+    pub used: Usage,
+}
+
+impl Engine {
+    pub async fn list_conversions(&self, advertiser: AdvertiserId, mut q: ConversionQuery) -> Result<(Vec<Conversion>, Option<ConversionId>)> {
+        self.owned_campaign(advertiser, q.campaign).await?;
+        let limit = q.limit;
+        q.limit = limit + 1;
+        let mut page = self.ledger.list_conversions(&q).await?;
+        let next = (page.len() > limit).then(|| {
+            page.truncate(limit);
+            page.last().expect("limit is at least one").id
+        });
+        Ok((page, next))
+    }
+
+    /// Approves (`approve`) or rejects a held conversion or lead by id.
+    pub async fn decide(&self, advertiser: AdvertiserId, id: &str, approve: bool, reason: Option<String>) -> Result<Decided> {
+        if let Ok(lead) = id.parse::<LeadId>() {
+            let to = if approve { LeadStatus::Verified } else { LeadStatus::Rejected };
+            let reviewed = self.review_lead(advertiser, lead, to, reason).await?;
+            if !approve {
+                let l = &reviewed.lead;
+                self.ledger.release_claim(l.campaign_id, &DedupKey::External(l.external_id.clone())).await?;
+            }
+            return Ok(Decided { record: Keyed::Lead(reviewed.lead), payout: reviewed.payout });
+        }
+        let Ok(id) = id.parse::<ConversionId>() else {
+            return Err(Error::NotFound(format!("no conversion or lead '{}'", crate::domain::validate::excerpt(id))));
+        };
+        self.decide_conversion(advertiser, id, approve, reason).await
+    }
+
+    async fn decide_conversion(&self, advertiser: AdvertiserId, id: ConversionId, approve: bool, reason: Option<String>) -> Result<Decided> {
+        let to = if approve { ConversionStatus::Approved } else { ConversionStatus::Rejected };
+        for _ in 0..ATTEMPTS {
+            let c = self.ledger.get_conversion_by_id(id).await?.ok_or_else(|| Error::NotFound(format!("no conversion '{id}'")))?;
+            self.owned_campaign(advertiser, c.campaign_id).await?;
+            let c = if c.status == to {
+                c
+            } else if c.status != ConversionStatus::PendingReview {
+                return Err(Error::Conflict {
+                    code: "already_decided",
+                    message: format!("conversion '{id}' is already {}; review decisions are final", c.status.as_str()),
+                });
+            } else {
+                let next = Conversion {
+                    status: to,
+                    reviewed_at: Some(self.now()),
+                    reason: if approve { None } else { reason.clone() },
+                    ..c
+                };
+                if approve {
+                    // The payout intent first: if this request dies after
+                    // the decision, the escrow supervisor pays it.
+                    let at = self.now() + self.config.money.record_grace_secs;
+                    let item = DueItem::Record(next.campaign_id, DedupKey::Click(next.click_id));
+                    self.ledger.put_due(&[Due::new(Queue::Escrow, at, item)]).await?;
+                }
+                if !self.ledger.replace_conversion(&next, ConversionStatus::PendingReview).await? {
+                    continue;
+                }
+                metrics::lead(if approve { "conversion_approved" } else { "conversion_rejected" });
+                next
+            };
+            let record = Keyed::Conversion(c);
+            let payout = match approve {
+                true => self.money.pay(&record).await?,
+                false => {
+                    self.ledger.release_claim(record.campaign(), &record.dedup_key()).await?;
+                    None
+                }
+            };
+            return Ok(Decided { record, payout });
+        }
+        Err(Error::Unavailable(format!("conversion '{id}' kept changing while being reviewed; retry")))
+    }
+
+    /// Replaces one affiliate's caps on a campaign (empty removes them).
+    pub async fn set_affiliate_caps(
+        &self,
+        campaign: CampaignId,
+        affiliate: AffiliateId,
+        caps: crate::domain::caps::Caps,
+    ) -> Result<std::sync::Arc<Campaign>> {
+        if self.affiliate(affiliate).await?.is_none() {
+            return Err(Error::NotFound(format!("no affiliate '{affiliate}'")));
+        }
+        let max = crate::domain::caps::MAX_AFFILIATE_CAPS;
+        self.catalog
+            .update_campaign(campaign, |c| {
+                if caps.is_empty() {
+                    c.affiliate_caps.remove(&affiliate);
+                } else if c.affiliate_caps.len() >= max && !c.affiliate_caps.contains_key(&affiliate) {
+                    return Err(crate::domain::validate::invalid("affiliateId", format!("a campaign may cap at most {max} affiliates")).into());
+                } else {
+                    c.affiliate_caps.insert(affiliate, caps.clone());
+                }
+                Ok::<_, Error>(())
+            })
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("no campaign '{campaign}'")))
+    }
+
+    /// Each capped window of the campaign (and its affiliates) for today
+    /// and in total, with what it has taken.
+    pub async fn cap_views(&self, campaign: &Campaign) -> Result<Vec<CapView>> {
+        use crate::domain::caps::{Caps, Scope};
+        let now = self.now();
+        let mut wanted: Vec<(Window, crate::domain::caps::Limits)> = Vec::new();
+        let mut add = |scope: Scope, caps: &Caps| {
+            wanted.push((Window { scope, day: Some(caps.day(now)) }, caps.daily));
+            wanted.push((Window { scope, day: None }, caps.total));
+        };
+        add(Scope::Campaign, &campaign.caps);
+        for (aff, caps) in &campaign.affiliate_caps {
+            add(Scope::Affiliate(*aff), caps);
+        }
+        wanted.retain(|(_, l)| l.conversions.is_some() || l.payout_cents.is_some() || l.clicks.is_some());
+        let windows: Vec<Window> = wanted.iter().map(|(w, _)| *w).collect();
+        let used = self.ledger.cap_usage(campaign.id, &windows).await?;
+        Ok(wanted
+            .into_iter()
+            .zip(used)
+            .map(|((window, l), used)| CapView { window, limit_conversions: l.conversions, limit_cents: l.payout_cents, used })
+            .collect())
+    }
+}

@@ -1,0 +1,242 @@
+//! Guards on the money (issue 15): caps hold a campaign to its budget to the
+//! unit, fraud rules flag or reject what looks wrong, and held conversions
+//! wait for the advertiser's review. Bad settings are a 400 naming the
+//! field and change nothing.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+
+async fn patch_campaign(server: &TestServer, w: &World, body: Value) -> Reply {
+    server.patch(&format!("/api/v1/campaigns/{}", w.campaign_id), Some(&w.key), body).await
+}
+
+async fn campaign(server: &TestServer, w: &World) -> Value {
+    let r = server.get(&format!("/api/v1/campaigns/{}", w.campaign_id), Some(&w.key)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.json()
+}
+
+async fn converted(server: &TestServer, w: &World) -> Value {
+    let token = w.click_token(server).await;
+    let r = w.convert(server, &token).await;
+    assert!(r.status.is_success(), "{}", r.text);
+    r.json()
+}
+
+/// The `capUsage` entry of one scope and period.
+fn usage<'a>(campaign: &'a Value, scope: &str, period: &str) -> &'a Value {
+    campaign["capUsage"]
+        .as_array()
+        .and_then(|a| a.iter().find(|u| u["scope"] == scope && u["period"] == period))
+        .unwrap_or_else(|| panic!("no {scope} {period} usage in {campaign}"))
+}
+
+#[tokio::test]
+async fn the_nth_conversion_under_a_daily_cap_is_approved_and_the_next_is_rejected_with_cap_reached() {
+    let server = TestServer::start().await;
+    let w = World::fixed(&server, 500).await;
+    let r = patch_campaign(&server, &w, json!({"caps": {"daily": {"conversions": 3}}})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    for _ in 0..3 {
+        let answer = converted(&server, &w).await;
+        assert_eq!(answer["status"], "recorded", "{answer}");
+        assert!(answer.get("review").is_none(), "{answer}");
+    }
+    let token = w.click_token(&server).await;
+    let over = w.convert(&server, &token).await;
+    assert_eq!(over.status, 200, "{}", over.text);
+    assert_eq!((over.json()["status"].clone(), over.json()["reason"].clone()), (json!("ignored"), json!("cap_reached")));
+    assert!(over.json()["conversionId"].is_string(), "{}", over.text);
+    let again = w.convert(&server, &token).await;
+    assert_eq!(again.json()["status"], "duplicate", "a rejected conversion is still on record: {}", again.text);
+
+    let c = campaign(&server, &w).await;
+    let daily = usage(&c, "campaign", "daily");
+    assert_eq!((daily["conversions"]["limit"].clone(), daily["conversions"]["used"].clone()), (json!(3), json!(3)));
+    assert_eq!(c["stats"]["conversions"]["byStatus"]["approved"], 3, "{c}");
+    assert_eq!(c["stats"]["conversions"]["rejectedByReason"]["cap_reached"], 1, "{c}");
+    assert_eq!(c["stats"]["payoutCents"], 1500, "the capped one pays nothing: {c}");
+}
+
+#[tokio::test]
+async fn a_daily_cap_rolls_over_at_midnight_in_the_campaigns_timezone() {
+    let server = TestServer::start_money().await;
+    let w = World::fixed(&server, 500).await;
+    let caps = json!({"caps": {"daily": {"conversions": 1}, "timezone": "America/New_York"}});
+    assert_eq!(patch_campaign(&server, &w, caps).await.status, 200);
+    let now = server.advance_clock(1).await as i64;
+    let tz: chrono_tz::Tz = "America/New_York".parse().unwrap();
+    use chrono::TimeZone;
+    let local = tz.timestamp_opt(now, 0).unwrap();
+    let next_midnight = tz
+        .from_local_datetime(&(local.date_naive() + chrono::Duration::days(1)).and_hms_opt(0, 0, 0).unwrap())
+        .earliest()
+        .unwrap()
+        .timestamp();
+
+    assert_eq!(converted(&server, &w).await["status"], "recorded");
+    // Still the same local day one second before its midnight.
+    server.advance_clock((next_midnight - now - 1) as u64).await;
+    assert_eq!(converted(&server, &w).await["reason"], "cap_reached");
+    server.advance_clock(2).await;
+    assert_eq!(converted(&server, &w).await["status"], "recorded", "a new local day, a new cap");
+}
+
+#[tokio::test]
+async fn a_payout_cap_rejects_a_rev_share_payout_that_would_cross_it_whole_and_a_refund_gives_it_back() {
+    let server = TestServer::start().await;
+    let w = World::rev_share(&server, json!(12.5)).await;
+    let r = patch_campaign(&server, &w, json!({"caps": {"total": {"payoutCents": 100}}})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    // 12.5 % of 333 cents is 41.625: each pays 42 (rounded), two 84, a third would make 126.
+    for order in ["o-1", "o-2"] {
+        let r = w.postback(&server, order, Some(333)).await;
+        assert_eq!((r.status.as_u16(), r.json()["lead"]["status"].clone()), (201, json!("verified")), "{}", r.text);
+    }
+    let r = w.postback(&server, "o-3", Some(333)).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let lead = &r.json()["lead"];
+    assert_eq!((lead["status"].clone(), lead["rejectionReason"].clone()), (json!("rejected"), json!("cap_reached")));
+    let total = usage(&campaign(&server, &w).await, "campaign", "total").clone();
+    assert_eq!(total["payoutCents"]["used"], 84, "never paid in part: {total}");
+
+    let refund = json!({"swarm_ref": w.code, "externalId": "o-1", "eventType": "REFUND"});
+    assert_eq!(server.post("/api/v1/postback", Some(&w.key), refund).await.status, 200);
+    let total = usage(&campaign(&server, &w).await, "campaign", "total").clone();
+    assert_eq!(total["payoutCents"]["used"], 42, "the refund gave its 42 back: {total}");
+    let r = w.postback(&server, "o-4", Some(333)).await;
+    assert_eq!(r.json()["lead"]["status"], "verified", "{}", r.text);
+}
+
+#[tokio::test]
+async fn an_affiliates_own_cap_holds_that_affiliate_alone() {
+    let server = TestServer::start().await;
+    let w = World::fixed(&server, 200).await;
+    let path = format!("/api/v1/campaigns/{}/affiliates/{}/caps", w.campaign_id, w.affiliate_id);
+    let r = server.json_request(hyper::Method::PUT, &path, Some(&w.key), json!({"total": {"conversions": 1}})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(converted(&server, &w).await["status"], "recorded");
+    assert_eq!(converted(&server, &w).await["reason"], "cap_reached");
+    let c = campaign(&server, &w).await;
+    let mine = usage(&c, "affiliate", "total");
+    assert_eq!((mine["affiliateId"].clone(), mine["conversions"]["used"].clone()), (json!(w.affiliate_id), json!(1)));
+
+    let (_, _, other) = w.another_affiliate(&server).await;
+    let r = server.click(&other).await;
+    let token = query_param(r.header("location").unwrap(), "irw_id").unwrap();
+    assert_eq!(w.convert(&server, &token).await.json()["status"], "recorded", "another affiliate is not capped");
+}
+
+#[tokio::test]
+async fn a_flagged_conversion_waits_for_review_and_approval_pays_it_while_rejection_is_final() {
+    let server = TestServer::start().await;
+    let w = World::fixed(&server, 700).await;
+    let rules = json!({"rules": {"minSecondsToConvert": {"seconds": 3600, "action": "flag"}}});
+    assert_eq!(patch_campaign(&server, &w, rules).await.status, 200);
+    let held = converted(&server, &w).await;
+    assert_eq!((held["review"].clone(), held["flags"].clone()), (json!("pending_review"), json!(["too_fast"])), "{held}");
+    let second = converted(&server, &w).await;
+
+    let list = format!("/api/v1/conversions?campaignId={}&status=pending_review", w.campaign_id);
+    let queue = server.get(&list, Some(&w.key)).await.json();
+    assert_eq!(queue["conversions"].as_array().unwrap().len(), 2, "{queue}");
+
+    let id = held["conversionId"].as_str().unwrap();
+    let approve = format!("/api/v1/conversions/{id}/approve");
+    let r = server.post(&approve, Some(&w.key), json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!((r.json()["status"].clone(), r.json()["payout"]["amountCents"].clone()), (json!("approved"), json!(700)));
+    assert_eq!(server.post(&approve, Some(&w.key), json!({})).await.status, 200, "repeating a decision is harmless");
+    let reject = format!("/api/v1/conversions/{id}/reject");
+    let r = server.post(&reject, Some(&w.key), json!({"reason": "changed my mind"})).await;
+    assert_eq!((r.status.as_u16(), r.json()["error"].clone()), (409, json!("already_decided")), "{}", r.text);
+
+    let other = second["conversionId"].as_str().unwrap();
+    let r = server.post(&format!("/api/v1/conversions/{other}/reject"), Some(&w.key), json!({})).await;
+    assert_eq!(r.status, 400, "a rejection needs a reason: {}", r.text);
+    let r = server.post(&format!("/api/v1/conversions/{other}/reject"), Some(&w.key), json!({"reason": "bot"})).await;
+    assert_eq!((r.status.as_u16(), r.json()["status"].clone()), (200, json!("rejected")), "{}", r.text);
+    assert!(r.json().get("payout").is_none(), "{}", r.text);
+
+    let queue = server.get(&list, Some(&w.key)).await.json();
+    assert_eq!(queue["conversions"].as_array().unwrap().len(), 0, "{queue}");
+    let stats = w.stats(&server).await;
+    assert_eq!(stats["conversions"]["byStatus"], json!({"approved": 1, "pending_review": 0, "rejected": 1}));
+}
+
+#[tokio::test]
+async fn self_referral_and_disposable_emails_are_caught_by_their_rules() {
+    let server = TestServer::start().await;
+    let w = World::fixed(&server, 300).await;
+    let r = server.post("/api/v1/admin/affiliates", Some(ADMIN_KEY), json!({"name": "Sneaky", "email": "Me@Example.com"})).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let sneaky = r.json()["id"].as_str().unwrap().to_string();
+    let path = format!("/api/v1/campaigns/{}/affiliates", w.campaign_id);
+    let code = server.post(&path, Some(&w.key), json!({"affiliateId": sneaky})).await.json()["trackingCode"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(patch_campaign(&server, &w, json!({"rules": {"selfReferral": "reject"}})).await.status, 200);
+
+    let convert_as = |code: String, email: &'static str| {
+        let server = &server;
+        let w = &w;
+        async move {
+            let r = server.click(&code).await;
+            let token = query_param(r.header("location").unwrap(), "irw_id").unwrap();
+            let body = json!({"clickId": token, "email": email});
+            server.post("/api/v1/affiliate/conversions", Some(&w.key), body).await.json()
+        }
+    };
+    let own = convert_as(code.clone(), " me@example.COM").await;
+    assert_eq!((own["status"].clone(), own["reason"].clone()), (json!("ignored"), json!("self_referral")), "{own}");
+    let burner = convert_as(code, "someone@mailinator.com").await;
+    assert_eq!(burner["flags"], json!(["disposable_email"]), "{burner}");
+    let fine = convert_as(w.code.clone(), "someone@example.org").await;
+    assert!(fine.get("review").is_none(), "{fine}");
+}
+
+#[tokio::test]
+async fn a_bot_clicks_conversion_is_held_for_review_by_default() {
+    let server = TestServer::start().await;
+    let w = World::fixed(&server, 300).await;
+    let r = server.send(hyper::Method::GET, &format!("/r/{}", w.code), &[("user-agent", "Googlebot/2.1")], vec![]).await;
+    let token = query_param(r.header("location").unwrap(), "irw_id").unwrap();
+    let answer = w.convert(&server, &token).await.json();
+    assert_eq!((answer["review"].clone(), answer["flags"].clone()), (json!("pending_review"), json!(["bot_click"])));
+}
+
+#[tokio::test]
+async fn bad_caps_and_rules_are_refused_by_name_and_change_nothing() {
+    let server = TestServer::start().await;
+    let w = World::fixed(&server, 300).await;
+    let before = campaign(&server, &w).await;
+    let cases = [
+        (json!({"caps": {"daily": {"conversions": -1}}}), "caps.daily.conversions"),
+        (json!({"caps": {"daily": {"payoutCents": 1.5}}}), "caps.daily.payoutCents"),
+        (json!({"caps": {"total": {"payoutCents": 10_000_000_000_000_000_000u64}}}), "caps.total.payoutCents"),
+        (json!({"caps": {"timezone": "Europe/Atlantis"}}), "caps.timezone"),
+        (json!({"rules": {"botClick": "ban"}}), "rules.botClick"),
+        (json!({"rules": {"maxSecondsToConvert": {"seconds": 5}}}), "rules.maxSecondsToConvert.action"),
+        (json!({"fallbackUrl": "ftp://example.com/"}), "fallbackUrl"),
+        (json!({"caps": {"daily": {"conversions": 5}}, "rules": {"nope": "off"}}), "rules.nope"),
+    ];
+    for (body, field) in cases {
+        let r = patch_campaign(&server, &w, body.clone()).await;
+        assert_eq!(r.status, 400, "{body}: {}", r.text);
+        assert_eq!(r.json()["field"], field, "{body}: {}", r.text);
+    }
+    let after = campaign(&server, &w).await;
+    assert_eq!((after["caps"].clone(), after["rules"].clone()), (before["caps"].clone(), before["rules"].clone()));
+    let r = server
+        .post(
+            "/api/v1/campaigns",
+            Some(&w.key),
+            json!({"name": "x", "landingUrl": "https://a.example/", "compensationModel": "FIXED", "payoutCents": 1,
+                   "caps": {"daily": {"clicks": "many"}}}),
+        )
+        .await;
+    assert_eq!((r.status.as_u16(), r.json()["field"].clone()), (400, json!("caps.daily.clicks")), "{}", r.text);
+}
