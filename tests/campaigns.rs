@@ -82,6 +82,9 @@ fn without_token(location: &str) -> String {
 fn zero_stats() -> Value {
     json!({
         "clicks": 0,
+        "uniqueClicks": 0,
+        "duplicateClicks": 0,
+        "cappedClicks": 0,
         "botClicks": 0,
         "conversions": {
             "recorded": 0, "duplicate": 0, "fromBotClicks": 0, "ignored": {}, "byStatus": {}, "rejectedByReason": {},

@@ -58,6 +58,22 @@ async fn the_nth_conversion_under_a_daily_cap_is_approved_and_the_next_is_reject
     assert_eq!(c["stats"]["conversions"]["byStatus"]["approved"], 3, "{c}");
     assert_eq!(c["stats"]["conversions"]["rejectedByReason"]["cap_reached"], 1, "{c}");
     assert_eq!(c["stats"]["payoutCents"], 1500, "the capped one pays nothing: {c}");
+    let metrics = server.metrics().await;
+    assert_metric(&metrics, "clickledger_caps_reached_total", &[r#"kind="conversions""#, r#"period="daily""#], 1);
+    let rejected = [r#"status="rejected""#, r#"reason="cap_reached""#];
+    assert_metric(&metrics, "clickledger_conversion_statuses_total", &rejected, 1);
+    let approved = [r#"status="approved""#, r#"reason="none""#];
+    assert_metric(&metrics, "clickledger_conversion_statuses_total", &approved, 3);
+}
+
+/// `name{labels…} value` is among the scraped lines.
+fn assert_metric(metrics: &str, name: &str, labels: &[&str], value: u64) {
+    let found = metrics.lines().any(|l| {
+        l.starts_with(&format!("{name}{{"))
+            && labels.iter().all(|want| l.contains(want))
+            && l.rsplit(' ').next() == Some(&value.to_string())
+    });
+    assert!(found, "{name} {labels:?} {value} in\n{metrics}");
 }
 
 #[tokio::test]
@@ -138,6 +154,8 @@ async fn a_flagged_conversion_waits_for_review_and_approval_pays_it_while_reject
     let held = converted(&server, &w).await;
     assert_eq!((held["review"].clone(), held["flags"].clone()), (json!("pending_review"), json!(["too_fast"])), "{held}");
     let second = converted(&server, &w).await;
+    let metrics = server.metrics().await;
+    assert_metric(&metrics, "clickledger_rule_hits_total", &[r#"rule="too_fast""#, r#"action="flag""#], 2);
 
     let list = format!("/api/v1/conversions?campaignId={}&status=pending_review", w.campaign_id);
     let queue = server.get(&list, Some(&w.key)).await.json();
@@ -239,4 +257,76 @@ async fn bad_caps_and_rules_are_refused_by_name_and_change_nothing() {
         )
         .await;
     assert_eq!((r.status.as_u16(), r.json()["field"].clone()), (400, json!("caps.daily.clicks")), "{}", r.text);
+}
+
+async fn click_as(server: &TestServer, path: &str, ua: &str) -> Reply {
+    server.send(hyper::Method::GET, path, &[("user-agent", ua)], vec![]).await
+}
+
+const BROWSER: &str = "Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0";
+
+#[tokio::test]
+async fn a_repeat_click_inside_the_unique_window_is_logged_as_a_duplicate_and_not_counted() {
+    let server = TestServer::start().await;
+    let w = World::fixed(&server, 300).await;
+    let link = format!("/r/{}", w.code);
+    for ua in [BROWSER, BROWSER, BROWSER, "Mozilla/5.0 (Macintosh) Safari/605.1"] {
+        assert_eq!(click_as(&server, &link, ua).await.status, 302, "a repeat still reaches the landing page");
+    }
+    let stats = server
+        .until("the clicks counted", || async {
+            let s = w.stats(&server).await;
+            (s["duplicateClicks"] == 2 && s["clicks"] == 2).then_some(s)
+        })
+        .await;
+    assert_eq!((stats["clicks"].clone(), stats["uniqueClicks"].clone()), (json!(2), json!(2)), "{stats}");
+
+    assert_eq!(patch_campaign(&server, &w, json!({"rules": {"uniqueClickWindowSeconds": 0}})).await.status, 200);
+    assert_eq!(click_as(&server, &link, BROWSER).await.status, 302);
+    server.until("a repeat counted with the window off", || async { (w.stats(&server).await["clicks"] == 3).then_some(()) }).await;
+}
+
+#[tokio::test]
+async fn a_click_over_the_cap_goes_to_the_fallback_or_the_404_page_and_is_not_counted() {
+    let server = TestServer::start().await;
+    let w = World::fixed(&server, 300).await;
+    let settings = json!({
+        "rules": {"uniqueClickWindowSeconds": 0},
+        "caps": {"daily": {"clicks": 2}},
+        "fallbackUrl": "https://elsewhere.example/offers",
+    });
+    assert_eq!(patch_campaign(&server, &w, settings).await.status, 200);
+    let link = format!("/r/{}", w.code);
+    for _ in 0..2 {
+        let r = click_as(&server, &link, BROWSER).await;
+        assert!(r.header("location").unwrap().starts_with("https://shop.example.com/"), "{:?}", r.header("location"));
+    }
+    let r = click_as(&server, &link, BROWSER).await;
+    assert_eq!((r.status.as_u16(), r.header("location")), (302, Some("https://elsewhere.example/offers")));
+    assert_eq!(patch_campaign(&server, &w, json!({"fallbackUrl": null})).await.status, 200);
+    assert_eq!(click_as(&server, &link, BROWSER).await.status, 404, "no fallback: the 404 page");
+    let stats = server
+        .until("the capped clicks logged", || async {
+            let s = w.stats(&server).await;
+            (s["cappedClicks"] == 2).then_some(s)
+        })
+        .await;
+    assert_eq!(stats["clicks"], 2, "{stats}");
+    let c = campaign(&server, &w).await;
+    let daily = usage(&c, "campaign", "daily");
+    assert_eq!((daily["clicks"]["limit"].clone(), daily["clicks"]["used"].clone()), (json!(2), json!(2)), "{c}");
+}
+
+#[tokio::test]
+async fn a_conversion_of_a_click_with_a_paid_search_click_id_gets_paid_traffic() {
+    let server = TestServer::start().await;
+    let w = World::fixed(&server, 300).await;
+    assert_eq!(patch_campaign(&server, &w, json!({"rules": {"paidTrafficClickIds": "reject"}})).await.status, 200);
+    let r = click_as(&server, &format!("/r/{}?gclid=EAIaIQ&sub1=x", w.code), BROWSER).await;
+    let token = query_param(r.header("location").unwrap(), "irw_id").unwrap();
+    let answer = w.convert(&server, &token).await.json();
+    assert_eq!((answer["status"].clone(), answer["reason"].clone()), (json!("ignored"), json!("paid_traffic")), "{answer}");
+    let r = click_as(&server, &format!("/r/{}?utm_source=blog", w.code), "Mozilla/5.0 Firefox/120.0").await;
+    let token = query_param(r.header("location").unwrap(), "irw_id").unwrap();
+    assert_eq!(w.convert(&server, &token).await.json()["status"], "recorded");
 }

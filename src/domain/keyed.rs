@@ -175,16 +175,49 @@ fn counted_delta(keyed: &Keyed) -> CampaignStats {
     }
 }
 
-/// What a newly stored click adds to its campaign's counters.
-pub fn click_delta(click: &Click) -> CampaignStats {
-    clicks_delta(1, u64::from(click.flagged))
+/// How a logged click is counted: one kind each, capped first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClickKind {
+    Counted,
+    Bot,
+    Duplicate,
+    Capped,
 }
 
-/// What `count` newly stored clicks, `flagged` of them bots, add: the one
-/// rule behind both the counting of an append and of its replay.
-pub fn clicks_delta(count: u64, flagged: u64) -> CampaignStats {
+impl ClickKind {
+    pub fn of(c: &Click) -> Self {
+        if c.capped {
+            Self::Capped
+        } else if c.flagged {
+            Self::Bot
+        } else if c.duplicate {
+            Self::Duplicate
+        } else {
+            Self::Counted
+        }
+    }
+}
+
+/// What a newly stored click adds to its campaign's counters.
+pub fn click_delta(click: &Click) -> CampaignStats {
+    let is = |k| u64::from(ClickKind::of(click) == k);
+    clicks_delta(1, is(ClickKind::Bot), is(ClickKind::Duplicate), is(ClickKind::Capped))
+}
+
+/// What `count` newly stored clicks, of them `flagged` bots, `duplicate`
+/// repeats and `capped` over a cap, add: the one rule behind both the
+/// counting of an append and of its replay. Only the rest count as clicks.
+pub fn clicks_delta(count: u64, flagged: u64, duplicate: u64, capped: u64) -> CampaignStats {
     let bot_clicks = flagged.min(count);
-    CampaignStats { clicks: count - bot_clicks, bot_clicks, ..Default::default() }
+    let duplicate = duplicate.min(count - bot_clicks);
+    let capped = capped.min(count - bot_clicks - duplicate);
+    let mut delta = CampaignStats { clicks: count - bot_clicks - duplicate - capped, bot_clicks, ..Default::default() };
+    for (name, n) in [("duplicate", duplicate), ("capped", capped)] {
+        if n > 0 {
+            delta.click_outcomes.insert(name.to_string(), n);
+        }
+    }
+    delta
 }
 
 #[cfg(test)]
@@ -220,9 +253,12 @@ mod tests {
 
     #[test]
     fn flagged_clicks_never_count_past_the_clicks_themselves() {
-        let delta = clicks_delta(3, 5);
+        let delta = clicks_delta(3, 5, 0, 0);
         assert_eq!((delta.clicks, delta.bot_clicks), (0, 3));
-        let delta = clicks_delta(10, 4);
+        let delta = clicks_delta(10, 4, 0, 0);
         assert_eq!((delta.clicks, delta.bot_clicks), (6, 4));
+        let delta = clicks_delta(10, 4, 3, 5);
+        assert_eq!((delta.clicks, delta.bot_clicks), (0, 4));
+        assert_eq!((delta.click_outcomes["duplicate"], delta.click_outcomes["capped"]), (3, 3));
     }
 }

@@ -160,6 +160,16 @@ pub struct Click {
     /// The affiliate's `sub1`…`sub5` from the link.
     #[serde(flatten)]
     pub subs: SubIds,
+    /// The same client clicked this link inside the campaign's unique-click
+    /// window: logged, not counted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub duplicate: bool,
+    /// A click cap was reached: sent to the fallback, logged, not counted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub capped: bool,
+    /// The link's query carried a paid-traffic click id (`gclid`, …).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub paid_traffic: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -422,6 +432,14 @@ pub struct CampaignStats {
     /// Rejected ones by reason code.
     #[serde(default)]
     pub rejected: BTreeMap<String, u64>,
+    /// Logged clicks not counted as clicks: `duplicate` (inside the
+    /// unique-click window) and `capped` (over a click cap).
+    #[serde(default)]
+    pub click_outcomes: BTreeMap<String, u64>,
+    /// Counted clicks per capped window (`domain::caps::Window::key`): what
+    /// the click caps count against, kept with the other counters.
+    #[serde(default)]
+    pub click_windows: BTreeMap<String, u64>,
     /// 128 bits: a campaign's lifetime payouts have no bound but the number
     /// of its records (each at most `payout::MAX_CENTS`).
     pub payout_cents: u128,
@@ -447,6 +465,12 @@ impl CampaignStats {
         }
         for (reason, n) in &other.rejected {
             add(self.rejected.entry(reason.clone()).or_default(), *n);
+        }
+        for (kind, n) in &other.click_outcomes {
+            add(self.click_outcomes.entry(kind.clone()).or_default(), *n);
+        }
+        for (window, n) in &other.click_windows {
+            add(self.click_windows.entry(window.clone()).or_default(), *n);
         }
         self.payout_cents = self.payout_cents.saturating_add(other.payout_cents);
     }

@@ -139,6 +139,7 @@ mod tests {
             affiliate: AffiliateId(2),
             issued_at: 0,
             flagged: false,
+            paid: false,
         };
         assert_eq!(verify(&keys, &keys.sign(&click)), Err(TokenError::Malformed));
         assert_eq!(verify(&keys, "%%%"), Err(TokenError::Malformed));

@@ -28,6 +28,8 @@ const V1_BODY_LEN: usize = 1 + 16 + 8 + 8 + 8;
 const BODY_LEN: usize = V1_BODY_LEN + 1;
 const MAC_LEN: usize = 16;
 const FLAGGED: u8 = 1;
+/// Bit 1: the link's query carried a paid-search or paid-social click id.
+const PAID: u8 = 2;
 /// Characters of a version 2 token: 58 bytes in unpadded base64.
 pub const TOKEN_LEN: usize = (BODY_LEN + MAC_LEN) * 4 / 3 + 1;
 
@@ -39,6 +41,8 @@ pub struct ClickClaims {
     pub issued_at: u64,
     /// The click was flagged (bot user agent or HEAD request).
     pub flagged: bool,
+    /// The link's query carried a paid-traffic click id (`gclid`, …).
+    pub paid: bool,
 }
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -95,7 +99,7 @@ impl TokenKeys {
         raw[17..25].copy_from_slice(&claims.campaign.0.to_be_bytes());
         raw[25..33].copy_from_slice(&claims.affiliate.0.to_be_bytes());
         raw[33..41].copy_from_slice(&claims.issued_at.to_be_bytes());
-        raw[41] = if claims.flagged { FLAGGED } else { 0 };
+        raw[41] = if claims.flagged { FLAGGED } else { 0 } | if claims.paid { PAID } else { 0 };
         let tag = mac(&self.keys[0], &raw[..BODY_LEN]).finalize().into_bytes();
         raw[BODY_LEN..].copy_from_slice(&tag[..MAC_LEN]);
         raw
@@ -141,6 +145,7 @@ impl TokenKeys {
             affiliate: AffiliateId(u64::from_be_bytes(body[25..33].try_into().unwrap())),
             issued_at: u64::from_be_bytes(body[33..41].try_into().unwrap()),
             flagged: body.get(41).is_some_and(|f| f & FLAGGED != 0),
+            paid: body.get(41).is_some_and(|f| f & PAID != 0),
         };
         if body.len() <= BODY_LEN {
             return Ok((claims, SubIds::default()));
@@ -198,7 +203,7 @@ mod tests {
 
     fn claims() -> ClickClaims {
         let (click, campaign, affiliate) = (ClickId(42), CampaignId(7), AffiliateId(9));
-        ClickClaims { click, campaign, affiliate, issued_at: 1_700_000_000, flagged: false }
+        ClickClaims { click, campaign, affiliate, issued_at: 1_700_000_000, flagged: false, paid: false }
     }
 
     #[test]

@@ -33,8 +33,9 @@ use crate::store::{self, Batch, DedupKey, Keyed, Outcome, Store, StoreResult};
 pub struct CampaignActor;
 
 pub enum CampaignMsg {
-    /// Log a click; the visitor has already been redirected.
-    Click(Click),
+    /// Log a click; the visitor has already been redirected. With the keys
+    /// of the capped click windows it counted against.
+    Click(Click, Vec<String>),
     /// Record a conversion or lead unless its key is already on record,
     /// with the claim it makes on the campaign's caps (checked in the commit).
     Keyed(Keyed, Option<Claim>, RpcReplyPort<KeyedReply>),
@@ -158,8 +159,11 @@ impl Actor for CampaignActor {
         state: &mut CampaignState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            CampaignMsg::Click(click) => {
+            CampaignMsg::Click(click, windows) => {
                 state.received();
+                for window in windows {
+                    *state.pending.stats.click_windows.entry(window).or_default() += 1;
+                }
                 state.pending.clicks.push(click);
                 state.load.pending.fetch_add(1, Ordering::Relaxed);
                 if state.pending.clicks.len() >= state.config.max_batch {

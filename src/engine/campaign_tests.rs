@@ -86,6 +86,9 @@ fn click() -> Click {
         referer: String::new(),
         flagged: false,
         subs: Default::default(),
+        duplicate: false,
+        capped: false,
+        paid_traffic: false,
     }
 }
 
@@ -171,8 +174,8 @@ async fn a_failed_commit_records_nothing_answers_unavailable_and_a_retry_records
 #[tokio::test]
 async fn clicks_from_a_failed_commit_are_written_by_the_next_one() {
     let (actor, store, _dir) = start(1).await;
-    actor.send_message(CampaignMsg::Click(click())).unwrap();
-    actor.send_message(CampaignMsg::Click(click())).unwrap();
+    actor.send_message(CampaignMsg::Click(click(), vec![])).unwrap();
+    actor.send_message(CampaignMsg::Click(click(), vec![])).unwrap();
     // The first (timer) flush fails; drain until the queue is empty.
     let (tx, rx) = oneshot::channel();
     actor.send_message(CampaignMsg::Drain(tx.into())).unwrap();

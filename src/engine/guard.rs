@@ -22,7 +22,12 @@ pub struct Context {
 impl Engine {
     /// The record with the status the rules give it, and the cap claim it
     /// makes (none when rejected: a rejected record takes no capacity).
-    pub(crate) async fn guard(&self, campaign: &Campaign, keyed: Keyed, ctx: Context) -> Result<(Keyed, Option<Claim>)> {
+    pub(crate) async fn guard(
+        &self,
+        campaign: &Campaign,
+        keyed: Keyed,
+        ctx: Context,
+    ) -> Result<(Keyed, Option<Claim>)> {
         let (affiliate, email) = match &keyed {
             Keyed::Conversion(c) => (c.affiliate_id, c.email.clone()),
             Keyed::Lead(l) => (l.affiliate_id, lead_email(l)),
@@ -133,5 +138,66 @@ pub fn log_outcome(keyed: &Keyed) {
             flags = %flags.join(","),
             "conversion not approved"
         );
+    }
+}
+
+impl Engine {
+    /// Takes one click of each click cap that applies, or none if one is
+    /// full: `(capped, keys of the windows counted against)`. A window's
+    /// stored count is read on its first click here and refreshed in the
+    /// background every few seconds (`clickguard`).
+    pub(crate) async fn take_click(
+        &self,
+        campaign: &Campaign,
+        affiliate: AffiliateId,
+        now: u64,
+    ) -> Result<(bool, Vec<String>)> {
+        let windows = self.click_guard.windows(campaign, affiliate, now);
+        if windows.is_empty() {
+            return Ok((false, Vec::new()));
+        }
+        if windows.iter().any(|w| w.count.stale(now)) {
+            self.refresh_click_counts(campaign.id, &windows, now).await?;
+        }
+        for (i, w) in windows.iter().enumerate() {
+            if !w.count.try_take(w.limit) {
+                windows[..i].iter().for_each(|w| w.count.give_back());
+                metrics::cap_reached("clicks", if w.key.contains(":day:") { "daily" } else { "total" });
+                return Ok((true, Vec::new()));
+            }
+        }
+        Ok((false, windows.into_iter().map(|w| w.key).collect()))
+    }
+
+    /// Folds the stored counts in: at once for a window never read (so a
+    /// restarted node does not start from zero), else in the background.
+    async fn refresh_click_counts(
+        &self,
+        campaign: crate::domain::ids::CampaignId,
+        windows: &[super::clickguard::Capped],
+        now: u64,
+    ) -> Result<()> {
+        let counts: Vec<(String, std::sync::Arc<super::clickguard::Count>)> =
+            windows.iter().map(|w| (w.key.clone(), w.count.clone())).collect();
+        let first = windows.iter().any(|w| w.count.never_read());
+        counts.iter().for_each(|(_, c)| c.mark_reading(now));
+        let store = self.store.clone();
+        let read = async move {
+            let stats = store.get_stats(campaign).await?;
+            for (key, count) in counts {
+                count.fold(stats.click_windows.get(&key).copied().unwrap_or(0), now);
+            }
+            Ok::<_, crate::store::StoreError>(())
+        };
+        if first {
+            read.await?;
+        } else {
+            tokio::spawn(async move {
+                if let Err(e) = read.await {
+                    tracing::debug!(error = %e, "could not refresh click cap counts");
+                }
+            });
+        }
+        Ok(())
     }
 }

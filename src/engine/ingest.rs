@@ -33,6 +33,8 @@ pub struct ClickInput<'a> {
     pub head: bool,
     /// The link's `sub1`…`sub5`, already cleaned (`SubIds::lenient`).
     pub subs: SubIds,
+    /// The link's query carried a paid-traffic click id (`gclid`, …).
+    pub paid: bool,
 }
 
 pub struct ConversionInput {
@@ -130,19 +132,42 @@ impl Engine {
             return Err(not_found());
         }
         let flagged = input.head || bot::is_bot(input.user_agent);
+        let (at, ip_hash) = (self.now(), self.hash_ip(input.ip));
+        let window = campaign.rules.unique_click_window_seconds;
+        let duplicate = !flagged && self.click_guard.repeat(&code.code, ip_hash, input.user_agent, at, window);
+        // Only counted clicks take capacity; bots and repeats are never capped.
+        let (capped, windows) = match flagged || duplicate {
+            true => (false, Vec::new()),
+            false => self.take_click(&campaign, affiliate, at).await?,
+        };
         let click = Click {
             id: ClickId::new(),
             campaign_id: campaign.id,
             affiliate_id: affiliate,
             tracking_code: code.code.clone(),
-            at: self.now(),
-            ip_hash: self.hash_ip(input.ip),
+            at,
+            ip_hash,
             user_agent: truncate(input.user_agent, 512),
             referer: truncate(input.referer, 1024),
             flagged,
             subs: input.subs,
+            duplicate,
+            capped,
+            paid_traffic: input.paid,
         };
-        let claims = ClickClaims { click: click.id, campaign: campaign.id, affiliate, issued_at: click.at, flagged };
+        if capped {
+            self.registry.send(campaign.id, CampaignMsg::Click(click, windows)).await?;
+            metrics::click(flagged);
+            return campaign.fallback_url.clone().ok_or_else(not_found);
+        }
+        let claims = ClickClaims {
+            click: click.id,
+            campaign: campaign.id,
+            affiliate,
+            issued_at: click.at,
+            flagged,
+            paid: click.paid_traffic,
+        };
         // Without sub-IDs (the common case) the token lives on the stack.
         let (short, long);
         let token = if click.subs.is_empty() {
@@ -152,7 +177,7 @@ impl Engine {
             long = self.tokens.sign_with_subs(&claims, &click.subs);
             long.as_str()
         };
-        self.registry.send(campaign.id, CampaignMsg::Click(click)).await?;
+        self.registry.send(campaign.id, CampaignMsg::Click(click, windows)).await?;
         metrics::click(flagged);
         let promo = campaign.promo_code.as_deref();
         let params = [("irw_id", token), ("swarm_ref", code.code.as_str()), ("promo", promo.unwrap_or_default())];
@@ -224,7 +249,7 @@ impl Engine {
         let ctx = Context {
             seconds_since_click: Some(conversion.created_at.saturating_sub(claims.issued_at)),
             bot_click: claims.flagged,
-            paid_traffic: false,
+            paid_traffic: claims.paid,
         };
         let (keyed, claim) = self.guard(&campaign, Keyed::Conversion(conversion), ctx).await?;
         match self.record(keyed, claim, path).await? {

@@ -6,6 +6,7 @@
 pub mod campaign;
 pub mod campaigns;
 pub mod catalog;
+pub mod clickguard;
 pub mod clock;
 pub mod dedup;
 pub mod guard;
@@ -65,6 +66,8 @@ pub struct Engine {
     pub test_clock: Option<Arc<clock::OffsetClock>>,
     /// Base URL for partners' `/r/{code}` links.
     pub public_base: String,
+    /// The unique-click window and click caps, in memory (`clickguard`).
+    pub click_guard: clickguard::ClickGuard,
     /// The client-address HMAC with its key already absorbed: each click
     /// clones it instead of setting the key up again.
     ip_mac: Hmac<Sha256>,
@@ -123,6 +126,7 @@ impl Engine {
             registry,
             tokens,
             public_base,
+            click_guard: Default::default(),
             ip_mac: Hmac::<Sha256>::new_from_slice(secrets.ip_hash_key.as_bytes()).expect("any key length"),
             admin_key: hash_key(&secrets.admin_key),
         })

@@ -27,6 +27,9 @@ pub struct CapView {
     pub limit_conversions: Option<u64>,
     pub limit_cents: Option<u64>,
     pub used: Usage,
+    pub limit_clicks: Option<u64>,
+    /// Counted clicks as stored (a node's unflushed ones are not in yet).
+    pub used_clicks: u64,
 }
 
 impl Engine {
@@ -147,10 +150,18 @@ impl Engine {
         wanted.retain(|(_, l)| l.conversions.is_some() || l.payout_cents.is_some() || l.clicks.is_some());
         let windows: Vec<Window> = wanted.iter().map(|(w, _)| *w).collect();
         let used = self.ledger.cap_usage(campaign.id, &windows).await?;
+        let clicks = self.store.get_stats(campaign.id).await?.click_windows;
         Ok(wanted
             .into_iter()
             .zip(used)
-            .map(|((window, l), used)| CapView { window, limit_conversions: l.conversions, limit_cents: l.payout_cents, used })
+            .map(|((window, l), used)| CapView {
+                window,
+                limit_conversions: l.conversions,
+                limit_cents: l.payout_cents,
+                used,
+                limit_clicks: l.clicks,
+                used_clicks: clicks.get(&window.key()).copied().unwrap_or(0),
+            })
             .collect())
     }
 }

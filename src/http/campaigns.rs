@@ -306,6 +306,10 @@ struct CampaignView {
 #[serde(rename_all = "camelCase")]
 struct StatsView {
     clicks: u64,
+    /// The counted clicks: each client once per link per unique-click window.
+    unique_clicks: u64,
+    duplicate_clicks: u64,
+    capped_clicks: u64,
     bot_clicks: u64,
     conversions: Value,
     postbacks: Value,
@@ -338,6 +342,9 @@ fn campaign_json(c: &Campaign, stats: Option<&CampaignStats>) -> CampaignView {
     });
     let stats = stats.map(|s| StatsView {
         clicks: s.clicks,
+        unique_clicks: s.clicks,
+        duplicate_clicks: s.click_outcomes.get("duplicate").copied().unwrap_or(0),
+        capped_clicks: s.click_outcomes.get("capped").copied().unwrap_or(0),
         bot_clicks: s.bot_clicks,
         conversions: json!({
             "byStatus": s.statuses,
@@ -359,6 +366,7 @@ fn cap_view_json(v: &crate::engine::review::CapView) -> Value {
     let mut out = json!({
         "scope": match v.window.scope { Scope::Campaign => "campaign", Scope::Affiliate(_) => "affiliate" },
         "period": if v.window.day.is_some() { "daily" } else { "total" },
+        "clicks": { "limit": v.limit_clicks, "used": v.used_clicks },
         "conversions": { "limit": v.limit_conversions, "used": v.used.conversions },
         "payoutCents": { "limit": v.limit_cents, "used": v.used.payout_cents },
     });

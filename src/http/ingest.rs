@@ -34,6 +34,7 @@ pub async fn redirect(ctx: &Ctx, req: &Request<Incoming>, code: &str, remote: So
         referer: header_str(header::REFERER),
         head: req.method() == hyper::Method::HEAD,
         subs: link_subs(req.uri().query()),
+        paid: crate::engine::clickguard::has_paid_click_id(req.uri().query()),
     };
     match ctx.engine.click(input).await {
         Ok(location) => {

@@ -23,6 +23,13 @@ const FORMAT: u8 = 1;
 const FLAGGED: u8 = 1;
 /// Flags bit 1: the click's sub-IDs follow its flags (`SubIds::encode`).
 const HAS_SUBS: u8 = 2;
+/// A repeat of the same client's click on the link inside the campaign's
+/// unique-click window: logged, not counted.
+const DUPLICATE: u8 = 4;
+/// Over a click cap: sent to the fallback, logged, not counted.
+const CAPPED: u8 = 8;
+/// The link's query carried a paid-traffic click id.
+const PAID: u8 = 16;
 
 /// Why a stored record could not be read back.
 #[derive(Debug, thiserror::Error)]
@@ -65,7 +72,8 @@ pub(crate) fn write_click(out: &mut Vec<u8>, c: &Click, base_at: u64, [code, ua,
     varint(out, ua);
     varint(out, referer);
     let subs = if c.subs.is_empty() { 0 } else { HAS_SUBS };
-    out.push(if c.flagged { FLAGGED } else { 0 } | subs);
+    let bit = |on: bool, bit: u8| if on { bit } else { 0 };
+    out.push(bit(c.flagged, FLAGGED) | subs | bit(c.duplicate, DUPLICATE) | bit(c.capped, CAPPED) | bit(c.paid_traffic, PAID));
     if subs != 0 {
         c.subs.encode(out);
     }
@@ -88,7 +96,22 @@ pub(crate) fn read_click(
     let flags = r.byte()?;
     let subs = if flags & HAS_SUBS != 0 { r.subs()? } else { SubIds::default() };
     let flagged = flags & FLAGGED != 0;
-    Ok(Click { id, campaign_id, affiliate_id, tracking_code, at, ip_hash, user_agent, referer, flagged, subs })
+    let (duplicate, capped, paid_traffic) = (flags & DUPLICATE != 0, flags & CAPPED != 0, flags & PAID != 0);
+    Ok(Click {
+        id,
+        campaign_id,
+        affiliate_id,
+        tracking_code,
+        at,
+        ip_hash,
+        user_agent,
+        referer,
+        flagged,
+        subs,
+        duplicate,
+        capped,
+        paid_traffic,
+    })
 }
 
 /// Decodes a record of `campaign`'s clicks.
@@ -226,6 +249,9 @@ pub(crate) mod tests {
             } else {
                 SubIds::default()
             },
+            duplicate: n % 7 == 1,
+            capped: n % 11 == 2,
+            paid_traffic: n % 13 == 3,
         }
     }
 

@@ -155,7 +155,7 @@ fn clicks(c: &mut Criterion) {
                     left -= run.len() as u64;
                     let start = Instant::now();
                     for click in run {
-                        registry.send(CAMPAIGN, CampaignMsg::Click(click)).await.expect("within bounds");
+                        registry.send(CAMPAIGN, CampaignMsg::Click(click, vec![])).await.expect("within bounds");
                     }
                     spent += start.elapsed();
                     barrier += 1;

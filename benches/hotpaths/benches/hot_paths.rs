@@ -27,6 +27,7 @@ fn claims() -> ClickClaims {
         affiliate: AffiliateId::random(),
         issued_at: 1_790_000_000,
         flagged: false,
+        paid: false,
     }
 }
 

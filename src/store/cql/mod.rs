@@ -72,6 +72,8 @@ use caps::Admit;
 
 const STATUS_PREFIX: &str = "status:";
 const REJECTED_PREFIX: &str = "rejected:";
+const CLICKS_PREFIX: &str = "clicks:";
+const WINDOW_PREFIX: &str = "window:";
 
 fn json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("records always serialize")
@@ -317,9 +319,13 @@ impl ScyllaStore {
             let named = d.conversions_ignored.iter().map(|(r, n)| (r.clone(), *n as i64));
             let statuses = d.statuses.iter().map(|(s, n)| (format!("{STATUS_PREFIX}{s}"), *n as i64));
             let rejected = d.rejected.iter().map(|(r, n)| (format!("{REJECTED_PREFIX}{r}"), *n as i64));
+            let clicks = d.click_outcomes.iter().map(|(k, n)| (format!("{CLICKS_PREFIX}{k}"), *n as i64));
+            let windows = d.click_windows.iter().map(|(w, n)| (format!("{WINDOW_PREFIX}{w}"), *n as i64));
             named
                 .chain(statuses)
                 .chain(rejected)
+                .chain(clicks)
+                .chain(windows)
                 .map(|(name, n)| self.exec(&self.st.add_ignored, (Counter(n), c.0 as i64, name)))
         });
         let (a, b) = tokio::join!(join_all(counters), join_all(ignored));
@@ -549,6 +555,10 @@ impl Store for ScyllaStore {
                 stats.statuses.insert(status.to_string(), n);
             } else if let Some(reason) = row.reason.strip_prefix(REJECTED_PREFIX) {
                 stats.rejected.insert(reason.to_string(), n);
+            } else if let Some(kind) = row.reason.strip_prefix(CLICKS_PREFIX) {
+                stats.click_outcomes.insert(kind.to_string(), n);
+            } else if let Some(window) = row.reason.strip_prefix(WINDOW_PREFIX) {
+                stats.click_windows.insert(window.to_string(), n);
             } else {
                 stats.conversions_ignored.insert(row.reason, n);
             }

@@ -112,6 +112,8 @@ impl CounterRow {
             conversions_ignored: Default::default(),
             statuses: Default::default(),
             rejected: Default::default(),
+            click_outcomes: Default::default(),
+            click_windows: Default::default(),
             postbacks_recorded: n(self.postbacks_recorded),
             postbacks_duplicate: n(self.postbacks_duplicate),
             payout_cents: u128::from(n(self.payout_cents)) + u128::from(n(self.payout_millions)) * PAYOUT_SPLIT,

@@ -7,6 +7,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::domain::keyed::ClickKind;
 use super::clicks::{day_of, Pos};
 use super::segment::Encoder;
 use super::*;
@@ -106,8 +107,9 @@ impl Segments {
             let end = Pos { segment: open.seq, offset: open.len };
             self.buf = buf;
             written?;
-            let flagged = group.iter().filter(|c| c.flagged).count() as u64;
-            entries.push((end, *campaign, clicks_delta(group.len() as u64, flagged)));
+            let kind = |k| group.iter().filter(|c| ClickKind::of(c) == k).count() as u64;
+            let (bots, dups, capped) = (kind(ClickKind::Bot), kind(ClickKind::Duplicate), kind(ClickKind::Capped));
+            entries.push((end, *campaign, clicks_delta(group.len() as u64, bots, dups, capped)));
         }
         Ok(())
     }

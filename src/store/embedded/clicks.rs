@@ -392,7 +392,7 @@ fn replay(path: &Path, from: u64, sums: &mut HashMap<CampaignId, CampaignStats>)
     file.seek(SeekFrom::Start(from))?;
     let valid = segment::scan(&mut BufReader::with_capacity(1 << 18, &file), from, |payload, _| {
         let s = segment::summary(payload)?;
-        sums.entry(s.campaign).or_default().add(&clicks_delta(s.clicks, s.flagged));
+        sums.entry(s.campaign).or_default().add(&clicks_delta(s.clicks, s.flagged, s.duplicate, s.capped));
         Ok(true)
     })?;
     if valid < len {

@@ -22,6 +22,9 @@ fn clicks(from: u128, n: u128, flag_every: u128) -> Vec<Click> {
             referer: String::new(),
             flagged: i % flag_every == 0,
             subs: Default::default(),
+            duplicate: false,
+            capped: false,
+            paid_traffic: false,
         })
         .collect()
 }

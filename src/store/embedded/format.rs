@@ -124,6 +124,9 @@ mod tests {
             referer: String::new(),
             flagged: n == 7,
             subs: Default::default(),
+            duplicate: false,
+            capped: false,
+            paid_traffic: false,
         }
     }
 

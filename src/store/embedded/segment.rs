@@ -19,9 +19,14 @@ use std::io::{self, Read};
 
 use crate::domain::ids::CampaignId;
 use crate::domain::model::Click;
+use crate::domain::keyed::ClickKind;
 use crate::store::clicklog::{read_click, varint, write_click, Corrupt, Reader};
 
 const FORMAT: u8 = 1;
+/// Format 2 adds, after `flagged`, the counts of duplicate and capped
+/// clicks (logged, not counted). Written only when a record has any, so
+/// the common record is byte for byte what it was.
+const FORMAT_2: u8 = 2;
 pub const HEADER: usize = 8;
 /// A segment's dictionary stops growing here: the writer starts a new
 /// segment, so the encoder's memory stays bounded.
@@ -35,7 +40,10 @@ const RECORD_MAX_BYTES: usize = 64 << 20;
 pub struct Summary {
     pub campaign: CampaignId,
     pub clicks: u64,
+    /// Bot clicks (flagged, and neither duplicate nor capped).
     pub flagged: u64,
+    pub duplicate: u64,
+    pub capped: u64,
     pub first: u128,
     pub last: u128,
 }
@@ -56,10 +64,17 @@ impl Encoder {
     pub fn record(&mut self, campaign: CampaignId, clicks: &[&Click], out: &mut Vec<u8>) {
         let start = out.len();
         out.extend_from_slice(&[0; HEADER]);
-        out.push(FORMAT);
+        let count = |kind: ClickKind| clicks.iter().filter(|c| ClickKind::of(c) == kind).count() as u64;
+        let (duplicate, capped) = (count(ClickKind::Duplicate), count(ClickKind::Capped));
+        let extended = duplicate + capped > 0;
+        out.push(if extended { FORMAT_2 } else { FORMAT });
         varint(out, campaign.0);
         varint(out, clicks.len() as u64);
-        varint(out, clicks.iter().filter(|c| c.flagged).count() as u64);
+        varint(out, count(ClickKind::Bot));
+        if extended {
+            varint(out, duplicate);
+            varint(out, capped);
+        }
         let first = clicks.iter().map(|c| c.id.0).min().unwrap_or(0);
         let last = clicks.iter().map(|c| c.id.0).max().unwrap_or(0);
         out.extend_from_slice(&first.to_be_bytes());
@@ -103,15 +118,17 @@ pub fn summary(payload: &[u8]) -> Result<Summary, Corrupt> {
 }
 
 fn parse_summary(r: &mut Reader<'_>) -> Result<(Summary, u64), Corrupt> {
-    if r.byte()? != FORMAT {
+    let format = r.byte()?;
+    if format != FORMAT && format != FORMAT_2 {
         return Err(Corrupt("unknown record format"));
     }
     let campaign = CampaignId(r.varint()?);
     let (clicks, flagged) = (r.varint()?, r.varint()?);
+    let (duplicate, capped) = if format == FORMAT_2 { (r.varint()?, r.varint()?) } else { (0, 0) };
     let first = u128::from_be_bytes(r.array()?);
     let last = u128::from_be_bytes(r.array()?);
     let base_at = r.varint()?;
-    Ok((Summary { campaign, clicks, flagged, first, last }, base_at))
+    Ok((Summary { campaign, clicks, flagged, duplicate, capped, first, last }, base_at))
 }
 
 /// The reader's half: a segment read from its start learns every string.
