@@ -3,6 +3,11 @@
 //! ledger's invariants checked after every step and an exact model of the
 //! final state checked once the supervisors have caught up.
 //!
+//! Conversions count against the campaign's caps (edited at random too):
+//! a model of every window's usage says which must be admitted and which
+//! rejected with `cap_reached`, and the stores must agree after every step,
+//! reversals giving capacity back.
+//!
 //! Runs on the embedded store, and on a CQL node too when
 //! CLICKLEDGER_TEST_CQL is set (fewer cases: each is a fresh keyspace).
 
@@ -16,6 +21,7 @@ use proptest::prelude::*;
 mod keyspaces;
 
 use clickledger::config::{Config, Overrides};
+use clickledger::domain::caps::{Caps, Claim, Limits, Usage};
 use clickledger::domain::ids::*;
 use clickledger::domain::model::*;
 use clickledger::domain::money::{Balance, Payout, PayoutStatus, WalletKind, SECONDS_PER_DAY};
@@ -70,6 +76,16 @@ enum Op {
     ReverseDuringWork {
         pick: usize,
     },
+    /// New caps for the conversions that follow (earlier claims keep theirs).
+    CapEdit {
+        daily: Limits,
+        total: Limits,
+    },
+}
+
+fn limits() -> impl Strategy<Value = Limits> {
+    (prop::option::of(0..6u64), prop::option::of(cents(0..15_000)))
+        .prop_map(|(conversions, payout_cents)| Limits { clicks: None, conversions, payout_cents })
 }
 
 /// Mostly everyday amounts, sometimes the largest one accepted from outside
@@ -87,6 +103,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0..96u64).prop_map(|hours| Op::Advance { hours }),
         3 => Just(Op::Work),
         1 => any::<usize>().prop_map(|pick| Op::ReverseDuringWork { pick }),
+        1 => (limits(), limits()).prop_map(|(daily, total)| Op::CapEdit { daily, total }),
     ]
 }
 
@@ -126,7 +143,14 @@ struct Run {
     ids: Ids,
     money: Money,
     clock: Arc<TestClock>,
+    /// The approved leads (the ones that pay).
     leads: Vec<Lead>,
+    caps: Caps,
+    /// The model: every window's usage, and each counted lead's claim until
+    /// a reversal gives it back.
+    usage: HashMap<String, Usage>,
+    windows: HashMap<String, clickledger::domain::caps::Window>,
+    claims: HashMap<LeadId, Claim>,
 }
 
 impl Run {
@@ -134,17 +158,41 @@ impl Run {
         let m = &self.money;
         match op {
             Op::Convert { affiliate, cents } => {
-                let lead = lead(self.ids.campaign, self.ids.affiliates[*affiliate], *cents, self.clock.now());
-                let batch = Batch { keyed: vec![Keyed::Lead(lead.clone())], ..Default::default() };
-                m.store.commit(Arc::new(batch)).await.unwrap();
-                self.leads.push(lead);
+                let (aff, now) = (self.ids.affiliates[*affiliate], self.clock.now());
+                let lead = lead(self.ids.campaign, aff, *cents, now);
+                let claim = Claim::for_conversion(&self.caps, None, aff, now, *cents);
+                let admitted = claim.as_ref().is_none_or(|c| self.model_admits(c));
+                let claims: Vec<(usize, Claim)> = claim.clone().map(|c| (0, c)).into_iter().collect();
+                let batch = Batch { keyed: vec![Keyed::Lead(lead.clone())], claims, ..Default::default() };
+                let out = m.store.commit(Arc::new(batch)).await.unwrap();
+                let stored = match &out[0] {
+                    Outcome::Inserted => Keyed::Lead(lead.clone()),
+                    Outcome::InsertedAs(k) => k.clone(),
+                    Outcome::Existing(k) => panic!("a fresh key is new: {k:?}"),
+                };
+                assert_eq!(stored.status() == "approved", admitted, "the model and the store agree: {stored:?}");
+                if let (true, Some(claim)) = (admitted, claim) {
+                    for b in &claim.bounds {
+                        let u = self.usage.entry(b.window.key()).or_default();
+                        *u = u.plus(claim.cents);
+                        self.windows.insert(b.window.key(), b.window);
+                    }
+                    self.claims.insert(lead.id, claim);
+                }
+                if admitted {
+                    self.leads.push(lead);
+                }
+            }
+            Op::CapEdit { daily, total } => {
+                self.caps = Caps { daily: *daily, total: *total, timezone: None };
             }
             Op::Fund { cents, key } => {
                 m.fund(self.ids.campaign, &format!("k{key}-{cents}"), *cents).await.unwrap();
             }
             Op::Reverse { pick } if !self.leads.is_empty() => {
-                let lead = &self.leads[pick % self.leads.len()];
+                let lead = self.leads[pick % self.leads.len()].clone();
                 m.reverse(&Keyed::Lead(lead.clone()), "refund").await.unwrap();
+                self.gave_back(lead.id);
             }
             Op::Replay { pick } if !self.leads.is_empty() => {
                 m.pay(&Keyed::Lead(self.leads[pick % self.leads.len()].clone())).await.unwrap();
@@ -157,11 +205,29 @@ impl Run {
                 let _ = (a, b);
             }
             Op::ReverseDuringWork { pick } if !self.leads.is_empty() => {
+                let id = self.leads[pick % self.leads.len()].id;
                 let lead = Keyed::Lead(self.leads[pick % self.leads.len()].clone());
                 let (reversed, _) = tokio::join!(m.reverse(&lead, "chargeback"), self.work_once());
                 reversed.unwrap();
+                self.gave_back(id);
             }
             _ => {}
+        }
+    }
+
+    /// Whether every window of `claim` has room in the model.
+    fn model_admits(&self, claim: &Claim) -> bool {
+        let used: Vec<Usage> = claim.bounds.iter().map(|b| self.usage.get(&b.window.key()).copied().unwrap_or_default()).collect();
+        claim.bounds.iter().zip(used).all(|(b, u)| b.admits(u, claim.cents))
+    }
+
+    /// A reversal gives the lead's claim back, once.
+    fn gave_back(&mut self, lead: LeadId) {
+        if let Some(claim) = self.claims.remove(&lead) {
+            for b in &claim.bounds {
+                let u = self.usage.entry(b.window.key()).or_default();
+                *u = u.minus(claim.cents);
+            }
         }
     }
 
@@ -202,6 +268,11 @@ impl Run {
                 *credits.entry(l.payout_id).or_default() += 1;
             }
             assert!(credits.values().all(|n| *n == 1), "no payout is credited twice");
+        }
+        let windows: Vec<_> = self.windows.values().copied().collect();
+        let stored = ledger.cap_usage(self.ids.campaign, &windows).await.unwrap();
+        for (w, used) in windows.iter().zip(stored) {
+            assert_eq!(used, self.usage[&w.key()], "the store's usage of {} is the model's", w.key());
         }
     }
 
@@ -267,7 +338,16 @@ async fn run_case(backend: Arc<dyn Backend>, hold_days: u32, ops: Vec<Op>) {
     config.batch = 64;
     let store: Arc<dyn Store> = backend.clone();
     let money = Money { ledger: backend, store, clock: clock.clone(), config };
-    let mut run = Run { ids, money, clock, leads: Vec::new() };
+    let mut run = Run {
+        ids,
+        money,
+        clock,
+        leads: Vec::new(),
+        caps: Caps::default(),
+        usage: HashMap::new(),
+        windows: HashMap::new(),
+        claims: HashMap::new(),
+    };
     for op in &ops {
         run.step(op).await;
         run.check_always().await;

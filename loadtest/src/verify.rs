@@ -35,7 +35,8 @@ impl Stats {
         let n = |v: &Value| v.as_u64().unwrap_or(0);
         let ignored = s["conversions"]["ignored"].as_object().map(|m| m.values().map(n).sum()).unwrap_or(0);
         Self {
-            clicks: n(&s["clicks"]) + n(&s["botClicks"]),
+            // Every logged click: counted, bots, repeats and capped ones.
+            clicks: n(&s["clicks"]) + n(&s["botClicks"]) + n(&s["duplicateClicks"]) + n(&s["cappedClicks"]),
             conversions_recorded: n(&s["conversions"]["recorded"]),
             conversions_duplicate: n(&s["conversions"]["duplicate"]),
             conversions_ignored: ignored,
