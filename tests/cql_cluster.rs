@@ -269,3 +269,42 @@ async fn an_event_claimed_by_a_node_that_dies_is_delivered_by_another() {
     assert_eq!(got[1].json()["data"]["id"], lead["leadId"]);
     drop(b);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sixty_four_conversions_over_two_nodes_against_a_cap_of_ten_approve_exactly_ten() {
+    if skip_unless_cql() {
+        return;
+    }
+    let a = TestServer::start().await;
+    let world = World::fixed(&a, 500).await;
+    let b = TestServer::start().await;
+    let path = format!("/api/v1/campaigns/{}", world.campaign_id);
+    let r = a.patch(&path, Some(&world.key), json!({"caps": {"total": {"conversions": 10}}})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    b.until("node B sees the cap", || async {
+        let c = b.get(&path, Some(&world.key)).await.json();
+        (c["caps"]["total"]["conversions"] == 10).then_some(())
+    })
+    .await;
+    let mut tokens = Vec::new();
+    for _ in 0..64 {
+        tokens.push(world.click_token(&a).await);
+    }
+    let replies = join_all(tokens.iter().enumerate().map(|(i, t)| world.convert(node(i, &a, &b), t))).await;
+    let recorded = replies.iter().filter(|r| r.status == 201).count();
+    let capped = replies.iter().filter(|r| r.status == 200 && r.json()["reason"] == "cap_reached").count();
+    let texts: Vec<_> = replies.iter().filter(|r| !r.status.is_success()).map(|r| &r.text).collect();
+    assert_eq!((recorded, capped), (10, 54), "not one over the cap, and none refused below it: {texts:?}");
+    let shown = a.get(&path, Some(&world.key)).await.json();
+    let total = shown["capUsage"].as_array().unwrap().iter().find(|u| u["period"] == "total").unwrap().clone();
+    assert_eq!(total["conversions"]["used"], 10, "{shown}");
+
+    // A reversal on node B gives one back; the next conversion on node A takes it.
+    let first = replies.iter().find(|r| r.status == 201).unwrap().json()["conversionId"].as_str().unwrap().to_string();
+    let reverse = format!("/api/v1/conversions/{first}/reverse");
+    assert_eq!(b.post(&reverse, Some(&world.key), json!({"reason": "refund"})).await.status, 200);
+    let token = world.click_token(&a).await;
+    assert_eq!(world.convert(&a, &token).await.json()["status"], "recorded");
+    let token = world.click_token(&b).await;
+    assert_eq!(world.convert(&b, &token).await.json()["reason"], "cap_reached");
+}
