@@ -37,7 +37,12 @@ async fn a_stored_row_that_does_not_decode_is_a_500_without_retry_after() {
     assert_eq!(r.status, 500, "{}", r.text);
     assert_eq!(r.json()["error"], "internal_error");
     assert!(r.header("retry-after").is_none(), "a retry would meet the same row");
-    let logs = server.logs().join("\n");
-    assert!(logs.contains("store error") || logs.contains("group commit failed"), "the log says so: {logs}");
+    // Log lines go out through a queue: wait for the line rather than race it.
+    server
+        .until("the log says what failed", || async {
+            let logs = server.logs().join("\n");
+            (logs.contains("store error") || logs.contains("group commit failed")).then_some(())
+        })
+        .await;
     assert_eq!(server.get("/healthz", None).await.status, 200, "the rest of the node serves on");
 }

@@ -47,7 +47,10 @@ async fn the_nth_conversion_under_a_daily_cap_is_approved_and_the_next_is_reject
     let token = w.click_token(&server).await;
     let over = w.convert(&server, &token).await;
     assert_eq!(over.status, 200, "{}", over.text);
-    assert_eq!((over.json()["status"].clone(), over.json()["reason"].clone()), (json!("ignored"), json!("cap_reached")));
+    assert_eq!(
+        (over.json()["status"].clone(), over.json()["reason"].clone()),
+        (json!("ignored"), json!("cap_reached"))
+    );
     assert!(over.json()["conversionId"].is_string(), "{}", over.text);
     let again = w.convert(&server, &token).await;
     assert_eq!(again.json()["status"], "duplicate", "a rejected conversion is still on record: {}", again.text);
@@ -152,7 +155,11 @@ async fn a_flagged_conversion_waits_for_review_and_approval_pays_it_while_reject
     let rules = json!({"rules": {"minSecondsToConvert": {"seconds": 3600, "action": "flag"}}});
     assert_eq!(patch_campaign(&server, &w, rules).await.status, 200);
     let held = converted(&server, &w).await;
-    assert_eq!((held["review"].clone(), held["flags"].clone()), (json!("pending_review"), json!(["too_fast"])), "{held}");
+    assert_eq!(
+        (held["review"].clone(), held["flags"].clone()),
+        (json!("pending_review"), json!(["too_fast"])),
+        "{held}"
+    );
     let second = converted(&server, &w).await;
     let metrics = server.metrics().await;
     assert_metric(&metrics, "clickledger_rule_hits_total", &[r#"rule="too_fast""#, r#"action="flag""#], 2);
@@ -165,7 +172,10 @@ async fn a_flagged_conversion_waits_for_review_and_approval_pays_it_while_reject
     let approve = format!("/api/v1/conversions/{id}/approve");
     let r = server.post(&approve, Some(&w.key), json!({})).await;
     assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!((r.json()["status"].clone(), r.json()["payout"]["amountCents"].clone()), (json!("approved"), json!(700)));
+    assert_eq!(
+        (r.json()["status"].clone(), r.json()["payout"]["amountCents"].clone()),
+        (json!("approved"), json!(700))
+    );
     assert_eq!(server.post(&approve, Some(&w.key), json!({})).await.status, 200, "repeating a decision is harmless");
     let reject = format!("/api/v1/conversions/{id}/reject");
     let r = server.post(&reject, Some(&w.key), json!({"reason": "changed my mind"})).await;
@@ -188,7 +198,9 @@ async fn a_flagged_conversion_waits_for_review_and_approval_pays_it_while_reject
 async fn self_referral_and_disposable_emails_are_caught_by_their_rules() {
     let server = TestServer::start().await;
     let w = World::fixed(&server, 300).await;
-    let r = server.post("/api/v1/admin/affiliates", Some(ADMIN_KEY), json!({"name": "Sneaky", "email": "Me@Example.com"})).await;
+    let r = server
+        .post("/api/v1/admin/affiliates", Some(ADMIN_KEY), json!({"name": "Sneaky", "email": "Me@Example.com"}))
+        .await;
     assert_eq!(r.status, 201, "{}", r.text);
     let sneaky = r.json()["id"].as_str().unwrap().to_string();
     let path = format!("/api/v1/campaigns/{}/affiliates", w.campaign_id);
@@ -220,7 +232,8 @@ async fn self_referral_and_disposable_emails_are_caught_by_their_rules() {
 async fn a_bot_clicks_conversion_is_held_for_review_by_default() {
     let server = TestServer::start().await;
     let w = World::fixed(&server, 300).await;
-    let r = server.send(hyper::Method::GET, &format!("/r/{}", w.code), &[("user-agent", "Googlebot/2.1")], vec![]).await;
+    let r =
+        server.send(hyper::Method::GET, &format!("/r/{}", w.code), &[("user-agent", "Googlebot/2.1")], vec![]).await;
     let token = query_param(r.header("location").unwrap(), "irw_id").unwrap();
     let answer = w.convert(&server, &token).await.json();
     assert_eq!((answer["review"].clone(), answer["flags"].clone()), (json!("pending_review"), json!(["bot_click"])));
@@ -283,7 +296,11 @@ async fn a_repeat_click_inside_the_unique_window_is_logged_as_a_duplicate_and_no
 
     assert_eq!(patch_campaign(&server, &w, json!({"rules": {"uniqueClickWindowSeconds": 0}})).await.status, 200);
     assert_eq!(click_as(&server, &link, BROWSER).await.status, 302);
-    server.until("a repeat counted with the window off", || async { (w.stats(&server).await["clicks"] == 3).then_some(()) }).await;
+    server
+        .until("a repeat counted with the window off", || async {
+            (w.stats(&server).await["clicks"] == 3).then_some(())
+        })
+        .await;
 }
 
 #[tokio::test]
@@ -325,8 +342,52 @@ async fn a_conversion_of_a_click_with_a_paid_search_click_id_gets_paid_traffic()
     let r = click_as(&server, &format!("/r/{}?gclid=EAIaIQ&sub1=x", w.code), BROWSER).await;
     let token = query_param(r.header("location").unwrap(), "irw_id").unwrap();
     let answer = w.convert(&server, &token).await.json();
-    assert_eq!((answer["status"].clone(), answer["reason"].clone()), (json!("ignored"), json!("paid_traffic")), "{answer}");
+    assert_eq!(
+        (answer["status"].clone(), answer["reason"].clone()),
+        (json!("ignored"), json!("paid_traffic")),
+        "{answer}"
+    );
     let r = click_as(&server, &format!("/r/{}?utm_source=blog", w.code), "Mozilla/5.0 Firefox/120.0").await;
     let token = query_param(r.header("location").unwrap(), "irw_id").unwrap();
     assert_eq!(w.convert(&server, &token).await.json()["status"], "recorded");
+}
+
+#[tokio::test]
+async fn a_held_postback_waits_in_the_same_review_queue_and_approval_pays_it() {
+    let server = TestServer::start().await;
+    let w = World::fixed(&server, 400).await;
+    let body = json!({"swarm_ref": w.code, "externalId": "o-9", "eventType": "PURCHASE",
+                      "metadata": {"email": "buyer@mailinator.com"}});
+    let r = server.post("/api/v1/postback", Some(&w.key), body).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let lead = r.json()["lead"].clone();
+    assert_eq!((lead["status"].clone(), lead["flags"].clone()), (json!("pending_review"), json!(["disposable_email"])));
+    let converted = converted(&server, &w).await;
+    assert_eq!(converted["status"], "recorded");
+
+    let list = format!("/api/v1/conversions?campaignId={}&status=pending_review", w.campaign_id);
+    let queue = server.get(&list, Some(&w.key)).await.json();
+    let items = queue["conversions"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{queue}");
+    assert_eq!((items[0]["kind"].clone(), items[0]["id"].clone()), (json!("lead"), lead["id"].clone()));
+    let all =
+        server.get(&format!("/api/v1/conversions?campaignId={}&limit=1", w.campaign_id), Some(&w.key)).await.json();
+    assert_eq!(all["conversions"][0]["kind"], "conversion", "newest first: {all}");
+    let next = all["nextBefore"].as_str().unwrap();
+    let rest = format!("/api/v1/conversions?campaignId={}&before={next}", w.campaign_id);
+    assert_eq!(server.get(&rest, Some(&w.key)).await.json()["conversions"][0]["kind"], "lead");
+
+    let approve = format!("/api/v1/conversions/{}/approve", lead["id"].as_str().unwrap());
+    let r = server.post(&approve, Some(&w.key), json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        (r.json()["status"].clone(), r.json()["payout"]["amountCents"].clone()),
+        (json!("approved"), json!(400))
+    );
+    let stats = w.stats(&server).await;
+    assert_eq!(stats["conversions"]["byStatus"], json!({"approved": 2, "pending_review": 0}), "{stats}");
+    let r = server.post(&format!("/api/v1/conversions/{}/approve", "conv_nope"), Some(&w.key), json!({})).await;
+    assert_eq!(r.status, 404, "{}", r.text);
+    let r = server.get(&format!("/api/v1/conversions?campaignId={}&status=held", w.campaign_id), Some(&w.key)).await;
+    assert_eq!((r.status.as_u16(), r.json()["field"].clone()), (400, json!("status")));
 }

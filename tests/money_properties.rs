@@ -84,8 +84,11 @@ enum Op {
 }
 
 fn limits() -> impl Strategy<Value = Limits> {
-    (prop::option::of(0..6u64), prop::option::of(cents(0..15_000)))
-        .prop_map(|(conversions, payout_cents)| Limits { clicks: None, conversions, payout_cents })
+    (prop::option::of(0..6u64), prop::option::of(cents(0..15_000))).prop_map(|(conversions, payout_cents)| Limits {
+        clicks: None,
+        conversions,
+        payout_cents,
+    })
 }
 
 /// Mostly everyday amounts, sometimes the largest one accepted from outside
@@ -217,7 +220,8 @@ impl Run {
 
     /// Whether every window of `claim` has room in the model.
     fn model_admits(&self, claim: &Claim) -> bool {
-        let used: Vec<Usage> = claim.bounds.iter().map(|b| self.usage.get(&b.window.key()).copied().unwrap_or_default()).collect();
+        let used: Vec<Usage> =
+            claim.bounds.iter().map(|b| self.usage.get(&b.window.key()).copied().unwrap_or_default()).collect();
         claim.bounds.iter().zip(used).all(|(b, u)| b.admits(u, claim.cents))
     }
 

@@ -95,16 +95,15 @@ fn limits(field: &str, v: &Value) -> Result<Limits, Invalid> {
     let mut out = Limits::default();
     for (key, value) in obj {
         let name = format!("{field}.{key}");
-        let bounded = |max: u64| -> Result<Option<u64>, Invalid> {
-            if value.is_null() {
-                return Ok(None);
-            }
-            value
-                .as_u64()
-                .filter(|n| *n <= max)
-                .map(Some)
-                .ok_or_else(|| invalid(&name, format!("must be a whole number from 0 to {max}, or null for no cap")))
-        };
+        let bounded =
+            |max: u64| -> Result<Option<u64>, Invalid> {
+                if value.is_null() {
+                    return Ok(None);
+                }
+                value.as_u64().filter(|n| *n <= max).map(Some).ok_or_else(|| {
+                    invalid(&name, format!("must be a whole number from 0 to {max}, or null for no cap"))
+                })
+            };
         match key.as_str() {
             "clicks" => out.clicks = bounded(MAX_COUNT)?,
             "conversions" => out.conversions = bounded(MAX_COUNT)?,
@@ -177,7 +176,9 @@ impl Bound {
     /// Which limit refuses one more conversion paying `cents` on `used`
     /// (`conversions` or `payout_cents`), if one does.
     pub fn refusal(&self, used: Usage, cents: u64) -> Option<&'static str> {
-        let over = |limit: Option<u64>, used: u64, add: u64| limit.is_some_and(|l| used.checked_add(add).is_none_or(|n| n > l));
+        let over = |limit: Option<u64>, used: u64, add: u64| {
+            limit.is_some_and(|l| used.checked_add(add).is_none_or(|n| n > l))
+        };
         if over(self.conversions, used.conversions, 1) {
             Some("conversions")
         } else if over(self.payout_cents, used.payout_cents, cents) {
@@ -188,7 +189,11 @@ impl Bound {
     }
 
     pub fn period(&self) -> &'static str {
-        if self.window.day.is_some() { "daily" } else { "total" }
+        if self.window.day.is_some() {
+            "daily"
+        } else {
+            "total"
+        }
     }
 }
 

@@ -3,8 +3,9 @@ use serde_json::json;
 
 #[test]
 fn caps_parse_with_their_timezone_and_round_trip() {
-    let caps = Caps::parse("caps", &json!({"daily": {"conversions": 10, "payoutCents": 5000}, "timezone": "Europe/Berlin"}))
-        .unwrap();
+    let caps =
+        Caps::parse("caps", &json!({"daily": {"conversions": 10, "payoutCents": 5000}, "timezone": "Europe/Berlin"}))
+            .unwrap();
     assert_eq!(caps.daily, Limits { clicks: None, conversions: Some(10), payout_cents: Some(5000) });
     assert_eq!(caps.timezone.as_deref(), Some("Europe/Berlin"));
     let back: Caps = serde_json::from_value(serde_json::to_value(&caps).unwrap()).unwrap();
@@ -53,11 +54,8 @@ fn a_claim_counts_against_each_capped_window_of_both_scopes() {
 
 #[test]
 fn a_bound_admits_up_to_its_limit_and_refuses_a_payout_that_would_cross_it() {
-    let b = Bound {
-        window: Window { scope: Scope::Campaign, day: None },
-        conversions: Some(2),
-        payout_cents: Some(100),
-    };
+    let b =
+        Bound { window: Window { scope: Scope::Campaign, day: None }, conversions: Some(2), payout_cents: Some(100) };
     assert!(b.admits(Usage { conversions: 1, payout_cents: 60 }, 40));
     assert!(!b.admits(Usage { conversions: 1, payout_cents: 61 }, 40));
     assert!(!b.admits(Usage { conversions: 2, payout_cents: 0 }, 0));

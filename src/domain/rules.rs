@@ -173,7 +173,10 @@ pub enum Verdict {
     /// Held for review; every rule that flagged.
     Flagged(Vec<Reason>),
     /// The first rejecting rule, and every rule that hit.
-    Rejected { reason: Reason, flags: Vec<Reason> },
+    Rejected {
+        reason: Reason,
+        flags: Vec<Reason>,
+    },
 }
 
 pub fn judge(rules: &Rules, facts: &Facts) -> Verdict {

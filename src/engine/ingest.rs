@@ -10,8 +10,8 @@ use tokio::sync::oneshot;
 
 use super::campaign::{CampaignMsg, KeyedReply};
 use super::guard::Context;
-use crate::domain::caps::Claim;
 use super::Engine;
+use crate::domain::caps::Claim;
 use crate::domain::ids::*;
 use crate::domain::keys::{KeyHash, Owner, Principal, Scope};
 use crate::domain::model::*;
@@ -437,7 +437,10 @@ impl Engine {
         match reply {
             KeyedReply::Recorded(k) => {
                 path.outcome("recorded", "none");
-                metrics::conversion_status(k.status(), k.reason().filter(|_| k.status() == "rejected").unwrap_or("none"));
+                metrics::conversion_status(
+                    k.status(),
+                    k.reason().filter(|_| k.status() == "rejected").unwrap_or("none"),
+                );
                 super::guard::log_outcome(&k);
                 Ok((true, k))
             }

@@ -11,9 +11,38 @@ use crate::domain::model::*;
 use crate::domain::money::Payout;
 use crate::error::{Error, Result};
 use crate::metrics;
-use crate::store::{ConversionQuery, DedupKey, Due, DueItem, Keyed, Queue};
+use crate::store::{ConversionQuery, DedupKey, Due, DueItem, Keyed, LeadQuery, Queue};
 
 const ATTEMPTS: usize = 4;
+
+/// Where a page of the review listing starts.
+pub struct ReviewQuery {
+    pub campaign: CampaignId,
+    pub status: Option<ConversionStatus>,
+    /// The raw 128 bits of the previous page's last id (either kind).
+    pub before: Option<u128>,
+    pub limit: usize,
+}
+
+pub struct ReviewPage {
+    pub items: Vec<Keyed>,
+    /// The last item's id, to pass back as `before`; `None` on the last page.
+    pub next: Option<String>,
+}
+
+fn raw_id(k: &Keyed) -> u128 {
+    match k {
+        Keyed::Conversion(c) => c.id.0,
+        Keyed::Lead(l) => l.id.0,
+    }
+}
+
+fn record_id(k: &Keyed) -> String {
+    match k {
+        Keyed::Conversion(c) => c.id.to_string(),
+        Keyed::Lead(l) => l.id.to_string(),
+    }
+}
 
 /// A review decision on a conversion or a lead.
 pub struct Decided {
@@ -33,20 +62,55 @@ pub struct CapView {
 }
 
 impl Engine {
-    pub async fn list_conversions(&self, advertiser: AdvertiserId, mut q: ConversionQuery) -> Result<(Vec<Conversion>, Option<ConversionId>)> {
+    /// One page of a campaign's review listing, newest first: its click
+    /// conversions and its postback and referral leads (direct leads have
+    /// their own listing, `GET /api/v1/leads`), merged by id (both are
+    /// time-ordered). `before` is the previous page's last id of either kind.
+    pub async fn review_page(&self, advertiser: AdvertiserId, q: ReviewQuery) -> Result<ReviewPage> {
         self.owned_campaign(advertiser, q.campaign).await?;
-        let limit = q.limit;
-        q.limit = limit + 1;
-        let mut page = self.ledger.list_conversions(&q).await?;
-        let next = (page.len() > limit).then(|| {
-            page.truncate(limit);
-            page.last().expect("limit is at least one").id
+        let want = q.limit + 1;
+        let conversions =
+            ConversionQuery { campaign: q.campaign, status: q.status, before: q.before.map(ConversionId), limit: want };
+        let lead_status = q.status.map(|s| match s {
+            ConversionStatus::Approved => LeadStatus::Verified,
+            ConversionStatus::PendingReview => LeadStatus::PendingReview,
+            ConversionStatus::Rejected => LeadStatus::Rejected,
         });
-        Ok((page, next))
+        let mut items: Vec<Keyed> =
+            self.ledger.list_conversions(&conversions).await?.into_iter().map(Keyed::Conversion).collect();
+        let mut leads_before = q.before.map(LeadId);
+        // Direct leads are skipped, so a page may need more than one read.
+        let mut found = 0;
+        while found < want {
+            let query = LeadQuery { campaign: q.campaign, status: lead_status, before: leads_before, limit: want };
+            let page = self.ledger.list_leads(&query).await?;
+            let Some(last) = page.last() else { break };
+            leads_before = Some(last.id);
+            let full = page.len() >= want;
+            for lead in page.into_iter().filter(|l| l.source != LeadSource::Direct) {
+                found += 1;
+                items.push(Keyed::Lead(lead));
+            }
+            if !full {
+                break;
+            }
+        }
+        items.sort_by_key(|k| std::cmp::Reverse(raw_id(k)));
+        let next = (items.len() > q.limit).then(|| {
+            items.truncate(q.limit);
+            items.last().map(record_id).unwrap_or_default()
+        });
+        Ok(ReviewPage { items, next })
     }
 
     /// Approves (`approve`) or rejects a held conversion or lead by id.
-    pub async fn decide(&self, advertiser: AdvertiserId, id: &str, approve: bool, reason: Option<String>) -> Result<Decided> {
+    pub async fn decide(
+        &self,
+        advertiser: AdvertiserId,
+        id: &str,
+        approve: bool,
+        reason: Option<String>,
+    ) -> Result<Decided> {
         if let Ok(lead) = id.parse::<LeadId>() {
             let to = if approve { LeadStatus::Verified } else { LeadStatus::Rejected };
             let reviewed = self.review_lead(advertiser, lead, to, reason).await?;
@@ -62,10 +126,20 @@ impl Engine {
         self.decide_conversion(advertiser, id, approve, reason).await
     }
 
-    async fn decide_conversion(&self, advertiser: AdvertiserId, id: ConversionId, approve: bool, reason: Option<String>) -> Result<Decided> {
+    async fn decide_conversion(
+        &self,
+        advertiser: AdvertiserId,
+        id: ConversionId,
+        approve: bool,
+        reason: Option<String>,
+    ) -> Result<Decided> {
         let to = if approve { ConversionStatus::Approved } else { ConversionStatus::Rejected };
         for _ in 0..ATTEMPTS {
-            let c = self.ledger.get_conversion_by_id(id).await?.ok_or_else(|| Error::NotFound(format!("no conversion '{id}'")))?;
+            let c = self
+                .ledger
+                .get_conversion_by_id(id)
+                .await?
+                .ok_or_else(|| Error::NotFound(format!("no conversion '{id}'")))?;
             self.owned_campaign(advertiser, c.campaign_id).await?;
             let c = if c.status == to {
                 c
@@ -123,7 +197,11 @@ impl Engine {
                 if caps.is_empty() {
                     c.affiliate_caps.remove(&affiliate);
                 } else if c.affiliate_caps.len() >= max && !c.affiliate_caps.contains_key(&affiliate) {
-                    return Err(crate::domain::validate::invalid("affiliateId", format!("a campaign may cap at most {max} affiliates")).into());
+                    return Err(crate::domain::validate::invalid(
+                        "affiliateId",
+                        format!("a campaign may cap at most {max} affiliates"),
+                    )
+                    .into());
                 } else {
                     c.affiliate_caps.insert(affiliate, caps.clone());
                 }

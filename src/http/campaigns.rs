@@ -11,10 +11,10 @@ use serde_json::{json, Value};
 use super::auth::require_principal;
 use super::body::{json_response, Resp};
 use super::{read_body, Ctx};
+use crate::domain::caps::Caps;
 use crate::domain::ids::*;
 use crate::domain::keys::{Principal, Scope};
 use crate::domain::model::*;
-use crate::domain::caps::Caps;
 use crate::domain::payout::{bounded_cents, bp_to_percentage, percentage_to_bp};
 use crate::domain::rules::Rules;
 

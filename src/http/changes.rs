@@ -43,7 +43,8 @@ fn change_json(change: &Change) -> serde_json::Value {
             (kind, lead.id.to_string(), json!(lead))
         }
         ChangeEvent::ConversionReviewed { conversion: c } => {
-            let kind = if c.status == ConversionStatus::Approved { "conversion.approved" } else { "conversion.rejected" };
+            let kind =
+                if c.status == ConversionStatus::Approved { "conversion.approved" } else { "conversion.rejected" };
             (kind, c.id.to_string(), json!(c))
         }
         ChangeEvent::Moved { payout, step } => {

@@ -15,8 +15,9 @@ use crate::domain::ids::*;
 use crate::domain::keys::Scope;
 use crate::domain::model::ConversionStatus;
 use crate::domain::validate::{excerpt, invalid};
+use crate::engine::review::ReviewQuery;
 use crate::error::{Error, Result};
-use crate::store::{ConversionQuery, Keyed};
+use crate::store::Keyed;
 
 const DEFAULT_PAGE: usize = 50;
 const MAX_PAGE: usize = 200;
@@ -34,14 +35,39 @@ pub async fn list(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp> {
     let campaign = q.get("campaignId").ok_or_else(|| invalid("campaignId", "is required"))?;
     let campaign = campaign.parse().map_err(|_| invalid("campaignId", "must be a campaign id like cmp_…"))?;
     let status = q.get("status").map(status).transpose()?;
-    let before = q
-        .get("before")
-        .map(|b| b.parse::<ConversionId>().map_err(|_| invalid("before", "must be a conversion id (a page's nextBefore)")))
-        .transpose()?;
+    let before = q.get("before").map(before).transpose()?;
     let limit = q.limit(DEFAULT_PAGE, MAX_PAGE)?;
-    let query = ConversionQuery { campaign, status, before, limit };
-    let (conversions, next) = ctx.engine.list_conversions(advertiser, query).await?;
-    Ok(json_response(StatusCode::OK, &json!({ "conversions": conversions, "nextBefore": next })))
+    let page = ctx.engine.review_page(advertiser, ReviewQuery { campaign, status, before, limit }).await?;
+    let items: Vec<Value> = page.items.iter().map(item_json).collect();
+    Ok(json_response(StatusCode::OK, &json!({ "conversions": items, "nextBefore": page.next })))
+}
+
+fn before(text: &str) -> Result<u128> {
+    let parsed = text.parse::<ConversionId>().map(|c| c.0).or_else(|_| text.parse::<LeadId>().map(|l| l.0));
+    parsed.map_err(|_| invalid("before", "must be a conversion or lead id (a page's nextBefore)").into())
+}
+
+/// A listed record: a conversion as stored with `kind`; a lead with `kind`,
+/// its `status` in the shared vocabulary (`approved` for `verified`) and a
+/// `reason` (its `rejectionReason`).
+fn item_json(k: &Keyed) -> Value {
+    match k {
+        Keyed::Conversion(c) => {
+            let mut v = json!(c);
+            v["kind"] = json!("conversion");
+            v
+        }
+        Keyed::Lead(l) => {
+            let mut v = json!(l);
+            v["kind"] = json!("lead");
+            v["leadStatus"] = v["status"].clone();
+            v["status"] = json!(k.status());
+            if let Some(r) = &l.rejection_reason {
+                v["reason"] = json!(r);
+            }
+            v
+        }
+    }
 }
 
 fn status(text: &str) -> Result<ConversionStatus> {

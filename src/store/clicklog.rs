@@ -73,7 +73,13 @@ pub(crate) fn write_click(out: &mut Vec<u8>, c: &Click, base_at: u64, [code, ua,
     varint(out, referer);
     let subs = if c.subs.is_empty() { 0 } else { HAS_SUBS };
     let bit = |on: bool, bit: u8| if on { bit } else { 0 };
-    out.push(bit(c.flagged, FLAGGED) | subs | bit(c.duplicate, DUPLICATE) | bit(c.capped, CAPPED) | bit(c.paid_traffic, PAID));
+    out.push(
+        bit(c.flagged, FLAGGED)
+            | subs
+            | bit(c.duplicate, DUPLICATE)
+            | bit(c.capped, CAPPED)
+            | bit(c.paid_traffic, PAID),
+    );
     if subs != 0 {
         c.subs.encode(out);
     }

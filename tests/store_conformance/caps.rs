@@ -106,13 +106,13 @@ async fn a_claim_is_given_back_exactly_once(store: &Shared) {
 
 async fn a_claim_for_a_key_already_on_record_takes_nothing(store: &Shared) {
     let before = conversion(905, 10);
-    store.commit(Arc::new(Batch { keyed: vec![Keyed::Conversion(before.clone())], ..Default::default() })).await.unwrap();
+    store
+        .commit(Arc::new(Batch { keyed: vec![Keyed::Conversion(before.clone())], ..Default::default() }))
+        .await
+        .unwrap();
     let again = Conversion { id: ConversionId::new(), ..before };
-    let batch = Batch {
-        keyed: vec![Keyed::Conversion(again)],
-        claims: vec![(0, total(Some(3), None))],
-        ..Default::default()
-    };
+    let batch =
+        Batch { keyed: vec![Keyed::Conversion(again)], claims: vec![(0, total(Some(3), None))], ..Default::default() };
     let out = store.commit(Arc::new(batch)).await.unwrap();
     assert!(matches!(out[0], Outcome::Existing(_)), "{out:?}");
     assert_eq!(used(store, 905).await, Usage::default(), "a duplicate takes no capacity");
@@ -133,7 +133,10 @@ async fn conversions_are_listed_by_status_and_follow_a_review(store: &Shared) {
     assert!(store.replace_conversion(&approved, ConversionStatus::PendingReview).await.unwrap());
     assert!(!store.replace_conversion(&approved, ConversionStatus::PendingReview).await.unwrap(), "decided once");
     assert!(store.list_conversions(&query(Some(ConversionStatus::PendingReview))).await.unwrap().is_empty());
-    assert_eq!(ids(store.list_conversions(&query(Some(ConversionStatus::Approved))).await.unwrap()), [fine.id, held.id]);
+    assert_eq!(
+        ids(store.list_conversions(&query(Some(ConversionStatus::Approved))).await.unwrap()),
+        [fine.id, held.id]
+    );
     let stats = store.get_stats(CampaignId(906)).await.unwrap();
     assert_eq!((stats.statuses.get("approved"), stats.statuses.get("pending_review")), (Some(&2), Some(&0)));
 }

@@ -195,10 +195,9 @@ fn usage_write<'a>(st: &'a CapStatements, c: i64, k: &str, old: Option<Usage>, n
     let (n, cents) = (new.conversions as i64, new.payout_cents as i64);
     match old {
         None => (&st.insert_usage, Box::new((c, k.to_string(), n, cents))),
-        Some(o) => (
-            &st.update_usage,
-            Box::new((n, cents, c, k.to_string(), o.conversions as i64, o.payout_cents as i64)),
-        ),
+        Some(o) => {
+            (&st.update_usage, Box::new((n, cents, c, k.to_string(), o.conversions as i64, o.payout_cents as i64)))
+        }
     }
 }
 

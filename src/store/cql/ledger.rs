@@ -13,6 +13,7 @@ use super::ledger_rows::*;
 use super::rows::BodyRow;
 use super::{blob, json, parse, schema, ScyllaStore};
 use crate::domain::ids::*;
+use crate::domain::keyed::lead_status;
 use crate::domain::model::*;
 use crate::domain::money::{Balance, Entry, Funding, Move, Payout, WalletEntry};
 use crate::domain::referral::{Referral, ReferralStatus};
@@ -104,6 +105,8 @@ impl ScyllaStore {
             if schema::applied(self.exec(&self.st.ledger.update_lead_if, values).await?)? {
                 if current.status != lead.status {
                     self.relist(lead, current.status).await?;
+                    let (from, to) = (lead_status(current.status), lead_status(lead.status));
+                    self.count_status_move(lead.campaign_id, from, to, lead.rejection_reason.as_deref()).await?;
                 }
                 return Ok(true);
             }

@@ -6,11 +6,11 @@ use futures::future::join_all;
 use scylla::DeserializeRow;
 
 use super::rows::BodyRow;
-use scylla::value::Counter;
 use super::{blob, json, parse, schema, ScyllaStore, REJECTED_PREFIX, STATUS_PREFIX};
 use crate::domain::ids::*;
 use crate::domain::model::*;
 use crate::store::{Change, ConversionQuery, Store, StoreError, StoreResult};
+use scylla::value::Counter;
 
 const STATUSES: [ConversionStatus; 3] =
     [ConversionStatus::Approved, ConversionStatus::PendingReview, ConversionStatus::Rejected];
@@ -45,7 +45,8 @@ impl ScyllaStore {
             if schema::applied(self.exec(&self.st.caps.update_conversion_if, values).await?)? {
                 if current.status != c.status {
                     self.relist_conversion(c, current.status).await?;
-                    self.count_review(c, current.status).await?;
+                    let (from, to) = (current.status.as_str(), c.status.as_str());
+                    self.count_status_move(c.campaign_id, from, to, c.reason.as_deref()).await?;
                 }
                 return Ok(true);
             }
@@ -59,16 +60,22 @@ impl ScyllaStore {
         self.exec(&self.st.caps.list_delete, gone).await.map(drop)
     }
 
-    /// Counters are not idempotent: a crash between the decision and this
-    /// leaves the status counts one off (the records themselves are right).
-    async fn count_review(&self, c: &Conversion, from: ConversionStatus) -> StoreResult<()> {
-        let campaign = c.campaign_id.0 as i64;
-        let mut moves = vec![(format!("{STATUS_PREFIX}{}", from.as_str()), -1), (format!("{STATUS_PREFIX}{}", c.status.as_str()), 1)];
-        if let Some(reason) = c.reason.as_deref().filter(|_| c.status == ConversionStatus::Rejected) {
+    /// A review decision's counters. Counters are not idempotent: a crash
+    /// between the decision and this leaves the status counts one off (the
+    /// records themselves are right).
+    pub(super) async fn count_status_move(
+        &self,
+        campaign: CampaignId,
+        from: &str,
+        to: &str,
+        reason: Option<&str>,
+    ) -> StoreResult<()> {
+        let mut moves = vec![(format!("{STATUS_PREFIX}{from}"), -1), (format!("{STATUS_PREFIX}{to}"), 1)];
+        if let Some(reason) = reason.filter(|_| to == "rejected") {
             moves.push((format!("{REJECTED_PREFIX}{reason}"), 1));
         }
         for (name, n) in moves {
-            self.exec(&self.st.add_ignored, (Counter(n), campaign, name)).await?;
+            self.exec(&self.st.add_ignored, (Counter(n), campaign.0 as i64, name)).await?;
         }
         Ok(())
     }
@@ -83,9 +90,9 @@ impl ScyllaStore {
         while out.len() < q.limit {
             let want = q.limit - out.len();
             let limit = i32::try_from(want).unwrap_or(i32::MAX);
-            let reads = statuses.iter().map(|s| {
-                self.exec(&self.st.caps.list_select, (q.campaign.0 as i64, s.as_str(), blob(before), limit))
-            });
+            let reads = statuses
+                .iter()
+                .map(|s| self.exec(&self.st.caps.list_select, (q.campaign.0 as i64, s.as_str(), blob(before), limit)));
             let mut rows: Vec<(u128, u128, ConversionStatus)> = Vec::new();
             for (status, result) in statuses.iter().zip(join_all(reads).await) {
                 for row in result?.into_rows_result()?.rows::<ListRow>()? {
@@ -99,7 +106,8 @@ impl ScyllaStore {
             rows.truncate(want);
             let Some(last) = rows.last() else { break };
             before = last.0;
-            let found = join_all(rows.iter().map(|(_, click, _)| self.get_conversion(q.campaign, ClickId(*click)))).await;
+            let found =
+                join_all(rows.iter().map(|(_, click, _)| self.get_conversion(q.campaign, ClickId(*click)))).await;
             for ((id, _, listed_as), c) in rows.iter().zip(found) {
                 let Some(c) = c?.filter(|c| c.id.0 == *id) else { continue };
                 if c.status != *listed_as {

@@ -71,7 +71,11 @@ pub(super) fn usage(txn: &ReadTransaction, campaign: CampaignId, windows: &[Wind
     windows.iter().map(|w| read(&table, campaign, &w.key())).collect()
 }
 
-fn read(table: &impl ReadableTable<(u64, &'static str), &'static [u8]>, campaign: CampaignId, key: &str) -> StoreResult<Usage> {
+fn read(
+    table: &impl ReadableTable<(u64, &'static str), &'static [u8]>,
+    campaign: CampaignId,
+    key: &str,
+) -> StoreResult<Usage> {
     Ok(match table.get((campaign.0, key))? {
         Some(v) => dec(v.value())?,
         None => Usage::default(),

@@ -7,10 +7,10 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::domain::keyed::ClickKind;
 use super::clicks::{day_of, Pos};
 use super::segment::Encoder;
 use super::*;
+use crate::domain::keyed::ClickKind;
 
 pub(super) const DIR: &str = "clicks";
 const SEGMENT_MAX_BYTES: u64 = 1 << 30;

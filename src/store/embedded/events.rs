@@ -77,8 +77,12 @@ fn insert_claimed(
     claim: &Claim,
 ) -> StoreResult<Outcome> {
     let existing = match keyed {
-        Keyed::Conversion(c) => conversions.get((c.campaign_id.0, c.click_id.0))?.map(|v| dec(v.value()).map(Keyed::Conversion)),
-        Keyed::Lead(l) => leads.get((l.campaign_id.0, l.external_id.as_str()))?.map(|v| dec(v.value()).map(Keyed::Lead)),
+        Keyed::Conversion(c) => {
+            conversions.get((c.campaign_id.0, c.click_id.0))?.map(|v| dec(v.value()).map(Keyed::Conversion))
+        }
+        Keyed::Lead(l) => {
+            leads.get((l.campaign_id.0, l.external_id.as_str()))?.map(|v| dec(v.value()).map(Keyed::Lead))
+        }
     };
     if let Some(found) = existing {
         return Ok(Outcome::Existing(found?));

@@ -3,6 +3,7 @@
 //! in `money.rs` and `events.rs`.
 
 use super::*;
+use crate::domain::keyed::lead_status;
 
 #[async_trait]
 impl Ledger for EmbeddedStore {
@@ -32,6 +33,11 @@ impl Ledger for EmbeddedStore {
             }
             leads.insert(key, enc(&lead).as_slice())?;
             drop(leads);
+            if expected != lead.status {
+                let mut stats = txn.open_table(STATS)?;
+                let delta = review_delta(lead_status(lead.status), lead.rejection_reason.as_deref());
+                events::move_status(&mut stats, lead.campaign_id, lead_status(expected), &delta)?;
+            }
             super::feed::append_changes(txn, &Change::review(&lead, expected).into_iter().collect::<Vec<_>>())?;
             Ok(true)
         })
@@ -53,16 +59,13 @@ impl Ledger for EmbeddedStore {
                 events::unlist_conversion(txn, &current, current.status)?;
                 events::list_conversion(txn, &conversion)?;
                 let mut stats = txn.open_table(STATS)?;
-                let mut delta = CampaignStats::default();
-                let (from, to) = (current.status.as_str(), conversion.status.as_str());
-                delta.statuses.insert(to.to_string(), 1);
-                if let Some(reason) = conversion.reason.as_deref().filter(|_| to == "rejected") {
-                    delta.rejected.insert(reason.to_string(), 1);
-                }
-                // The status it leaves is taken off in place: counters only add.
-                events::move_status(&mut stats, conversion.campaign_id, from, &delta)?;
+                let delta = review_delta(conversion.status.as_str(), conversion.reason.as_deref());
+                events::move_status(&mut stats, conversion.campaign_id, current.status.as_str(), &delta)?;
             }
-            super::feed::append_changes(txn, &Change::conversion_review(&conversion, expected).into_iter().collect::<Vec<_>>())?;
+            super::feed::append_changes(
+                txn,
+                &Change::conversion_review(&conversion, expected).into_iter().collect::<Vec<_>>(),
+            )?;
             Ok(true)
         })
         .await
@@ -184,4 +187,15 @@ impl Ledger for EmbeddedStore {
         let before = before.map(str::to_string);
         self.read(move |txn| money::wallet(txn, affiliate, before.as_deref(), limit)).await
     }
+}
+
+/// What a review decision adds: one of the new status (and of its reason,
+/// if it is a rejection); the status it leaves is taken off in place.
+fn review_delta(to: &str, reason: Option<&str>) -> CampaignStats {
+    let mut delta = CampaignStats::default();
+    delta.statuses.insert(to.to_string(), 1);
+    if let Some(reason) = reason.filter(|_| to == "rejected") {
+        delta.rejected.insert(reason.to_string(), 1);
+    }
+    delta
 }

@@ -177,7 +177,13 @@ fn table_names() -> Vec<String> {
         events::CONVERSION_LIST.name(),
     ]
     .map(str::to_string);
-    names.into_iter().chain(caps::table_names()).chain(money::table_names()).chain(keys::table_names()).chain(hooks::table_names()).collect()
+    names
+        .into_iter()
+        .chain(caps::table_names())
+        .chain(money::table_names())
+        .chain(keys::table_names())
+        .chain(hooks::table_names())
+        .collect()
 }
 
 fn open_all_tables(txn: &WriteTransaction) -> StoreResult<()> {

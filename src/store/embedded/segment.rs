@@ -18,8 +18,8 @@ use std::collections::HashMap;
 use std::io::{self, Read};
 
 use crate::domain::ids::CampaignId;
-use crate::domain::model::Click;
 use crate::domain::keyed::ClickKind;
+use crate::domain::model::Click;
 use crate::store::clicklog::{read_click, varint, write_click, Corrupt, Reader};
 
 const FORMAT: u8 = 1;
