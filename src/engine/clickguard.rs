@@ -10,7 +10,7 @@
 //! between refreshes. Conversion and payout caps are the exact ones (they
 //! are checked in the store's commit).
 
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -59,9 +59,7 @@ impl ClickGuard {
         if window == 0 {
             return false;
         }
-        let mut h = self.hasher.build_hasher();
-        (code, client.0, user_agent).hash(&mut h);
-        let key = h.finish();
+        let key = self.hasher.hash_one((code, client.0, user_agent));
         let mut repeat = false;
         self.recent
             .entry(key)

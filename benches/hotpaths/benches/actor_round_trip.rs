@@ -50,7 +50,7 @@ fn runtimes() -> [(&'static str, Runtime); 2] {
 /// What `Engine::record` does: send, then wait for the actor's answer.
 async fn record(registry: &Registry, keyed: Keyed) -> KeyedReply {
     let (tx, rx) = oneshot::channel();
-    registry.send(CAMPAIGN, CampaignMsg::Keyed(keyed, tx.into())).await.expect("the actor takes it");
+    registry.send(CAMPAIGN, CampaignMsg::Keyed(keyed, None, tx.into())).await.expect("the actor takes it");
     rx.await.expect("the actor answers")
 }
 

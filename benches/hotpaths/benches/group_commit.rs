@@ -48,7 +48,7 @@ fn commits(c: &mut Criterion, name: &str, rows: u64, mut make: impl FnMut(u64) -
 /// nothing was a duplicate or ignored); the store rewrites them once per batch.
 fn batch(clicks: Vec<Click>, leads: Vec<Lead>) -> Batch {
     let keyed = leads.into_iter().map(Keyed::Lead).collect();
-    Batch { clicks, keyed, stats: vec![(CAMPAIGN, CampaignStats::default())] }
+    Batch { clicks, keyed, stats: vec![(CAMPAIGN, CampaignStats::default())], claims: vec![] }
 }
 
 fn leads(c: &mut Criterion) {
