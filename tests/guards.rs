@@ -391,3 +391,19 @@ async fn a_held_postback_waits_in_the_same_review_queue_and_approval_pays_it() {
     let r = server.get(&format!("/api/v1/conversions?campaignId={}&status=held", w.campaign_id), Some(&w.key)).await;
     assert_eq!((r.status.as_u16(), r.json()["field"].clone()), (400, json!("status")));
 }
+
+#[tokio::test]
+async fn a_reversed_conversion_shows_reversed_and_is_counted_once() {
+    let server = TestServer::start().await;
+    let w = World::fixed(&server, 250).await;
+    let id = converted(&server, &w).await["conversionId"].as_str().unwrap().to_string();
+    for _ in 0..2 {
+        let r =
+            server.post(&format!("/api/v1/conversions/{id}/reverse"), Some(&w.key), json!({"reason": "refund"})).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    let list = server.get(&format!("/api/v1/conversions?campaignId={}", w.campaign_id), Some(&w.key)).await.json();
+    assert_eq!(list["conversions"][0]["status"], "reversed", "{list}");
+    let stats = w.stats(&server).await;
+    assert_eq!(stats["conversions"]["byStatus"], json!({"approved": 1, "reversed": 1}), "{stats}");
+}

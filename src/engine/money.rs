@@ -297,6 +297,17 @@ impl Money {
 
     /// Reverses the record's payout: cancel before credit, clawback after.
     /// Reversing twice answers the reversed payout again.
+    /// Counts a reversal in the campaign's `byStatus.reversed` (best effort,
+    /// like every counter after a money step: the payout is the record).
+    async fn count_reversal(&self, campaign: CampaignId) {
+        let mut delta = crate::domain::model::CampaignStats::default();
+        delta.statuses.insert("reversed".to_string(), 1);
+        let batch = crate::store::Batch { stats: vec![(campaign, delta)], ..Default::default() };
+        if let Err(e) = self.store.commit(Arc::new(batch)).await {
+            tracing::warn!(%campaign, error = %e, "a reversal's counter was not written");
+        }
+    }
+
     /// A reversal gives the record's cap capacity back (once: the claim
     /// goes with it).
     pub async fn reverse(&self, record: &Keyed, reason: &str) -> Result<Payout> {
@@ -319,7 +330,10 @@ impl Money {
                 Err(_) => return Ok(p),
             };
             match self.apply(&mv).await? {
-                MoveOutcome::Applied => return Ok(mv.after),
+                MoveOutcome::Applied => {
+                    self.count_reversal(record.campaign()).await;
+                    return Ok(mv.after);
+                }
                 MoveOutcome::Moved(now) => p = now,
                 MoveOutcome::InsufficientFunds => unreachable!("a reversal needs no funds"),
             }

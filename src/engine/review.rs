@@ -25,7 +25,8 @@ pub struct ReviewQuery {
 }
 
 pub struct ReviewPage {
-    pub items: Vec<Keyed>,
+    /// Each record, and whether its payout was reversed since.
+    pub items: Vec<(Keyed, bool)>,
     /// The last item's id, to pass back as `before`; `None` on the last page.
     pub next: Option<String>,
 }
@@ -100,7 +101,21 @@ impl Engine {
             items.truncate(q.limit);
             items.last().map(record_id).unwrap_or_default()
         });
-        Ok(ReviewPage { items, next })
+        let mut marked = Vec::with_capacity(items.len());
+        for item in items {
+            let reversed = self.reversed(&item).await?;
+            marked.push((item, reversed));
+        }
+        Ok(ReviewPage { items: marked, next })
+    }
+
+    /// Whether an approved record's payout was cancelled or clawed back.
+    async fn reversed(&self, record: &Keyed) -> Result<bool> {
+        if record.status() != "approved" {
+            return Ok(false);
+        }
+        let payout = self.ledger.get_payout(crate::domain::ids::PayoutId(raw_id(record))).await?;
+        Ok(payout.is_some_and(|p| p.status == crate::domain::money::PayoutStatus::Reversed))
     }
 
     /// Approves (`approve`) or rejects a held conversion or lead by id.

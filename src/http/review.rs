@@ -38,7 +38,7 @@ pub async fn list(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp> {
     let before = q.get("before").map(before).transpose()?;
     let limit = q.limit(DEFAULT_PAGE, MAX_PAGE)?;
     let page = ctx.engine.review_page(advertiser, ReviewQuery { campaign, status, before, limit }).await?;
-    let items: Vec<Value> = page.items.iter().map(item_json).collect();
+    let items: Vec<Value> = page.items.iter().map(|(k, reversed)| item_json(k, *reversed)).collect();
     Ok(json_response(StatusCode::OK, &json!({ "conversions": items, "nextBefore": page.next })))
 }
 
@@ -49,8 +49,17 @@ fn before(text: &str) -> Result<u128> {
 
 /// A listed record: a conversion as stored with `kind`; a lead with `kind`,
 /// its `status` in the shared vocabulary (`approved` for `verified`) and a
-/// `reason` (its `rejectionReason`).
-fn item_json(k: &Keyed) -> Value {
+/// `reason` (its `rejectionReason`). An approved record whose payout was
+/// reversed shows `status: "reversed"`.
+fn item_json(k: &Keyed, reversed: bool) -> Value {
+    let mut v = record_json(k);
+    if reversed {
+        v["status"] = json!("reversed");
+    }
+    v
+}
+
+fn record_json(k: &Keyed) -> Value {
     match k {
         Keyed::Conversion(c) => {
             let mut v = json!(c);
