@@ -407,3 +407,17 @@ async fn a_reversed_conversion_shows_reversed_and_is_counted_once() {
     let stats = w.stats(&server).await;
     assert_eq!(stats["conversions"]["byStatus"], json!({"approved": 1, "reversed": 1}), "{stats}");
 }
+
+#[tokio::test]
+async fn a_batch_item_over_the_cap_is_recorded_rejected_and_says_why() {
+    let server = TestServer::start().await;
+    let w = World::fixed(&server, 100).await;
+    assert_eq!(patch_campaign(&server, &w, json!({"caps": {"total": {"conversions": 1}}})).await.status, 200);
+    let item = |n: u32| json!({"swarm_ref": w.code, "externalId": format!("b-{n}"), "eventType": "PURCHASE"});
+    let r = server.post("/api/v1/postback/batch", Some(&w.key), json!([item(1), item(2)])).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let results = r.json()["results"].as_array().unwrap().clone();
+    assert!(results.iter().all(|i| i["status"] == "recorded"), "{results:?}");
+    let capped: Vec<_> = results.iter().filter(|i| i["reason"] == "cap_reached").collect();
+    assert_eq!(capped.len(), 1, "the items may run in any order; one takes the cap: {results:?}");
+}

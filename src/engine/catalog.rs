@@ -37,6 +37,8 @@ pub struct Catalog {
     keys: DashMap<KeyHash, (Arc<ApiKey>, Instant)>,
     /// Tenant → disabled?, and when it was read.
     tenants: DashMap<Owner, (bool, Instant)>,
+    /// Affiliate → its email (the `selfReferral` rule), and when it was read.
+    emails: DashMap<AffiliateId, (Option<Arc<str>>, Instant)>,
     revalidate: Duration,
     /// When each key's use was last written.
     touched: DashMap<KeyId, u64>,
@@ -59,6 +61,7 @@ impl Catalog {
             keys_store,
             keys: DashMap::new(),
             tenants: DashMap::new(),
+            emails: DashMap::new(),
             revalidate,
             touched: DashMap::new(),
         };
@@ -174,6 +177,17 @@ impl Catalog {
         };
         self.remember_tenant(owner, disabled);
         disabled
+    }
+
+    /// An affiliate's email, re-read once older than `revalidate` (so a
+    /// conversion with an email costs a map lookup, not a store read).
+    pub async fn affiliate_email(&self, id: AffiliateId) -> StoreResult<Option<Arc<str>>> {
+        if let Some(found) = self.emails.get(&id).filter(|e| e.1.elapsed() < self.revalidate) {
+            return Ok(found.0.clone());
+        }
+        let email: Option<Arc<str>> = self.keys_store.get_affiliate(id).await?.and_then(|a| a.email).map(Into::into);
+        self.emails.insert(id, (email.clone(), Instant::now()));
+        Ok(email)
     }
 
     pub fn remember_tenant(&self, owner: Owner, disabled: bool) {

@@ -53,8 +53,8 @@ impl Engine {
         Ok((keyed, claim))
     }
 
-    async fn affiliate_email(&self, id: AffiliateId) -> Result<Option<String>> {
-        Ok(self.affiliate(id).await?.and_then(|a| a.email))
+    async fn affiliate_email(&self, id: AffiliateId) -> Result<Option<std::sync::Arc<str>>> {
+        Ok(self.catalog.affiliate_email(id).await?)
     }
 }
 

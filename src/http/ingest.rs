@@ -241,6 +241,10 @@ async fn postback_item(ctx: &Ctx, who: &Principal, body: PostbackBody) -> Result
     let lead = |status, id: LeadId| ItemResult { status, id: Some(("leadId", id.to_string())), reason: None };
     Ok(match ctx.engine.postback(who, postback_input(body)?).await? {
         PostbackAnswer::Test { .. } => ItemResult { status: "test", id: None, reason: None },
+        // Recorded, but rejected by a rule or a cap: the item says why.
+        PostbackAnswer::Recorded(l) if l.status == crate::domain::model::LeadStatus::Rejected => {
+            ItemResult { reason: Some(static_reason(l.rejection_reason.as_deref())), ..lead("recorded", l.id) }
+        }
         PostbackAnswer::Recorded(l) => lead("recorded", l.id),
         PostbackAnswer::Duplicate(l) => lead("duplicate", l.id),
         PostbackAnswer::Reversed { lead: l, .. } => lead("reversed", l.id),
