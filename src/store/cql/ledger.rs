@@ -19,7 +19,7 @@ use crate::domain::money::{Balance, Entry, Funding, Move, Payout, WalletEntry};
 use crate::domain::referral::{Referral, ReferralStatus};
 use crate::store::*;
 
-fn id_of(bytes: &[u8]) -> Option<u128> {
+pub(super) fn id_of(bytes: &[u8]) -> Option<u128> {
     bytes.try_into().ok().map(u128::from_be_bytes)
 }
 

@@ -5,6 +5,7 @@
 use futures::future::join_all;
 use scylla::DeserializeRow;
 
+use super::ledger::id_of;
 use super::rows::BodyRow;
 use super::{blob, json, parse, schema, ScyllaStore, REJECTED_PREFIX, STATUS_PREFIX};
 use crate::domain::ids::*;
@@ -20,10 +21,6 @@ const ROUNDS: usize = 8;
 struct ListRow {
     id: Vec<u8>,
     click_id: Vec<u8>,
-}
-
-fn id_of(bytes: &[u8]) -> Option<u128> {
-    bytes.try_into().ok().map(u128::from_be_bytes)
 }
 
 impl ScyllaStore {
