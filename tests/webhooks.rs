@@ -343,3 +343,45 @@ async fn an_endpoint_failing_event_after_event_is_disabled_and_says_why() {
     let again = server.patch(&path, Some(&w.key), json!({"enabled": true})).await.json();
     assert_eq!((again["enabled"].clone(), again.get("disabledReason")), (json!(true), None), "{again}");
 }
+
+#[tokio::test]
+async fn a_held_conversion_sends_held_then_its_decision_and_recorded_only_once_approved() {
+    let receiver = Receiver::start(vec![]).await;
+    let server = TestServer::start_with(FAST).await;
+    let w = World::fixed(&server, 300).await;
+    let events = ["conversion.recorded", "conversion.held", "conversion.approved", "conversion.rejected"];
+    create(&server, &w.key, &receiver.url("/hooks"), &events).await;
+    let rules = json!({"rules": {"minSecondsToConvert": {"seconds": 3600, "action": "flag"}}});
+    let path = format!("/api/v1/campaigns/{}", w.campaign_id);
+    assert_eq!(server.patch(&path, Some(&w.key), rules).await.status, 200);
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let token = w.click_token(&server).await;
+        let r = w.convert(&server, &token).await;
+        assert_eq!(r.json()["review"], "pending_review", "{}", r.text);
+        held.push(r.json()["conversionId"].as_str().unwrap().to_string());
+    }
+    let approve = format!("/api/v1/conversions/{}/approve", held[0]);
+    assert_eq!(server.post(&approve, Some(&w.key), json!({})).await.status, 200);
+    let reject = format!("/api/v1/conversions/{}/reject", held[1]);
+    assert_eq!(server.post(&reject, Some(&w.key), json!({"reason": "bot farm"})).await.status, 200);
+
+    let got = receiver.until(5, WAIT_SECS).await;
+    let mut seen: Vec<(String, String)> = got
+        .iter()
+        .map(|r| (r.json()["type"].as_str().unwrap().to_string(), r.json()["data"]["id"].as_str().unwrap().to_string()))
+        .collect();
+    seen.sort();
+    let (a, b) = (held[0].clone(), held[1].clone());
+    let mut want = vec![
+        ("conversion.approved".to_string(), a.clone()),
+        ("conversion.held".to_string(), a.clone()),
+        ("conversion.held".to_string(), b.clone()),
+        ("conversion.recorded".to_string(), a),
+        ("conversion.rejected".to_string(), b),
+    ];
+    want.sort();
+    assert_eq!(seen, want, "no conversion.recorded for a held or rejected conversion");
+    let rejected = got.iter().find(|r| r.json()["type"] == "conversion.rejected").unwrap().json();
+    assert_eq!(rejected["data"]["reason"], "bot farm", "{rejected}");
+}
