@@ -78,6 +78,22 @@ impl Keyed {
         }
     }
 
+    /// The record's own id's 128 bits (its payout's id too).
+    pub fn id_bits(&self) -> u128 {
+        match self {
+            Keyed::Conversion(c) => c.id.0,
+            Keyed::Lead(l) => l.id.0,
+        }
+    }
+
+    /// The record's id as the API shows it (`cnv_…` or `lead_…`).
+    pub fn id_text(&self) -> String {
+        match self {
+            Keyed::Conversion(c) => c.id.to_string(),
+            Keyed::Lead(l) => l.id.to_string(),
+        }
+    }
+
     pub fn created_at(&self) -> u64 {
         match self {
             Keyed::Conversion(c) => c.created_at,

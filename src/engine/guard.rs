@@ -124,14 +124,14 @@ fn action_of(rules: &rules::Rules, reason: Reason) -> Action {
 /// The info log line for a record that was not approved: its codes, never
 /// the email itself.
 pub fn log_outcome(keyed: &Keyed) {
-    let (id, flags) = match keyed {
-        Keyed::Conversion(c) => (c.id.to_string(), &c.flags),
-        Keyed::Lead(l) => (l.id.to_string(), &l.flags),
+    let flags = match keyed {
+        Keyed::Conversion(c) => &c.flags,
+        Keyed::Lead(l) => &l.flags,
     };
     let status = keyed.status();
     if status != "approved" {
         tracing::info!(
-            record = %id,
+            record = %keyed.id_text(),
             campaign = %keyed.campaign(),
             status,
             reason = keyed.reason().unwrap_or(""),

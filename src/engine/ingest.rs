@@ -427,8 +427,8 @@ impl Engine {
     /// durable. Returns (newly recorded?, the record on file).
     async fn record(&self, keyed: Keyed, claim: Option<Claim>, path: Path) -> Result<(bool, Keyed)> {
         let (tx, rx) = oneshot::channel();
-        let msg = CampaignMsg::Keyed(keyed, claim, tx.into());
-        self.registry.send(msg_campaign(&msg), msg).await.inspect_err(|_| {
+        let campaign = keyed.campaign();
+        self.registry.send(campaign, CampaignMsg::Keyed(keyed, claim, tx.into())).await.inspect_err(|_| {
             path.outcome("rejected", "overloaded");
         })?;
         let reply = rx
@@ -453,13 +453,6 @@ impl Engine {
                 Err(e.into())
             }
         }
-    }
-}
-
-fn msg_campaign(msg: &CampaignMsg) -> CampaignId {
-    match msg {
-        CampaignMsg::Keyed(k, ..) => k.campaign(),
-        _ => unreachable!("only keyed writes are recorded"),
     }
 }
 

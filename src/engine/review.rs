@@ -31,20 +31,6 @@ pub struct ReviewPage {
     pub next: Option<String>,
 }
 
-fn raw_id(k: &Keyed) -> u128 {
-    match k {
-        Keyed::Conversion(c) => c.id.0,
-        Keyed::Lead(l) => l.id.0,
-    }
-}
-
-fn record_id(k: &Keyed) -> String {
-    match k {
-        Keyed::Conversion(c) => c.id.to_string(),
-        Keyed::Lead(l) => l.id.to_string(),
-    }
-}
-
 /// A review decision on a conversion or a lead.
 pub struct Decided {
     pub record: Keyed,
@@ -96,10 +82,10 @@ impl Engine {
                 break;
             }
         }
-        items.sort_by_key(|k| std::cmp::Reverse(raw_id(k)));
+        items.sort_by_key(|k| std::cmp::Reverse(k.id_bits()));
         let next = (items.len() > q.limit).then(|| {
             items.truncate(q.limit);
-            items.last().map(record_id).unwrap_or_default()
+            items.last().map(Keyed::id_text).unwrap_or_default()
         });
         let mut marked = Vec::with_capacity(items.len());
         for item in items {
@@ -114,7 +100,7 @@ impl Engine {
         if record.status() != "approved" {
             return Ok(false);
         }
-        let payout = self.ledger.get_payout(crate::domain::ids::PayoutId(raw_id(record))).await?;
+        let payout = self.ledger.get_payout(PayoutId(record.id_bits())).await?;
         Ok(payout.is_some_and(|p| p.status == crate::domain::money::PayoutStatus::Reversed))
     }
 

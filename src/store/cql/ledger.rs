@@ -37,12 +37,8 @@ impl ScyllaStore {
         if keyed.payout(0).is_none() {
             return Ok(());
         }
-        let created = match keyed {
-            Keyed::Conversion(c) => c.created_at,
-            Keyed::Lead(l) => l.created_at,
-        };
         let item = DueItem::Record(keyed.campaign(), keyed.dedup_key());
-        self.put_due_items(&[Due::new(Queue::Escrow, created, item)]).await
+        self.put_due_items(&[Due::new(Queue::Escrow, keyed.created_at(), item)]).await
     }
 
     /// After an insert: the lookups by id and the campaign's lead listing.

@@ -96,10 +96,6 @@ fn day_of_id(id: u128) -> i32 {
     day_of_secs(((id >> 80) as u64) / 1000)
 }
 
-fn dedup_text(key: &DedupKey) -> String {
-    key.text()
-}
-
 fn parse_dedup(text: &str) -> Option<DedupKey> {
     match text.split_at_checked(2)? {
         ("c:", hex) => u128::from_str_radix(hex, 16).ok().map(|v| DedupKey::Click(ClickId(v))),
@@ -300,11 +296,8 @@ impl ScyllaStore {
     async fn write_dedup_keys(&self, inserted: &[&Keyed]) -> StoreResult<()> {
         let mut partitions: HashMap<(i64, i32), Vec<DedupRow>> = HashMap::new();
         for keyed in inserted {
-            let (campaign, at) = match keyed {
-                Keyed::Conversion(c) => (c.campaign_id, c.created_at),
-                Keyed::Lead(l) => (l.campaign_id, l.created_at),
-            };
-            let key = dedup_text(&keyed.dedup_key());
+            let (campaign, at) = (keyed.campaign(), keyed.created_at());
+            let key = keyed.dedup_key().text();
             let row = DedupRow { campaign_id: campaign.0 as i64, day: day_of_secs(at), key };
             partitions.entry((row.campaign_id, row.day)).or_default().push(row);
         }
@@ -607,7 +600,7 @@ mod tests {
     #[test]
     fn dedup_keys_round_trip_through_their_text_form() {
         for key in [DedupKey::Click(ClickId(0xabc)), DedupKey::External("order:12".into())] {
-            assert_eq!(parse_dedup(&dedup_text(&key)), Some(key));
+            assert_eq!(parse_dedup(&key.text()), Some(key));
         }
     }
 

@@ -110,11 +110,8 @@ pub(super) fn index_keyed(txn: &WriteTransaction, keyed: &Keyed) -> StoreResult<
         }
     }
     if keyed.payout(0).is_some() {
-        let created = match keyed {
-            Keyed::Conversion(c) => c.created_at,
-            Keyed::Lead(l) => l.created_at,
-        };
-        money::put_due(txn, &[Due::new(Queue::Escrow, created, DueItem::Record(campaign, keyed.dedup_key()))])?;
+        let item = DueItem::Record(campaign, keyed.dedup_key());
+        money::put_due(txn, &[Due::new(Queue::Escrow, keyed.created_at(), item)])?;
     }
     Ok(())
 }
