@@ -422,3 +422,19 @@ async fn a_batch_item_over_the_cap_is_recorded_rejected_and_says_why() {
     let capped: Vec<_> = results.iter().filter(|i| i["reason"] == "cap_reached").collect();
     assert_eq!(capped.len(), 1, "the items may run in any order; one takes the cap: {results:?}");
 }
+
+#[tokio::test]
+async fn a_held_postback_rejected_through_the_leads_endpoint_gives_its_capacity_back() {
+    let server = TestServer::start().await;
+    let w = World::fixed(&server, 100).await;
+    assert_eq!(patch_campaign(&server, &w, json!({"caps": {"total": {"conversions": 1}}})).await.status, 200);
+    let body = json!({"swarm_ref": w.code, "externalId": "held-1", "eventType": "PURCHASE",
+                      "metadata": {"email": "buyer@mailinator.com"}});
+    let lead = server.post("/api/v1/postback", Some(&w.key), body).await.json()["lead"].clone();
+    assert_eq!(lead["status"], "pending_review", "{lead}");
+    let reject = format!("/api/v1/leads/{}/reject", lead["id"].as_str().unwrap());
+    assert_eq!(server.post(&reject, Some(&w.key), json!({"reason": "burner"})).await.status, 200);
+    let total = usage(&campaign(&server, &w).await, "campaign", "total").clone();
+    assert_eq!(total["conversions"]["used"], 0, "{total}");
+    assert_eq!(w.postback(&server, "next", None).await.json()["lead"]["status"], "verified");
+}

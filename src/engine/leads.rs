@@ -15,7 +15,7 @@ use crate::domain::review::{self, ReviewError};
 use crate::domain::validate::invalid;
 use crate::error::{Error, Result};
 use crate::metrics;
-use crate::store::{DedupKey, Due, DueItem, Keyed, LeadQuery, Queue};
+use crate::store::{Due, DueItem, Keyed, LeadQuery, Queue};
 
 /// Longest tracking code looked up (ours are 8 characters).
 const MAX_CODE_LEN: usize = 64;
@@ -115,7 +115,7 @@ impl Engine {
                 Ok(None) => lead,
                 Ok(Some(next)) => {
                     if to == LeadStatus::Verified {
-                        self.schedule_payout(&next).await?;
+                        self.schedule_payout(&Keyed::Lead(next.clone())).await?;
                     }
                     if !self.ledger.replace_lead(&next, LeadStatus::PendingReview).await? {
                         continue;
@@ -133,21 +133,29 @@ impl Engine {
                     })
                 }
             };
+            // A rejected lead pays nothing and gives back any cap capacity
+            // it held (a postback or referral lead a rule held for review).
+            let record = Keyed::Lead(lead.clone());
             let payout = match lead.status {
-                LeadStatus::Verified => self.money.pay(&Keyed::Lead(lead.clone())).await?,
-                _ => None,
+                LeadStatus::Verified => self.money.pay(&record).await?,
+                LeadStatus::Rejected => {
+                    self.ledger.release_claim(record.campaign(), &record.dedup_key()).await?;
+                    None
+                }
+                LeadStatus::PendingReview => None,
             };
             return Ok(Reviewed { lead, payout });
         }
         Err(Error::Unavailable(format!("lead '{id}' kept changing while being reviewed; retry")))
     }
 
-    /// The payout intent of a lead about to be verified, due a grace period
-    /// from now: if this request dies between verifying and paying, the
-    /// escrow supervisor pays it; if it does not, paying twice is harmless.
-    async fn schedule_payout(&self, lead: &Lead) -> Result<()> {
+    /// The payout intent of a record about to be approved on review (a
+    /// lead verified, a held conversion approved), due a grace period from
+    /// now: if this request dies between deciding and paying, the escrow
+    /// supervisor pays it; if it does not, paying twice is harmless.
+    pub(crate) async fn schedule_payout(&self, record: &Keyed) -> Result<()> {
         let at = self.now() + self.config.money.record_grace_secs;
-        let item = DueItem::Record(lead.campaign_id, DedupKey::External(lead.external_id.clone()));
+        let item = DueItem::Record(record.campaign(), record.dedup_key());
         Ok(self.ledger.put_due(&[Due::new(Queue::Escrow, at, item)]).await?)
     }
 }

@@ -11,7 +11,7 @@ use crate::domain::model::*;
 use crate::domain::money::Payout;
 use crate::error::{Error, Result};
 use crate::metrics;
-use crate::store::{ConversionQuery, DedupKey, Due, DueItem, Keyed, LeadQuery, Queue};
+use crate::store::{ConversionQuery, Keyed, LeadQuery};
 
 const ATTEMPTS: usize = 4;
 
@@ -115,10 +115,6 @@ impl Engine {
         if let Ok(lead) = id.parse::<LeadId>() {
             let to = if approve { LeadStatus::Verified } else { LeadStatus::Rejected };
             let reviewed = self.review_lead(advertiser, lead, to, reason).await?;
-            if !approve {
-                let l = &reviewed.lead;
-                self.ledger.release_claim(l.campaign_id, &DedupKey::External(l.external_id.clone())).await?;
-            }
             return Ok(Decided { record: Keyed::Lead(reviewed.lead), payout: reviewed.payout });
         }
         let Ok(id) = id.parse::<ConversionId>() else {
@@ -157,11 +153,7 @@ impl Engine {
                     ..c
                 };
                 if approve {
-                    // The payout intent first: if this request dies after
-                    // the decision, the escrow supervisor pays it.
-                    let at = self.now() + self.config.money.record_grace_secs;
-                    let item = DueItem::Record(next.campaign_id, DedupKey::Click(next.click_id));
-                    self.ledger.put_due(&[Due::new(Queue::Escrow, at, item)]).await?;
+                    self.schedule_payout(&Keyed::Conversion(next.clone())).await?;
                 }
                 if !self.ledger.replace_conversion(&next, ConversionStatus::PendingReview).await? {
                     continue;
