@@ -136,6 +136,15 @@ pub struct Window {
 }
 
 impl Window {
+    /// `daily` or `total` (the metrics' label).
+    pub fn period(&self) -> &'static str {
+        if self.day.is_some() {
+            "daily"
+        } else {
+            "total"
+        }
+    }
+
     /// The stores' key for the window's usage row.
     pub fn key(&self) -> String {
         let scope = match self.scope {
@@ -170,9 +179,7 @@ impl Bound {
     pub fn admits(&self, used: Usage, cents: u64) -> bool {
         self.refusal(used, cents).is_none()
     }
-}
 
-impl Bound {
     /// Which limit refuses one more conversion paying `cents` on `used`
     /// (`conversions` or `payout_cents`), if one does.
     pub fn refusal(&self, used: Usage, cents: u64) -> Option<&'static str> {
@@ -185,14 +192,6 @@ impl Bound {
             Some("payout_cents")
         } else {
             None
-        }
-    }
-
-    pub fn period(&self) -> &'static str {
-        if self.window.day.is_some() {
-            "daily"
-        } else {
-            "total"
         }
     }
 }
@@ -247,7 +246,7 @@ impl Claim {
     pub fn check(&self, used: &[Usage]) -> Result<(), (Bound, &'static str)> {
         for (bound, used) in self.bounds.iter().zip(used) {
             if let Some(kind) = bound.refusal(*used, self.cents) {
-                crate::metrics::cap_reached(kind, bound.period());
+                crate::metrics::cap_reached(kind, bound.window.period());
                 return Err((*bound, kind));
             }
         }

@@ -47,6 +47,7 @@ pub struct Count {
 
 /// A click window with its limit.
 pub struct Capped {
+    pub window: Window,
     pub key: String,
     pub limit: u64,
     pub count: Arc<Count>,
@@ -92,9 +93,10 @@ impl ClickGuard {
         let mut add = |scope: Scope, caps: &Caps| {
             for (limit, day) in [(caps.daily.clicks, Some(caps.day(now))), (caps.total.clicks, None)] {
                 if let Some(limit) = limit {
-                    let key = Window { scope, day }.key();
+                    let window = Window { scope, day };
+                    let key = window.key();
                     let count = self.windows.entry((campaign.id, key.clone())).or_default().clone();
-                    out.push(Capped { key, limit, count });
+                    out.push(Capped { window, key, limit, count });
                 }
             }
         };
@@ -107,10 +109,6 @@ impl ClickGuard {
 }
 
 impl Count {
-    pub fn get(&self) -> u64 {
-        self.clicks.load(Ordering::Relaxed)
-    }
-
     /// One more click if the count is under `limit`.
     pub fn try_take(&self, limit: u64) -> bool {
         self.clicks.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < limit).then_some(n + 1)).is_ok()

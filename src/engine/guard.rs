@@ -162,7 +162,7 @@ impl Engine {
         for (i, w) in windows.iter().enumerate() {
             if !w.count.try_take(w.limit) {
                 windows[..i].iter().for_each(|w| w.count.give_back());
-                metrics::cap_reached("clicks", if w.key.contains(":day:") { "daily" } else { "total" });
+                metrics::cap_reached("clicks", w.window.period());
                 return Ok((true, Vec::new()));
             }
         }

@@ -295,8 +295,6 @@ impl Money {
         Ok((outcome, self.ledger.get_balance(campaign).await?))
     }
 
-    /// Reverses the record's payout: cancel before credit, clawback after.
-    /// Reversing twice answers the reversed payout again.
     /// Counts a reversal in the campaign's `byStatus.reversed` (best effort,
     /// like every counter after a money step: the payout is the record).
     async fn count_reversal(&self, campaign: CampaignId) {
@@ -308,8 +306,9 @@ impl Money {
         }
     }
 
-    /// A reversal gives the record's cap capacity back (once: the claim
-    /// goes with it).
+    /// Reverses the record's payout: cancel before credit, clawback after.
+    /// Reversing twice answers the reversed payout again. A reversal gives
+    /// the record's cap capacity back (once: the claim goes with it).
     pub async fn reverse(&self, record: &Keyed, reason: &str) -> Result<Payout> {
         let payout = self.reverse_payout(record, reason).await?;
         self.ledger.release_claim(record.campaign(), &record.dedup_key()).await?;

@@ -218,7 +218,7 @@ impl Engine {
         for (aff, caps) in &campaign.affiliate_caps {
             add(Scope::Affiliate(*aff), caps);
         }
-        wanted.retain(|(_, l)| l.conversions.is_some() || l.payout_cents.is_some() || l.clicks.is_some());
+        wanted.retain(|(_, limits)| !limits.is_empty());
         let windows: Vec<Window> = wanted.iter().map(|(w, _)| *w).collect();
         let used = self.ledger.cap_usage(campaign.id, &windows).await?;
         let clicks = self.store.get_stats(campaign.id).await?.click_windows;

@@ -48,22 +48,10 @@ pub(super) fn insert_keyed(
     leads: &mut Table<(u64, &str), &[u8]>,
     keyed: &Keyed,
 ) -> StoreResult<Outcome> {
-    match keyed {
-        Keyed::Conversion(c) => {
-            let key = (c.campaign_id.0, c.click_id.0);
-            if let Some(found) = conversions.get(key)? {
-                return Ok(Outcome::Existing(Keyed::Conversion(dec(found.value())?)));
-            }
-            conversions.insert(key, enc(c).as_slice())?;
-        }
-        Keyed::Lead(l) => {
-            let key = (l.campaign_id.0, l.external_id.as_str());
-            if let Some(found) = leads.get(key)? {
-                return Ok(Outcome::Existing(Keyed::Lead(dec(found.value())?)));
-            }
-            leads.insert(key, enc(l).as_slice())?;
-        }
+    if let Some(found) = stored_under(conversions, leads, keyed)? {
+        return Ok(Outcome::Existing(found));
     }
+    put(conversions, leads, keyed)?;
     Ok(Outcome::Inserted)
 }
 
@@ -76,21 +64,43 @@ fn insert_claimed(
     keyed: &Keyed,
     claim: &Claim,
 ) -> StoreResult<Outcome> {
-    let existing = match keyed {
-        Keyed::Conversion(c) => {
-            conversions.get((c.campaign_id.0, c.click_id.0))?.map(|v| dec(v.value()).map(Keyed::Conversion))
-        }
-        Keyed::Lead(l) => {
-            leads.get((l.campaign_id.0, l.external_id.as_str()))?.map(|v| dec(v.value()).map(Keyed::Lead))
-        }
-    };
-    if let Some(found) = existing {
-        return Ok(Outcome::Existing(found?));
+    if let Some(found) = stored_under(conversions, leads, keyed)? {
+        return Ok(Outcome::Existing(found));
     }
     let admitted = caps::admit(txn, keyed.campaign(), &keyed.dedup_key(), claim)?;
     let stored = keyed.claimed(admitted);
-    insert_keyed(conversions, leads, &stored)?;
+    put(conversions, leads, &stored)?;
     Ok(Outcome::InsertedAs(stored))
+}
+
+/// The record already stored under `keyed`'s dedup key, if any.
+fn stored_under(
+    conversions: &Table<(u64, u128), &[u8]>,
+    leads: &Table<(u64, &str), &[u8]>,
+    keyed: &Keyed,
+) -> StoreResult<Option<Keyed>> {
+    Ok(match keyed {
+        Keyed::Conversion(c) => match conversions.get((c.campaign_id.0, c.click_id.0))? {
+            Some(found) => Some(Keyed::Conversion(dec(found.value())?)),
+            None => None,
+        },
+        Keyed::Lead(l) => match leads.get((l.campaign_id.0, l.external_id.as_str()))? {
+            Some(found) => Some(Keyed::Lead(dec(found.value())?)),
+            None => None,
+        },
+    })
+}
+
+fn put(
+    conversions: &mut Table<(u64, u128), &[u8]>,
+    leads: &mut Table<(u64, &str), &[u8]>,
+    keyed: &Keyed,
+) -> StoreResult<()> {
+    match keyed {
+        Keyed::Conversion(c) => conversions.insert((c.campaign_id.0, c.click_id.0), enc(c).as_slice())?,
+        Keyed::Lead(l) => leads.insert((l.campaign_id.0, l.external_id.as_str()), enc(l).as_slice())?,
+    };
+    Ok(())
 }
 
 /// The lookups by id, and the record's payout intent in the same
