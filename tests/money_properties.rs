@@ -134,6 +134,7 @@ fn campaign(id: CampaignId, hold_days: u32) -> Campaign {
         caps: Default::default(),
         affiliate_caps: Default::default(),
         fallback_url: None,
+        removed_affiliates: Default::default(),
     }
 }
 

@@ -61,6 +61,7 @@ fn campaign(id: u64, advertiser: u64) -> Campaign {
         caps: Default::default(),
         affiliate_caps: Default::default(),
         fallback_url: None,
+        removed_affiliates: Default::default(),
     }
 }
 
@@ -121,7 +122,7 @@ async fn embedded_store_passes_the_conformance_suite() {
     let dir = tempfile::tempdir().unwrap();
     let embedded = open_embedded(dir.path()).await;
     let (store, backend): (Arc<dyn Store>, Arc<dyn Backend>) = (embedded.clone(), embedded);
-    suite(&store).await;
+    Box::pin(suite(&store)).await;
     old_click_batches_expire_whole_and_counters_stay(&store).await;
     ledger::suite(&backend).await;
     keys::suite(&backend).await;
@@ -179,19 +180,46 @@ async fn cql_store_passes_the_conformance_suite() {
         clickledger::store::cql::schema::latest(),
         "migrate is idempotent"
     );
-    a_migration_that_died_after_its_alter_statements_runs_again(&config).await;
-    a_migration_indexes_keys_from_before_key_records(&config).await;
+    Box::pin(a_migration_that_died_after_its_alter_statements_runs_again(&config)).await;
+    Box::pin(a_migration_indexes_keys_from_before_key_records(&config)).await;
     let cql = Arc::new(ScyllaStore::connect(&config).await.unwrap());
     let (store, backend): (Arc<dyn Store>, Arc<dyn Backend>) = (cql.clone(), cql);
-    suite(&store).await;
-    ledger::suite(&backend).await;
-    keys::suite(&backend).await;
-    feed::suite(&backend, false).await;
-    hooks::suite(&backend, false).await;
+    Box::pin(suite(&store)).await;
+    Box::pin(ledger::suite(&backend)).await;
+    Box::pin(keys::suite(&backend)).await;
+    Box::pin(feed::suite(&backend, false)).await;
+    Box::pin(hooks::suite(&backend, false)).await;
     Box::pin(caps::suite(&backend)).await;
+    Box::pin(a_migration_fills_the_listing_indexes_from_what_was_there(&config, &store)).await;
     drop((store, backend));
     let reopened: Arc<dyn Backend> = Arc::new(ScyllaStore::connect(&config).await.unwrap());
-    everything_survives_a_reopen(&reopened).await;
+    Box::pin(everything_survives_a_reopen(&reopened)).await;
+}
+
+/// Version 8 adds the listing indexes; applying it fills them from the
+/// campaigns and codes stored before (here: emptied, the version forgotten).
+async fn a_migration_fills_the_listing_indexes_from_what_was_there(
+    config: &clickledger::config::ScyllaConfig,
+    store: &Arc<dyn Store>,
+) {
+    let session = scylla::client::session_builder::SessionBuilder::new()
+        .known_node(&config.nodes[0])
+        .build()
+        .await
+        .expect("connect");
+    let ks = &config.keyspace;
+    for table in ["campaigns_by_advertiser", "approvals_by_campaign", "approvals_by_affiliate"] {
+        session.query_unpaged(format!("TRUNCATE {ks}.{table}"), &[]).await.expect("truncate");
+    }
+    session
+        .query_unpaged(format!("DELETE FROM {ks}.schema_migrations WHERE version = 8"), &[])
+        .await
+        .expect("forget 8");
+    assert!(store.campaign_ids_of(AdvertiserId(7)).await.unwrap().is_empty(), "emptied");
+    ScyllaStore::migrate(config).await.unwrap();
+    assert_eq!(store.campaign_ids_of(AdvertiserId(7)).await.unwrap().len(), 2);
+    assert_eq!(store.codes_of_affiliate(AffiliateId(17)).await.unwrap().len(), 2);
+    assert_eq!(store.codes_of_campaign(CampaignId(70)).await.unwrap().len(), 2);
 }
 
 /// Version 3 adds columns, which CQL cannot do "if not exists": a migrator
@@ -266,6 +294,35 @@ async fn suite(store: &Arc<dyn Store>) {
     racing_commits_of_one_key_record_it_once(store).await;
     racing_approvals_of_one_pair_agree_on_one_code(store).await;
     payout_stats_stay_exact_past_the_range_of_u64(store).await;
+    listing_indexes_find_an_owners_campaigns_and_approvals(store).await;
+}
+
+async fn listing_indexes_find_an_owners_campaigns_and_approvals(store: &Arc<dyn Store>) {
+    for (id, advertiser) in [(70, 7), (71, 7), (72, 8)] {
+        store.put_campaign(&campaign(id, advertiser)).await.unwrap();
+    }
+    let mut mine = store.campaign_ids_of(AdvertiserId(7)).await.unwrap();
+    mine.sort();
+    assert_eq!(mine, [CampaignId(70), CampaignId(71)]);
+    assert!(store.campaign_ids_of(AdvertiserId(9)).await.unwrap().is_empty());
+    let code = |c: &str, campaign: u64, affiliate: u64| TrackingCode {
+        code: c.into(),
+        campaign_id: CampaignId(campaign),
+        affiliate_id: Some(AffiliateId(affiliate)),
+        created_at: 0,
+    };
+    store.insert_tracking_code(&code("LIST0001", 70, 17)).await.unwrap();
+    store.insert_tracking_code(&code("LIST0002", 71, 17)).await.unwrap();
+    store.insert_tracking_code(&code("LIST0003", 70, 18)).await.unwrap();
+    // A second approval of a pair keeps (and lists) the first code only.
+    store.insert_tracking_code(&code("LIST0004", 70, 17)).await.unwrap();
+    let names = |mut v: Vec<TrackingCode>| {
+        v.sort_by(|a, b| a.code.cmp(&b.code));
+        v.into_iter().map(|c| c.code).collect::<Vec<_>>()
+    };
+    assert_eq!(names(store.codes_of_campaign(CampaignId(70)).await.unwrap()), ["LIST0001", "LIST0003"]);
+    assert_eq!(names(store.codes_of_affiliate(AffiliateId(17)).await.unwrap()), ["LIST0001", "LIST0002"]);
+    assert!(store.codes_of_affiliate(AffiliateId(19)).await.unwrap().is_empty());
 }
 
 /// Readiness (`GET /readyz`): one real read, and the schema this build expects.
@@ -429,7 +486,8 @@ async fn racing_commits_of_one_key_record_it_once(store: &Arc<dyn Store>) {
 async fn everything_survives_a_reopen(store: &Arc<dyn Backend>) {
     let key = clickledger::domain::keys::hash_key("sk_live_901");
     assert!(store.key_by_hash(&key).await.unwrap().is_some());
-    assert_eq!(store.list_campaigns().await.unwrap().len(), 2);
+    assert_eq!(store.list_campaigns().await.unwrap().len(), 5, "the suite's campaigns 10, 11 and 70 to 72");
+    assert_eq!(store.campaign_ids_of(AdvertiserId(7)).await.unwrap().len(), 2);
     assert!(store.get_lead(CampaignId(20), "o-1").await.unwrap().is_some());
     assert_eq!(collect_dedup_keys(&**store, CampaignId(40)).await.unwrap().len(), 2);
     assert_eq!(store.get_stats(CampaignId(30)).await.unwrap().clicks, 1);

@@ -2,6 +2,7 @@
 
 pub mod bot;
 pub mod caps;
+pub mod cursor;
 pub mod ids;
 pub mod keyed;
 pub mod keys;

@@ -52,6 +52,9 @@ pub enum CampaignStatus {
     Draft,
     Active,
     Paused,
+    /// Read-only for good: nothing redirects or converts, money already
+    /// owed still moves, and default listings leave it out.
+    Archived,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -94,9 +97,19 @@ pub struct Campaign {
     /// Where a capped click goes (else the 404 page).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fallback_url: Option<String>,
+    /// Affiliates the advertiser un-approved, and when. Their tracking code
+    /// stays on record (approving again revives it), but their links stop
+    /// redirecting and new records of theirs are rejected.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub removed_affiliates: BTreeMap<AffiliateId, u64>,
 }
 
 impl Campaign {
+    /// Whether the affiliate may send new traffic (it must hold a code too).
+    pub fn admits(&self, affiliate: AffiliateId) -> bool {
+        !self.removed_affiliates.contains_key(&affiliate)
+    }
+
     /// The claim a conversion of `affiliate` at `at` paying `cents` makes on
     /// the campaign's caps, if any conversion or payout cap applies.
     pub fn claim(&self, affiliate: AffiliateId, at: u64, cents: u64) -> Option<Claim> {

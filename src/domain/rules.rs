@@ -129,10 +129,12 @@ pub enum Reason {
     PaidTraffic,
     BotClick,
     CapReached,
+    /// The advertiser un-approved the affiliate (not a rule: always rejects).
+    AffiliateRemoved,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 7] = [
+    pub const ALL: [Reason; 8] = [
         Reason::TooFast,
         Reason::TooLate,
         Reason::SelfReferral,
@@ -140,6 +142,7 @@ impl Reason {
         Reason::PaidTraffic,
         Reason::BotClick,
         Reason::CapReached,
+        Reason::AffiliateRemoved,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -151,6 +154,7 @@ impl Reason {
             Reason::PaidTraffic => "paid_traffic",
             Reason::BotClick => "bot_click",
             Reason::CapReached => "cap_reached",
+            Reason::AffiliateRemoved => "affiliate_removed",
         }
     }
 }

@@ -38,6 +38,9 @@ impl Store for FlakyStore {
     async fn insert_tracking_code(&self, c: &TrackingCode) -> StoreResult<TrackingCode> { self.inner.insert_tracking_code(c).await }
     async fn get_tracking_code(&self, c: &str) -> StoreResult<Option<TrackingCode>> { self.inner.get_tracking_code(c).await }
     async fn list_tracking_codes(&self) -> StoreResult<Vec<TrackingCode>> { self.inner.list_tracking_codes().await }
+    async fn campaign_ids_of(&self, a: AdvertiserId) -> StoreResult<Vec<CampaignId>> { self.inner.campaign_ids_of(a).await }
+    async fn codes_of_campaign(&self, c: CampaignId) -> StoreResult<Vec<TrackingCode>> { self.inner.codes_of_campaign(c).await }
+    async fn codes_of_affiliate(&self, a: AffiliateId) -> StoreResult<Vec<TrackingCode>> { self.inner.codes_of_affiliate(a).await }
     async fn commit(&self, batch: Arc<Batch>) -> StoreResult<Vec<Outcome>> {
         if self.commits.fetch_add(1, Ordering::SeqCst) + 1 == self.fail_at {
             return Err(StoreError::Failed("injected failure".into()));

@@ -11,6 +11,17 @@ use crate::domain::keys::new_campaign_publishable_key;
 use crate::domain::model::*;
 use crate::error::{Error, Result};
 
+/// Archived campaigns are read-only.
+pub fn editable(campaign: &Campaign) -> Result<()> {
+    if campaign.status == CampaignStatus::Archived {
+        return Err(Error::Conflict {
+            code: "campaign_archived",
+            message: format!("campaign '{}' is archived: it is read-only", campaign.id),
+        });
+    }
+    Ok(())
+}
+
 /// What an advertiser chose for a new campaign, already validated.
 pub struct Terms {
     pub name: String,
@@ -56,6 +67,7 @@ impl Engine {
             caps: terms.caps,
             affiliate_caps: Default::default(),
             fallback_url: terms.fallback_url,
+            removed_affiliates: Default::default(),
         };
         let test_code = TrackingCode {
             code: campaign.test_tracking_code.clone(),
@@ -75,6 +87,7 @@ impl Engine {
         campaign: &Campaign,
         affiliate: AffiliateId,
     ) -> Result<(Arc<TrackingCode>, bool)> {
+        editable(campaign)?;
         if self.affiliate(affiliate).await?.is_none() {
             return Err(Error::NotFound(format!("no affiliate '{affiliate}'")));
         }
@@ -86,7 +99,62 @@ impl Engine {
         };
         let stored = self.catalog.add_code(proposed.clone()).await?;
         let made = stored.code == proposed.code;
+        if !campaign.admits(affiliate) {
+            // Approving a removed affiliate again revives its code.
+            self.edit_campaign(campaign.id, |c| {
+                c.removed_affiliates.remove(&affiliate);
+                Ok(())
+            })
+            .await?;
+        }
         Ok((stored, made))
+    }
+
+    /// Un-approves an affiliate: its links stop redirecting and its new
+    /// records are rejected (`affiliate_removed`); what it earned stays.
+    /// Returns when it was removed. Not approved (or removed before): 404.
+    pub async fn remove_affiliate(&self, campaign: &Campaign, affiliate: AffiliateId) -> Result<u64> {
+        let missing =
+            || Error::NotFound(format!("affiliate '{affiliate}' is not approved on campaign '{}'", campaign.id));
+        if self.catalog.approval(campaign.id, affiliate).await?.is_none() {
+            return Err(missing());
+        }
+        let now = self.now();
+        let mut removed_before = false;
+        let saved = self
+            .edit_campaign(campaign.id, |c| {
+                removed_before = c.removed_affiliates.contains_key(&affiliate);
+                c.removed_affiliates.entry(affiliate).or_insert(now);
+                Ok(())
+            })
+            .await?;
+        if removed_before {
+            return Err(missing());
+        }
+        Ok(saved.removed_affiliates.get(&affiliate).copied().unwrap_or(now))
+    }
+
+    /// Archives a campaign for good (again is a no-op).
+    pub async fn archive_campaign(&self, campaign: CampaignId) -> Result<Arc<Campaign>> {
+        let saved = self.catalog.update_campaign(campaign, |c| {
+            c.status = CampaignStatus::Archived;
+            Ok::<_, Error>(())
+        });
+        saved.await?.ok_or_else(|| Error::NotFound(format!("no campaign '{campaign}'")))
+    }
+
+    /// Applies an advertiser's edit to the freshest stored campaign; an
+    /// archived campaign refuses every edit (409 `campaign_archived`).
+    pub async fn edit_campaign(
+        &self,
+        id: CampaignId,
+        mut edit: impl FnMut(&mut Campaign) -> Result<()>,
+    ) -> Result<Arc<Campaign>> {
+        let saved = self.catalog.update_campaign(id, |c| {
+            editable(c)?;
+            edit(c)
+        });
+        saved.await?.ok_or_else(|| Error::NotFound(format!("no campaign '{id}'")))
     }
 
     /// A campaign's counters.

@@ -43,7 +43,11 @@ impl Engine {
             email: email.as_deref(),
             affiliate_email: affiliate_email.as_deref(),
         };
-        let verdict = rules::judge(&campaign.rules, &facts);
+        let verdict = if campaign.admits(affiliate) {
+            rules::judge(&campaign.rules, &facts)
+        } else {
+            Verdict::Rejected { reason: Reason::AffiliateRemoved, flags: Vec::new() }
+        };
         count_hits(&campaign.rules, &verdict);
         let keyed = with_verdict(keyed, &verdict);
         let claim = match verdict {
@@ -117,7 +121,7 @@ fn action_of(rules: &rules::Rules, reason: Reason) -> Action {
         Reason::DisposableEmail => rules.disposable_email,
         Reason::PaidTraffic => rules.paid_traffic_click_ids,
         Reason::BotClick => rules.bot_click,
-        Reason::CapReached => Action::Reject,
+        Reason::CapReached | Reason::AffiliateRemoved => Action::Reject,
     }
 }
 

@@ -121,7 +121,7 @@ impl Engine {
         let code = self.catalog.code(input.code).await?.ok_or_else(not_found)?;
         let affiliate = code.affiliate_id.ok_or_else(not_found)?;
         let campaign = self.catalog.campaign(code.campaign_id).await?.ok_or_else(not_found)?;
-        if campaign.status != CampaignStatus::Active {
+        if campaign.status != CampaignStatus::Active || !campaign.admits(affiliate) {
             return Err(not_found());
         }
         // A disabled affiliate's (or advertiser's) links are dead. Cached,

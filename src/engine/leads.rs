@@ -66,6 +66,9 @@ impl Engine {
         let Some(code) = code.filter(|c| c.campaign_id == campaign.id && c.affiliate_id == Some(affiliate)) else {
             return Err(Error::Forbidden(format!("trackingCode is not your tracking code on campaign '{id}'")));
         };
+        if !campaign.admits(affiliate) {
+            return Err(removed(id));
+        }
         if campaign.status != CampaignStatus::Active {
             return Err(inactive("leads can be submitted once the advertiser activates it"));
         }
@@ -158,4 +161,9 @@ impl Engine {
         let item = DueItem::Record(record.campaign(), record.dedup_key());
         Ok(self.ledger.put_due(&[Due::new(Queue::Escrow, at, item)]).await?)
     }
+}
+
+/// The advertiser un-approved the affiliate: it may not submit new records.
+pub(crate) fn removed(id: CampaignId) -> Error {
+    Error::Forbidden(format!("you are no longer approved on campaign '{id}': the advertiser removed you"))
 }

@@ -13,6 +13,7 @@ pub mod guard;
 pub mod ingest;
 pub mod leads;
 pub mod limiter;
+pub mod listings;
 pub mod money;
 pub mod outbox;
 pub mod payments;

@@ -60,6 +60,9 @@ impl Engine {
                 "you are not approved on campaign '{id}'; referrals are for campaigns you have a tracking code for"
             )));
         }
+        if !campaign.admits(affiliate) {
+            return Err(super::leads::removed(id));
+        }
         if campaign.status != CampaignStatus::Active {
             return Err(inactive("referrals can be created once the advertiser activates it"));
         }

@@ -187,6 +187,7 @@ impl Engine {
         let max = crate::domain::caps::MAX_AFFILIATE_CAPS;
         self.catalog
             .update_campaign(campaign, |c| {
+                super::campaigns::editable(c)?;
                 if caps.is_empty() {
                     c.affiliate_caps.remove(&affiliate);
                 } else if c.affiliate_caps.len() >= max && !c.affiliate_caps.contains_key(&affiliate) {

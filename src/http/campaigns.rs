@@ -84,7 +84,7 @@ struct Approval {
     affiliate_id: AffiliateId,
 }
 
-async fn advertiser(ctx: &Ctx, req: &Request<Incoming>) -> Result<AdvertiserId> {
+pub(super) async fn advertiser(ctx: &Ctx, req: &Request<Incoming>) -> Result<AdvertiserId> {
     match require_principal(&ctx.engine, req).await? {
         p @ Principal::Advertiser { id, .. } if p.has(Scope::Campaigns) => Ok(id),
         _ => Err(Error::Forbidden("managing campaigns needs an advertiser key with the campaigns scope".into())),
@@ -93,7 +93,7 @@ async fn advertiser(ctx: &Ctx, req: &Request<Incoming>) -> Result<AdvertiserId> 
 
 /// The campaign, if it exists and belongs to `owner`; other advertisers'
 /// campaigns are reported as missing so ids reveal nothing.
-async fn owned(ctx: &Ctx, owner: AdvertiserId, id: &str) -> Result<Arc<Campaign>> {
+pub(super) async fn owned(ctx: &Ctx, owner: AdvertiserId, id: &str) -> Result<Arc<Campaign>> {
     let missing = || Error::NotFound(format!("no campaign '{}'", validate::excerpt(id)));
     let id: CampaignId = id.parse().map_err(|_| missing())?;
     let campaign = ctx.engine.catalog.campaign(id).await?.ok_or_else(missing)?;
@@ -152,7 +152,7 @@ pub async fn update(ctx: &Ctx, req: Request<Incoming>, id: &str) -> Result<Resp>
 
 /// Applies one edit under the catalog's edit lock.
 async fn edit(ctx: &Ctx, id: CampaignId, f: impl FnMut(&mut Campaign) -> Result<()>) -> Result<Arc<Campaign>> {
-    ctx.engine.catalog.update_campaign(id, f).await?.ok_or_else(|| Error::NotFound(format!("no campaign '{id}'")))
+    ctx.engine.edit_campaign(id, f).await
 }
 
 /// Applied to the freshest stored campaign, possibly more than once if a
@@ -208,20 +208,44 @@ pub async fn approve_affiliate(ctx: &Ctx, req: Request<Incoming>, id: &str) -> R
     let input: Approval = read_body(ctx, req).await?;
     let (stored, made) = ctx.engine.approve_affiliate(&campaign, input.affiliate_id).await?;
     let status = if made { StatusCode::CREATED } else { StatusCode::OK };
-    let mut params = vec![("swarm_ref", stored.code.as_str())];
+    Ok(json_response(status, &link_json(ctx, &campaign, &stored)))
+}
+
+/// An approved affiliate's links: its code, the landing page with it, and
+/// its `/r/{code}` link.
+pub fn link_json(ctx: &Ctx, campaign: &Campaign, code: &TrackingCode) -> Value {
+    let mut params = vec![("swarm_ref", code.code.as_str())];
     if let Some(promo) = &campaign.promo_code {
         params.push(("promo", promo.as_str()));
     }
-    Ok(json_response(
-        status,
-        &json!({
-            "campaignId": campaign.id,
-            "affiliateId": input.affiliate_id,
-            "trackingCode": stored.code,
-            "trackingUrl": append_query(&campaign.landing_url, &params),
-            "affiliateLink": format!("{}/r/{}", ctx.engine.public_base, stored.code),
-        }),
-    ))
+    json!({
+        "campaignId": campaign.id,
+        "affiliateId": code.affiliate_id,
+        "trackingCode": code.code,
+        "trackingUrl": append_query(&campaign.landing_url, &params),
+        "affiliateLink": format!("{}/r/{}", ctx.engine.public_base, code.code),
+        "approvedAt": code.created_at,
+    })
+}
+
+/// `DELETE /api/v1/campaigns/{id}/affiliates/{affiliateId}`.
+pub async fn remove_affiliate(ctx: &Ctx, req: Request<Incoming>, id: &str, affiliate: &str) -> Result<Resp> {
+    let owner = advertiser(ctx, &req).await?;
+    let campaign = owned(ctx, owner, id).await?;
+    let missing = || Error::NotFound(format!("no affiliate '{}'", validate::excerpt(affiliate)));
+    let affiliate: AffiliateId = affiliate.parse().map_err(|_| missing())?;
+    let removed_at = ctx.engine.remove_affiliate(&campaign, affiliate).await?;
+    let body =
+        json!({"campaignId": campaign.id, "affiliateId": affiliate, "status": "removed", "removedAt": removed_at});
+    Ok(json_response(StatusCode::OK, &body))
+}
+
+/// `POST /api/v1/campaigns/{id}/archive`: read-only for good.
+pub async fn archive(ctx: &Ctx, req: Request<Incoming>, id: &str) -> Result<Resp> {
+    let owner = advertiser(ctx, &req).await?;
+    let campaign = owned(ctx, owner, id).await?;
+    let saved = ctx.engine.archive_campaign(campaign.id).await?;
+    Ok(json_response(StatusCode::OK, &campaign_json(&saved, None)))
 }
 
 /// Activation waits for a test postback (the seed's "confirm before
@@ -295,9 +319,9 @@ fn days(field: &str, value: Option<u32>, default: u32, min: u32) -> Result<u32> 
 /// rather than a `Value` because `payoutCents` may pass 2^64 (a `Value`
 /// holds at most 64-bit integers; serializing the struct writes all digits).
 #[derive(Serialize)]
-struct CampaignView {
+pub(super) struct CampaignView {
     #[serde(flatten)]
-    campaign: Value,
+    pub(super) campaign: Value,
     #[serde(skip_serializing_if = "Option::is_none")]
     stats: Option<StatsView>,
 }
@@ -316,7 +340,7 @@ struct StatsView {
     payout_cents: u128,
 }
 
-fn campaign_json(c: &Campaign, stats: Option<&CampaignStats>) -> CampaignView {
+pub(super) fn campaign_json(c: &Campaign, stats: Option<&CampaignStats>) -> CampaignView {
     let v = json!({
         "id": c.id,
         "advertiserId": c.advertiser_id,

@@ -12,7 +12,9 @@ pub mod ingest;
 pub mod keys;
 pub mod leads;
 pub mod linger;
+pub mod listings;
 pub mod money;
+pub mod openapi;
 pub mod ops;
 pub mod query;
 pub mod referrals;
@@ -94,6 +96,11 @@ enum Route<'a> {
     /// The webhook's id, the delivery's.
     WebhookRedeliver(&'a str, &'a str),
     Snippet,
+    OpenApi,
+    CampaignArchive(&'a str),
+    /// The campaign's id, the affiliate's.
+    CampaignAffiliate(&'a str, &'a str),
+    AffiliateCampaigns,
 }
 
 impl Route<'_> {
@@ -144,17 +151,23 @@ impl Route<'_> {
             Route::WebhookDeliveries(_) => "/api/v1/webhooks/{id}/deliveries",
             Route::WebhookRedeliver(..) => "/api/v1/webhooks/{id}/deliveries/{deliveryId}/redeliver",
             Route::Snippet => "/affiliate.js",
+            Route::OpenApi => "/openapi.json",
+            Route::CampaignArchive(_) => "/api/v1/campaigns/{id}/archive",
+            Route::CampaignAffiliate(..) => "/api/v1/campaigns/{id}/affiliates/{affiliateId}",
+            Route::AffiliateCampaigns => "/api/v1/affiliate/campaigns",
         }
     }
 
     /// The methods the route answers, as an `Allow` header value.
     fn allow(&self) -> &'static str {
         match self {
-            Route::Healthz | Route::Readyz | Route::Redirect(_) | Route::Snippet => "GET, HEAD",
+            Route::Healthz | Route::Readyz | Route::Redirect(_) | Route::Snippet | Route::OpenApi => "GET, HEAD",
             Route::Conversions => "POST, OPTIONS",
             Route::Metrics | Route::Wallet | Route::CampaignBalance(_) | Route::AdminChanges => "GET",
+            Route::AffiliateCampaigns => "GET",
             Route::Campaign(_) => "GET, PATCH",
-            Route::Leads | Route::Keys => "GET, POST",
+            Route::CampaignAffiliate(..) => "DELETE",
+            Route::Leads | Route::Keys | Route::Campaigns | Route::CampaignAffiliates(_) => "GET, POST",
             Route::ConversionList => "GET",
             Route::CampaignAffiliateCaps(..) => "PUT",
             Route::Key(_) => "DELETE",
@@ -186,6 +199,7 @@ fn match_route(path: &str) -> Option<Route<'_>> {
         ["readyz"] => Route::Readyz,
         ["metrics"] => Route::Metrics,
         ["affiliate.js"] => Route::Snippet,
+        ["openapi.json"] => Route::OpenApi,
         ["r", code] if !code.is_empty() => Route::Redirect(code),
         ["api", "v1", rest @ ..] => match rest {
             ["admin", "advertisers"] => Route::AdminAdvertisers,
@@ -205,6 +219,9 @@ fn match_route(path: &str) -> Option<Route<'_>> {
             ["campaigns", id, "pause"] => Route::CampaignPause(id),
             ["campaigns", id, "fund"] => Route::CampaignFund(id),
             ["campaigns", id, "balance"] => Route::CampaignBalance(id),
+            ["campaigns", id, "archive"] => Route::CampaignArchive(id),
+            ["campaigns", id, "affiliates", aff] => Route::CampaignAffiliate(id, aff),
+            ["affiliate", "campaigns"] => Route::AffiliateCampaigns,
             ["affiliate", "conversions"] => Route::Conversions,
             ["affiliate", "conversions", "batch"] => Route::ConversionsBatch,
             ["affiliate", "postback-url"] => Route::PostbackUrl,
@@ -329,7 +346,14 @@ async fn dispatch_cold(ctx: &Ctx, route: Route<'_>, req: Request<Incoming>) -> R
         Route::Keys => keys::create(ctx, req).await,
         Route::Key(id) => keys::revoke(ctx, req, id).await,
         Route::KeyRotate(id) => keys::rotate(ctx, req, id).await,
+        Route::OpenApi => Ok(openapi::serve(&req)),
+        Route::Campaigns if m == Method::GET => listings::campaigns(ctx, req).await,
         Route::Campaigns => campaigns::create(ctx, req).await,
+        Route::CampaignArchive(id) => campaigns::archive(ctx, req, id).await,
+        Route::CampaignAffiliate(id, aff) => campaigns::remove_affiliate(ctx, req, id, aff).await,
+        Route::CampaignAffiliates(id) if m == Method::GET => listings::campaign_affiliates(ctx, req, id).await,
+        Route::AffiliateCampaigns => listings::affiliate_campaigns(ctx, req).await,
+
         Route::Campaign(id) if m == Method::GET => campaigns::show(ctx, req, id).await,
         Route::Campaign(id) => campaigns::update(ctx, req, id).await,
         Route::CampaignAffiliates(id) => campaigns::approve_affiliate(ctx, req, id).await,

@@ -7,6 +7,7 @@
 //! | `Keys::*`                      | key by hash; an owner's keys, compare-and-set |
 //! | `replace_campaign`             | compare-and-set on the campaign version  |
 //! | `insert_tracking_code`         | insert-if-absent on (campaign, affiliate)|
+//! | `campaign_ids_of` / `codes_of_*` | one owner's partition of a listing index |
 //! | `commit`                       | batched append + insert-if-absent keys   |
 //! | `expire_clicks`                | range delete of old click batches (TTL on CQL) |
 //! | `dedup_keys`                   | one campaign's keys, streamed in chunks  |
@@ -207,6 +208,13 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_tracking_code(&self, code: &TrackingCode) -> StoreResult<TrackingCode>;
     async fn get_tracking_code(&self, code: &str) -> StoreResult<Option<TrackingCode>>;
     async fn list_tracking_codes(&self) -> StoreResult<Vec<TrackingCode>>;
+    /// An advertiser's campaigns (the listing API; campaigns are few per
+    /// advertiser, so one read returns them all).
+    async fn campaign_ids_of(&self, advertiser: AdvertiserId) -> StoreResult<Vec<CampaignId>>;
+    /// The codes of every affiliate ever approved on a campaign.
+    async fn codes_of_campaign(&self, campaign: CampaignId) -> StoreResult<Vec<TrackingCode>>;
+    /// An affiliate's codes: one per campaign it was ever approved on.
+    async fn codes_of_affiliate(&self, affiliate: AffiliateId) -> StoreResult<Vec<TrackingCode>>;
 
     /// Durably applies one group commit; one outcome per `batch.keyed` entry.
     async fn commit(&self, batch: Arc<Batch>) -> StoreResult<Vec<Outcome>>;

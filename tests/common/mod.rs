@@ -6,6 +6,7 @@
 pub mod keyspaces;
 pub mod raw;
 pub mod receiver;
+mod record;
 
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
@@ -108,6 +109,9 @@ pub struct TestServer {
     client: Client<HttpConnector, Full<Bytes>>,
     /// The child's stderr lines, when started with `start_capturing_logs`.
     logs: Option<Arc<Mutex<Vec<String>>>>,
+    /// The test that started the server (libtest names its thread after
+    /// it), for recordings of requests sent from spawned tasks.
+    test: String,
 }
 
 /// Where a test server's stderr goes.
@@ -275,7 +279,8 @@ impl TestServer {
         let base = line.trim().rsplit(' ').next().expect("address").to_string();
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         let client = Client::builder(TokioExecutor::new()).build_http();
-        Self { base, data_dir, _tmp: tmp, env, child, client, logs }
+        let test = std::thread::current().name().unwrap_or("unknown").to_string();
+        Self { base, data_dir, _tmp: tmp, env, child, client, logs, test }
     }
 
     /// Stops the server with SIGTERM (graceful) and starts it again on the
@@ -335,6 +340,7 @@ impl TestServer {
     }
 
     pub async fn send(&self, method: Method, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Reply {
+        let method_name = method.to_string();
         let mut req = Request::builder().method(method).uri(format!("{}{}", self.base, path));
         for (k, v) in headers {
             req = req.header(*k, *v);
@@ -343,7 +349,9 @@ impl TestServer {
         let status = resp.status();
         let headers = resp.headers().clone();
         let bytes = resp.into_body().collect().await.expect("body").to_bytes();
-        Reply { status, headers, text: String::from_utf8_lossy(&bytes).into_owned() }
+        let reply = Reply { status, headers, text: String::from_utf8_lossy(&bytes).into_owned() };
+        record::response(&self.test, method_name, path, &reply);
+        reply
     }
 
     pub async fn get(&self, path: &str, key: Option<&str>) -> Reply {

@@ -16,6 +16,7 @@ mod keys;
 mod ledger;
 pub mod ledger_rows;
 mod listed;
+mod listings;
 mod money;
 mod review;
 pub mod rows;
@@ -380,6 +381,7 @@ impl Keys for ScyllaStore {
 #[async_trait]
 impl Store for ScyllaStore {
     async fn put_campaign(&self, campaign: &Campaign) -> StoreResult<()> {
+        self.index_campaign(campaign).await?;
         let values = (campaign.id.0 as i64, campaign.version as i64, json(campaign));
         match self.conditional(&self.st.insert_campaign, values).await? {
             None => Ok(()),
@@ -410,18 +412,9 @@ impl Store for ScyllaStore {
     }
 
     async fn insert_tracking_code(&self, code: &TrackingCode) -> StoreResult<TrackingCode> {
-        if let Some(affiliate) = code.affiliate_id {
-            let pair = (code.campaign_id.0 as i64, affiliate.0 as i64);
-            let claim = (pair.0, pair.1, code.code.clone());
-            if !schema::applied(self.exec(&self.st.insert_approval_if_absent, claim).await?)? {
-                return self.existing_approval(code, pair).await;
-            }
-        }
-        match self.conditional(&self.st.insert_code_if_absent, (code.code.clone(), json(code))).await? {
-            None => Ok(code.clone()),
-            Some(body) if parse::<TrackingCode>(&body)? == *code => Ok(code.clone()),
-            Some(_) => Err(StoreError::Failed("tracking code collision; retry".into())),
-        }
+        let stored = self.decide_code(code).await?;
+        self.index_code(&stored).await?;
+        Ok(stored)
     }
 
     async fn get_tracking_code(&self, code: &str) -> StoreResult<Option<TrackingCode>> {
@@ -430,6 +423,18 @@ impl Store for ScyllaStore {
 
     async fn list_tracking_codes(&self) -> StoreResult<Vec<TrackingCode>> {
         self.scan(&self.st.scan_codes).await
+    }
+
+    async fn campaign_ids_of(&self, advertiser: AdvertiserId) -> StoreResult<Vec<CampaignId>> {
+        self.listed_campaign_ids(advertiser).await
+    }
+
+    async fn codes_of_campaign(&self, campaign: CampaignId) -> StoreResult<Vec<TrackingCode>> {
+        self.listed_codes(&self.st.select_approvals_of_campaign, campaign.0).await
+    }
+
+    async fn codes_of_affiliate(&self, affiliate: AffiliateId) -> StoreResult<Vec<TrackingCode>> {
+        self.listed_codes(&self.st.select_approvals_of_affiliate, affiliate.0).await
     }
 
     async fn commit(&self, batch: Arc<Batch>) -> StoreResult<Vec<Outcome>> {
@@ -579,6 +584,23 @@ impl Store for ScyllaStore {
 
 impl ScyllaStore {
     /// A party row and its secret key in one logged batch: both appear or neither.
+    /// The code on record for `code`'s (campaign, affiliate) pair: `code`
+    /// itself if it wins the pair, else the one there before.
+    async fn decide_code(&self, code: &TrackingCode) -> StoreResult<TrackingCode> {
+        if let Some(affiliate) = code.affiliate_id {
+            let pair = (code.campaign_id.0 as i64, affiliate.0 as i64);
+            let claim = (pair.0, pair.1, code.code.clone());
+            if !schema::applied(self.exec(&self.st.insert_approval_if_absent, claim).await?)? {
+                return self.existing_approval(code, pair).await;
+            }
+        }
+        match self.conditional(&self.st.insert_code_if_absent, (code.code.clone(), json(code))).await? {
+            None => Ok(code.clone()),
+            Some(body) if parse::<TrackingCode>(&body)? == *code => Ok(code.clone()),
+            Some(_) => Err(StoreError::Failed("tracking code collision; retry".into())),
+        }
+    }
+
     /// The pair already had a code: return it, and repair the code row if an
     /// earlier approval died between its two writes.
     async fn existing_approval(&self, proposed: &TrackingCode, pair: (i64, i64)) -> StoreResult<TrackingCode> {

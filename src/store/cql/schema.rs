@@ -23,6 +23,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (5, "changes", include_str!("../../../migrations/cql/0005_changes.cql")),
     (6, "webhooks", include_str!("../../../migrations/cql/0006_webhooks.cql")),
     (7, "caps", include_str!("../../../migrations/cql/0007_caps.cql")),
+    (8, "listings", include_str!("../../../migrations/cql/0008_listings.cql")),
 ];
 
 pub fn latest() -> i32 {
@@ -159,6 +160,9 @@ async fn apply_pending(session: &Session, profiles: &Profiles, ks: &str) -> Stor
             }
         }
         agree(session).await?;
+        if *version == 8 {
+            Box::pin(fill_listings(session, profiles, ks)).await?;
+        }
         let now = crate::domain::unix_now() as i64 * 1000;
         let record = format!(
             "INSERT INTO {ks}.schema_migrations (version, name, applied_at) VALUES ({version}, '{name}', {now})"
@@ -166,6 +170,55 @@ async fn apply_pending(session: &Session, profiles: &Profiles, ks: &str) -> Stor
         run(session, profiles, &record).await?;
     }
     Ok(latest())
+}
+
+/// Version 8's indexes, filled from the campaigns and codes written before
+/// them. Every insert is idempotent, so a migrator that dies before
+/// recording the version simply fills them again.
+async fn fill_listings(session: &Session, profiles: &Profiles, ks: &str) -> StoreResult<()> {
+    use crate::domain::model::{Campaign, TrackingCode};
+    for body in bodies(session, profiles, &format!("SELECT body FROM {ks}.campaigns")).await? {
+        let c: Campaign = serde_json::from_str(&body).map_err(|e| err("campaigns")(e.to_string()))?;
+        let cql = format!("INSERT INTO {ks}.campaigns_by_advertiser (advertiser_id, campaign_id) VALUES (?, ?)");
+        run_with(session, profiles, &cql, (c.advertiser_id.0 as i64, c.id.0 as i64)).await?;
+    }
+    for body in bodies(session, profiles, &format!("SELECT body FROM {ks}.tracking_codes")).await? {
+        let code: TrackingCode = serde_json::from_str(&body).map_err(|e| err("tracking_codes")(e.to_string()))?;
+        let Some(affiliate) = code.affiliate_id else { continue };
+        let (cmp, aff) = (code.campaign_id.0 as i64, affiliate.0 as i64);
+        let by_campaign =
+            format!("INSERT INTO {ks}.approvals_by_campaign (campaign_id, affiliate_id, code) VALUES (?, ?, ?)");
+        run_with(session, profiles, &by_campaign, (cmp, aff, code.code.clone())).await?;
+        let by_affiliate =
+            format!("INSERT INTO {ks}.approvals_by_affiliate (affiliate_id, campaign_id, code) VALUES (?, ?, ?)");
+        run_with(session, profiles, &by_affiliate, (aff, cmp, code.code)).await?;
+    }
+    Ok(())
+}
+
+/// Every `body` a scan returns, page by page.
+async fn bodies(session: &Session, profiles: &Profiles, cql: &str) -> StoreResult<Vec<String>> {
+    use futures::StreamExt;
+    let mut statement = Statement::new(cql);
+    statement.set_execution_profile_handle(Some(profiles.slow.clone()));
+    let pager = session.query_iter(statement, &[]).await.map_err(|e| err(cql)(e.to_string()))?;
+    let mut rows = pager.rows_stream::<(String,)>().map_err(|e| err(cql)(e.to_string()))?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().await {
+        out.push(row.map_err(|e| err(cql)(e.to_string()))?.0);
+    }
+    Ok(out)
+}
+
+async fn run_with(
+    session: &Session,
+    profiles: &Profiles,
+    cql: &str,
+    values: impl scylla::serialize::row::SerializeRow,
+) -> StoreResult<QueryResult> {
+    let mut statement = Statement::new(cql);
+    statement.set_execution_profile_handle(Some(profiles.slow.clone()));
+    session.query_unpaged(statement, values).await.map_err(|e| StoreError::Failed(format!("{e} (in: {cql})")))
 }
 
 /// `ALTER TABLE … ADD` of a column that exists: a migrator that died after

@@ -25,6 +25,12 @@ pub struct Statements {
     pub scan_codes: PreparedStatement,
     pub insert_approval_if_absent: PreparedStatement,
     pub select_approval: PreparedStatement,
+    pub index_campaign: PreparedStatement,
+    pub select_campaign_ids_of: PreparedStatement,
+    pub index_approval_by_campaign: PreparedStatement,
+    pub index_approval_by_affiliate: PreparedStatement,
+    pub select_approvals_of_campaign: PreparedStatement,
+    pub select_approvals_of_affiliate: PreparedStatement,
     pub insert_click_batch: PreparedStatement,
     pub select_click_batches: PreparedStatement,
     pub insert_conversion_if_absent: PreparedStatement,
@@ -173,6 +179,24 @@ impl Statements {
             )
             .await?,
             select_approval: p(SerialRead, "SELECT code FROM {ks}.approvals WHERE campaign_id = ? AND affiliate_id = ?")
+                .await?,
+            index_campaign: p(Plain, "INSERT INTO {ks}.campaigns_by_advertiser (advertiser_id, campaign_id) VALUES (?, ?)")
+                .await?,
+            select_campaign_ids_of: p(Scan, "SELECT campaign_id FROM {ks}.campaigns_by_advertiser WHERE advertiser_id = ?")
+                .await?,
+            index_approval_by_campaign: p(
+                Plain,
+                "INSERT INTO {ks}.approvals_by_campaign (campaign_id, affiliate_id, code) VALUES (?, ?, ?)",
+            )
+            .await?,
+            index_approval_by_affiliate: p(
+                Plain,
+                "INSERT INTO {ks}.approvals_by_affiliate (affiliate_id, campaign_id, code) VALUES (?, ?, ?)",
+            )
+            .await?,
+            select_approvals_of_campaign: p(Scan, "SELECT code FROM {ks}.approvals_by_campaign WHERE campaign_id = ?")
+                .await?,
+            select_approvals_of_affiliate: p(Scan, "SELECT code FROM {ks}.approvals_by_affiliate WHERE affiliate_id = ?")
                 .await?,
             insert_click_batch: p(
                 Plain,

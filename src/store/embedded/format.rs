@@ -12,6 +12,9 @@
 //!   feed starts with the first record after the upgrade. A build that
 //!   knows only format 3 refuses the file rather than write records
 //!   without their changes.
+//! - Format 5: the listing indexes (`listings.rs`), built from the
+//!   campaigns and approvals on the upgrade. A format 4 build refuses the
+//!   file rather than write campaigns the listings would miss.
 //!
 //! Opening a format 1 or 2 file moves its clicks into segments (synced
 //! before the opening transaction commits), drops the old table and
@@ -32,7 +35,7 @@ use crate::store::{clicklog, StoreError, StoreResult};
 
 pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const FORMAT_KEY: &str = "format";
-pub const CURRENT: u64 = 4;
+pub const CURRENT: u64 = 5;
 
 /// Format 1's click rows: (campaign, click id) → JSON.
 const OLD_CLICKS: TableDefinition<(u64, u128), &[u8]> = TableDefinition::new("clicks");
@@ -46,9 +49,10 @@ pub fn upgrade(txn: &WriteTransaction, data_dir: &Path) -> StoreResult<u64> {
     let found = txn.open_table(META)?.get(FORMAT_KEY)?.map(|v| v.value());
     match found {
         Some(CURRENT) => return Ok(CURRENT),
-        Some(3) => {
+        Some(found @ (3 | 4)) => {
+            super::listings::build(txn)?;
             txn.open_table(META)?.insert(FORMAT_KEY, CURRENT)?;
-            return Ok(3);
+            return Ok(found);
         }
         Some(newer) if newer > CURRENT => {
             return Err(StoreError::Failed(format!(
@@ -76,6 +80,7 @@ pub fn upgrade(txn: &WriteTransaction, data_dir: &Path) -> StoreResult<u64> {
     }
     mover.flush()?;
     set_checkpoint(txn, segments.end())?;
+    super::listings::build(txn)?;
     txn.open_table(META)?.insert(FORMAT_KEY, CURRENT)?;
     Ok(found.unwrap_or(1))
 }
@@ -269,6 +274,53 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(200));
         let store = reopen(dir.path());
         assert_eq!(store.get_stats(CampaignId(1)).await.unwrap().clicks, 1, "and is format 4 from then on");
+    }
+
+    #[tokio::test]
+    async fn a_format_4_file_gains_the_listing_indexes_of_what_it_holds() {
+        use crate::domain::ids::AdvertiserId;
+        use crate::domain::model::{Campaign, TrackingCode};
+        use crate::store::Store;
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path(), 16).unwrap();
+        let mut campaign: Campaign = serde_json::from_value(serde_json::json!({
+            "id": "cmp_0000000000000007", "advertiserId": "adv_0000000000000002", "name": "c",
+            "landingUrl": "https://a.example/", "compensationModel": "FIXED", "payoutCents": 1, "payoutBp": null,
+            "promoCode": null, "allowedOrigins": [], "fieldMapping": {}, "attributionWindowDays": 1, "holdDays": 0,
+            "status": "active", "testTrackingCode": "T", "publishableKey": "pk", "trackingConfirmedAt": null,
+            "createdAt": 0,
+        }))
+        .unwrap();
+        store.put_campaign(&campaign).await.unwrap();
+        campaign.version = 0;
+        let code = TrackingCode {
+            code: "AFF3CODE".into(),
+            campaign_id: CampaignId(7),
+            affiliate_id: Some(AffiliateId(3)),
+            created_at: 0,
+        };
+        store.insert_tracking_code(&code).await.unwrap();
+        drop(store);
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        {
+            // Back to what format 4 wrote: no listing indexes.
+            let db = (0..100)
+                .find_map(|_| {
+                    redb::Database::open(dir.path().join("clickledger.redb")).ok().or_else(|| {
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                        None
+                    })
+                })
+                .expect("the file is released");
+            let txn = db.begin_write().unwrap();
+            txn.delete_table(super::super::listings::BY_ADVERTISER).unwrap();
+            txn.delete_table(super::super::listings::BY_AFFILIATE).unwrap();
+            txn.open_table(META).unwrap().insert(FORMAT_KEY, 4).unwrap();
+            txn.commit().unwrap();
+        }
+        let store = reopen(dir.path());
+        assert_eq!(store.campaign_ids_of(AdvertiserId(2)).await.unwrap(), vec![CampaignId(7)]);
+        assert_eq!(store.codes_of_affiliate(AffiliateId(3)).await.unwrap(), vec![code]);
     }
 
     #[test]

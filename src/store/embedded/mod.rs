@@ -36,6 +36,7 @@ mod format;
 mod hooks;
 mod keys;
 mod ledger;
+mod listings;
 mod money;
 mod segment;
 mod tenants;
@@ -183,6 +184,7 @@ fn table_names() -> Vec<String> {
         .chain(money::table_names())
         .chain(keys::table_names())
         .chain(hooks::table_names())
+        .chain(listings::table_names())
         .collect()
 }
 
@@ -203,6 +205,7 @@ fn open_all_tables(txn: &WriteTransaction) -> StoreResult<()> {
     money::open_tables(txn)?;
     keys::open_tables(txn)?;
     hooks::open_tables(txn)?;
+    listings::open_tables(txn)?;
     Ok(())
 }
 
@@ -267,10 +270,10 @@ where
 #[async_trait]
 impl Store for EmbeddedStore {
     async fn put_campaign(&self, campaign: &Campaign) -> StoreResult<()> {
-        let (id, value) = (campaign.id.0, enc(campaign));
+        let (id, value, campaign) = (campaign.id.0, enc(campaign), campaign.clone());
         self.write(move |txn| {
             txn.open_table(CAMPAIGNS)?.insert(id, value.as_slice())?;
-            Ok(())
+            listings::index_campaign(txn, &campaign)
         })
         .await
     }
@@ -316,6 +319,7 @@ impl Store for EmbeddedStore {
                 return Err(StoreError::Failed("tracking code collision; retry".into()));
             }
             codes.insert(code.code.as_str(), enc(&code).as_slice())?;
+            listings::index_code(txn, &code)?;
             Ok(code.clone())
         })
         .await
@@ -328,6 +332,28 @@ impl Store for EmbeddedStore {
 
     async fn list_tracking_codes(&self) -> StoreResult<Vec<TrackingCode>> {
         self.read(|txn| all_json(txn, CODES)).await
+    }
+
+    async fn campaign_ids_of(&self, advertiser: AdvertiserId) -> StoreResult<Vec<CampaignId>> {
+        self.read(move |txn| listings::campaign_ids_of(txn, advertiser)).await
+    }
+
+    async fn codes_of_campaign(&self, campaign: CampaignId) -> StoreResult<Vec<TrackingCode>> {
+        self.read(move |txn| {
+            let (approvals, codes) = (txn.open_table(APPROVALS)?, txn.open_table(CODES)?);
+            let mut out = Vec::new();
+            for row in approvals.range((campaign.0, 0)..=(campaign.0, u64::MAX))? {
+                if let Some(found) = codes.get(row?.1.value())? {
+                    out.push(dec(found.value())?);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn codes_of_affiliate(&self, affiliate: AffiliateId) -> StoreResult<Vec<TrackingCode>> {
+        self.read(move |txn| listings::codes_of_affiliate(txn, affiliate)).await
     }
 
     /// Clicks first, into the log: if the rest then fails, the actor's
