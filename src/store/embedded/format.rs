@@ -227,6 +227,18 @@ mod tests {
     }
 
     /// Opens the store at `dir`, waiting for an earlier one's writer to let go.
+    /// The data file opened bare, once the store that had it let go.
+    fn raw_db(dir: &std::path::Path) -> redb::Database {
+        (0..100)
+            .find_map(|_| {
+                redb::Database::open(dir.join("clickledger.redb")).ok().or_else(|| {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    None
+                })
+            })
+            .expect("the file is released")
+    }
+
     fn reopen(dir: &std::path::Path) -> EmbeddedStore {
         (0..100)
             .find_map(|_| {
@@ -251,14 +263,7 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(200));
         {
             // Back to what format 3 wrote: no feed table, format 3.
-            let db = (0..100)
-                .find_map(|_| {
-                    redb::Database::open(dir.path().join("clickledger.redb")).ok().or_else(|| {
-                        std::thread::sleep(std::time::Duration::from_millis(20));
-                        None
-                    })
-                })
-                .expect("the file is released");
+            let db = raw_db(dir.path());
             let txn = db.begin_write().unwrap();
             txn.delete_table(super::super::feed::CHANGES).unwrap();
             txn.open_table(META).unwrap().insert(FORMAT_KEY, 3).unwrap();
@@ -304,14 +309,7 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(200));
         {
             // Back to what format 4 wrote: no listing indexes.
-            let db = (0..100)
-                .find_map(|_| {
-                    redb::Database::open(dir.path().join("clickledger.redb")).ok().or_else(|| {
-                        std::thread::sleep(std::time::Duration::from_millis(20));
-                        None
-                    })
-                })
-                .expect("the file is released");
+            let db = raw_db(dir.path());
             let txn = db.begin_write().unwrap();
             txn.delete_table(super::super::listings::BY_ADVERTISER).unwrap();
             txn.delete_table(super::super::listings::BY_AFFILIATE).unwrap();
