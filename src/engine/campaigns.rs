@@ -121,17 +121,16 @@ impl Engine {
         }
         let now = self.now();
         let mut removed_before = false;
-        let saved = self
-            .edit_campaign(campaign.id, |c| {
-                removed_before = c.removed_affiliates.contains_key(&affiliate);
-                c.removed_affiliates.entry(affiliate).or_insert(now);
-                Ok(())
-            })
-            .await?;
+        self.edit_campaign(campaign.id, |c| {
+            removed_before = c.removed_affiliates.contains_key(&affiliate);
+            c.removed_affiliates.entry(affiliate).or_insert(now);
+            Ok(())
+        })
+        .await?;
         if removed_before {
             return Err(missing());
         }
-        Ok(saved.removed_affiliates.get(&affiliate).copied().unwrap_or(now))
+        Ok(now)
     }
 
     /// Archives a campaign for good (again is a no-op).

@@ -85,8 +85,9 @@ impl Catalog {
     /// approved there. A miss may be an approval made on another node since
     /// this one loaded, so the codes are re-read from the store, but at most
     /// once per `refresh`, so that a caller who is not approved cannot turn
-    /// every request into a scan. (Approvals are never revoked, so a hit
-    /// needs no re-check.)
+    /// every request into a scan. (A code is never taken back, so a hit
+    /// needs no re-check; a removal lives on the campaign, see
+    /// `Campaign::admits`, which callers check.)
     pub async fn approval(
         &self,
         campaign: CampaignId,

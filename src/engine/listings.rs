@@ -51,36 +51,28 @@ impl Engine {
         Ok(Page { items, next })
     }
 
-    /// The affiliates approved on `campaign` now (removed ones left out).
-    pub async fn campaign_affiliates(
-        &self,
-        campaign: &Campaign,
-        after: Option<Position>,
-        limit: usize,
-    ) -> Result<Page<TrackingCode>> {
-        let mut codes = self.store.codes_of_campaign(campaign.id).await?;
-        codes.retain(|c| c.campaign_id == campaign.id && c.affiliate_id.is_some_and(|a| campaign.admits(a)));
-        let position =
-            |c: &TrackingCode| Position { at: c.created_at, id: u128::from(c.affiliate_id.map_or(0, |a| a.0)) };
-        let (items, next) = cursor::page("campaign-affiliates", codes, position, after, limit);
-        Ok(Page { items, next })
-    }
-
-    /// `campaign_affiliates` with each affiliate's record (for its name).
+    /// The affiliates approved on `campaign` now (removed ones left out),
+    /// each with its record (for its name).
     pub async fn approved_affiliates(
         &self,
         campaign: &Campaign,
         after: Option<Position>,
         limit: usize,
     ) -> Result<Page<Approved>> {
-        let page = self.campaign_affiliates(campaign, after, limit).await?;
-        let records =
-            join_all(page.items.iter().map(|c| self.affiliate(c.affiliate_id.unwrap_or(AffiliateId(0))))).await;
-        let mut items = Vec::with_capacity(page.items.len());
-        for (code, affiliate) in page.items.into_iter().zip(records) {
+        let codes = self.store.codes_of_campaign(campaign.id).await?;
+        let approved: Vec<(AffiliateId, TrackingCode)> = codes
+            .into_iter()
+            .filter(|c| c.campaign_id == campaign.id)
+            .filter_map(|c| c.affiliate_id.filter(|a| campaign.admits(*a)).map(|a| (a, c)))
+            .collect();
+        let position = |(a, c): &(AffiliateId, TrackingCode)| Position { at: c.created_at, id: u128::from(a.0) };
+        let (page, next) = cursor::page("campaign-affiliates", approved, position, after, limit);
+        let records = join_all(page.iter().map(|(a, _)| self.affiliate(*a))).await;
+        let mut items = Vec::with_capacity(page.len());
+        for ((_, code), affiliate) in page.into_iter().zip(records) {
             items.push(Approved { code, affiliate: affiliate? });
         }
-        Ok(Page { items, next: page.next })
+        Ok(Page { items, next })
     }
 
     /// The campaigns `affiliate` is approved on now, with its code on each;

@@ -38,9 +38,7 @@ fn err(what: &str) -> impl Fn(String) -> StoreError + '_ {
 }
 
 async fn run(session: &Session, profiles: &Profiles, cql: &str) -> StoreResult<QueryResult> {
-    let mut statement = Statement::new(cql);
-    statement.set_execution_profile_handle(Some(profiles.slow.clone()));
-    session.query_unpaged(statement, &[]).await.map_err(|e| StoreError::Failed(format!("{e} (in: {cql})")))
+    run_with(session, profiles, cql, &[]).await
 }
 
 /// The `[applied]` column of a conditional statement's answer.

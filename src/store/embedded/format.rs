@@ -288,7 +288,7 @@ mod tests {
         use crate::store::Store;
         let dir = tempfile::tempdir().unwrap();
         let store = EmbeddedStore::open(dir.path(), 16).unwrap();
-        let mut campaign: Campaign = serde_json::from_value(serde_json::json!({
+        let campaign: Campaign = serde_json::from_value(serde_json::json!({
             "id": "cmp_0000000000000007", "advertiserId": "adv_0000000000000002", "name": "c",
             "landingUrl": "https://a.example/", "compensationModel": "FIXED", "payoutCents": 1, "payoutBp": null,
             "promoCode": null, "allowedOrigins": [], "fieldMapping": {}, "attributionWindowDays": 1, "holdDays": 0,
@@ -297,7 +297,6 @@ mod tests {
         }))
         .unwrap();
         store.put_campaign(&campaign).await.unwrap();
-        campaign.version = 0;
         let code = TrackingCode {
             code: "AFF3CODE".into(),
             campaign_id: CampaignId(7),

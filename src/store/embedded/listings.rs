@@ -5,7 +5,7 @@
 
 use redb::{ReadableTable, TableDefinition, TableHandle, WriteTransaction};
 
-use super::{dec, CAMPAIGNS, CODES};
+use super::{dec, APPROVALS, CAMPAIGNS, CODES};
 use crate::domain::ids::*;
 use crate::domain::model::{Campaign, TrackingCode};
 use crate::store::StoreResult;
@@ -58,17 +58,30 @@ pub(super) fn campaign_ids_of(txn: &redb::ReadTransaction, advertiser: Advertise
     rows.map(|row| Ok(CampaignId(row?.0.value().1))).collect()
 }
 
-/// An affiliate's codes, through the index.
+/// A campaign's codes, through `approvals` (keyed (campaign, affiliate)).
+pub(super) fn codes_of_campaign(txn: &redb::ReadTransaction, campaign: CampaignId) -> StoreResult<Vec<TrackingCode>> {
+    codes_under(txn, APPROVALS, campaign.0)
+}
+
+/// An affiliate's codes, through its index.
 pub(super) fn codes_of_affiliate(
     txn: &redb::ReadTransaction,
     affiliate: AffiliateId,
 ) -> StoreResult<Vec<TrackingCode>> {
-    let index = txn.open_table(BY_AFFILIATE)?;
+    codes_under(txn, BY_AFFILIATE, affiliate.0)
+}
+
+/// The codes an index of (owner, other) → code names under `owner`.
+fn codes_under(
+    txn: &redb::ReadTransaction,
+    index: TableDefinition<(u64, u64), &str>,
+    owner: u64,
+) -> StoreResult<Vec<TrackingCode>> {
+    let index = txn.open_table(index)?;
     let codes = txn.open_table(CODES)?;
     let mut out = Vec::new();
-    for row in index.range((affiliate.0, 0)..=(affiliate.0, u64::MAX))? {
-        let (_, code) = row?;
-        if let Some(found) = codes.get(code.value())? {
+    for row in index.range((owner, 0)..=(owner, u64::MAX))? {
+        if let Some(found) = codes.get(row?.1.value())? {
             out.push(dec(found.value())?);
         }
     }

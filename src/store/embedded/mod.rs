@@ -339,17 +339,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn codes_of_campaign(&self, campaign: CampaignId) -> StoreResult<Vec<TrackingCode>> {
-        self.read(move |txn| {
-            let (approvals, codes) = (txn.open_table(APPROVALS)?, txn.open_table(CODES)?);
-            let mut out = Vec::new();
-            for row in approvals.range((campaign.0, 0)..=(campaign.0, u64::MAX))? {
-                if let Some(found) = codes.get(row?.1.value())? {
-                    out.push(dec(found.value())?);
-                }
-            }
-            Ok(out)
-        })
-        .await
+        self.read(move |txn| listings::codes_of_campaign(txn, campaign)).await
     }
 
     async fn codes_of_affiliate(&self, affiliate: AffiliateId) -> StoreResult<Vec<TrackingCode>> {
